@@ -1,0 +1,121 @@
+"""The ``peakready`` command line.
+
+Each command is a thin wrapper: it parses options and calls the module that does the
+work, imported lazily so that ``peakready --help`` stays fast. User mistakes raise
+:class:`~peakready.errors.PeakreadyError` and are printed as one line each.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from peakready.errors import PeakreadyError
+from peakready.lab.cli import app as lab_app
+
+app = typer.Typer(
+    name="peakready",
+    help="Prove an e-commerce stack ready for its sales peak: plan, preview, lab, drill.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(lab_app, name="lab")
+
+err_console = Console(stderr=True)
+
+StackOption = typer.Option("dev", "--stack", "-s", help="stack name: stacks/Pulumi.<stack>.yaml")
+
+
+class Target(str, Enum):
+    lab = "lab"
+    aws = "aws"
+
+
+@app.command()
+def plan(stack: str = StackOption) -> None:
+    """Capacity needed at the forecast peak, per tier, and whether losing one AZ leaves enough."""
+    from peakready import planner
+
+    raise typer.Exit(planner.run(stack))
+
+
+@app.command()
+def preview(
+    stack: str = StackOption,
+    baseline: Path | None = typer.Option(
+        None, help="plan.json to diff against (e.g. the main branch's)"
+    ),
+    against: str | None = typer.Option(
+        None, help="git ref whose stack file and program give the baseline"
+    ),
+    out: Path | None = typer.Option(None, help="write the deterministic plan here"),
+) -> None:
+    """Run the Pulumi program offline under mocks: plan, Markdown diff, policy verdicts."""
+    from peakready import preview as preview_mod
+
+    if baseline is not None and against is not None:
+        raise PeakreadyError("--baseline and --against: give one, not both")
+    raise typer.Exit(preview_mod.run(stack, baseline=baseline, against=against, out=out))
+
+
+@app.command()
+def drill(
+    target: Target = typer.Option(Target.lab, help="where the drill runs"),
+    stack: str = StackOption,
+    scenario: list[str] | None = typer.Option(
+        None, "--scenario", help="scenario to run (repeatable); default: all"
+    ),
+    report_dir: Path = typer.Option(Path("reports/latest"), help="where the report is written"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="run probes only, inject no fault"),
+    allow_protected: bool = typer.Option(
+        False, "--allow-protected", help="allow destructive drills on a protected stack"
+    ),
+) -> None:
+    """Run chaos and backup drills with load flowing; write summary.json, HTML and timelines."""
+    from peakready import drill as drill_mod
+
+    raise typer.Exit(
+        drill_mod.run(
+            target=target.value,
+            stack=stack,
+            scenarios=scenario or None,
+            report_dir=report_dir,
+            dry_run=dry_run,
+            allow_protected=allow_protected,
+        )
+    )
+
+
+def main() -> None:
+    """Entry point: run the app, turning user errors into one-line messages."""
+    try:
+        code = app(standalone_mode=False)
+    except PeakreadyError as exc:
+        for line in exc.lines:
+            err_console.print(f"peakready: error: {line}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("peakready: aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err_console.print("peakready: interrupted")
+        sys.exit(130)
+    except Exception as exc:
+        # Usage errors (bad option, missing argument) arrive here in non-standalone mode;
+        # Typer vendors click, so recognise them by their interface.
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,530 @@
+"""The one topology model: everything a stack declares under the ``peakready:`` namespace.
+
+The same :class:`Topology` is built inside the Pulumi program (from ``pulumi.Config``)
+and outside it (straight from ``stacks/Pulumi.<stack>.yaml``) through
+:func:`Topology.from_config`, so the AWS program, the lab and the offline checks can
+never disagree about a stack's shape.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from datetime import datetime, timedelta
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from peakready.errors import ConfigError
+
+NAMESPACE = "peakready"
+
+#: The scenarios of DESIGN §6, in the order a drill runs them.
+SCENARIOS: tuple[str, ...] = (
+    "app-instance-loss",
+    "az-power-loss",
+    "db-primary-loss",
+    "cache-primary-loss",
+    "search-node-loss",
+    "degraded-dependencies",
+    "backup-restore",
+)
+
+#: Repository root (the folder holding ``Pulumi.yaml`` and ``stacks/``).
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def stacks_dir() -> Path:
+    """Where stack files live; ``PEAKREADY_STACKS_DIR`` overrides it (tests, other repos)."""
+    return Path(os.environ.get("PEAKREADY_STACKS_DIR", REPO_ROOT / "stacks"))
+
+
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegInt = Annotated[int, Field(ge=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+# --------------------------------------------------------------------------- time windows
+
+
+class TimeWindow(_Model):
+    """A span of wall-clock time in a named time zone (``start`` < ``end``)."""
+
+    start: datetime = Field(description="ISO 8601 local time, e.g. 2026-11-27T00:00")
+    end: datetime = Field(description="ISO 8601 local time; must be after start")
+    timezone: str = Field(default="UTC", description="IANA time zone, e.g. Asia/Shanghai")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"got {value!r}, expected an IANA time zone name such as Europe/Berlin"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TimeWindow:
+        if self.end_utc <= self.start_utc:
+            raise ValueError(f"end {self.end.isoformat()} must be after start {self.start.isoformat()}")
+        return self
+
+    def _aware(self, moment: datetime) -> datetime:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=ZoneInfo(self.timezone))
+        return moment.astimezone(ZoneInfo("UTC"))
+
+    @property
+    def start_utc(self) -> datetime:
+        return self._aware(self.start)
+
+    @property
+    def end_utc(self) -> datetime:
+        return self._aware(self.end)
+
+    def contains(self, moment: datetime) -> bool:
+        """Whether an aware ``moment`` falls inside the window."""
+        return self.start_utc <= moment < self.end_utc
+
+
+class PeakWindow(TimeWindow):
+    """A known sales peak: its forecast and the app capacity scheduled for it."""
+
+    name: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    requests_per_s: PositiveFloat = Field(description="forecast requests/s during the window")
+    orders_per_s: PositiveFloat | None = Field(
+        default=None, description="forecast orders/s during the window (default: the stack forecast)"
+    )
+    app_min_capacity: PositiveInt | None = Field(
+        default=None,
+        description="app instances scheduled as the minimum during the window (pre-warm)",
+    )
+    prewarm_minutes: NonNegInt = Field(
+        default=60, description="how long before start the minimum is raised"
+    )
+
+    @property
+    def prewarm_utc(self) -> datetime:
+        return self.start_utc - timedelta(minutes=self.prewarm_minutes)
+
+
+class FreezeWindow(TimeWindow):
+    """A change freeze: destructive drills are refused inside it."""
+
+    reason: str = "peak freeze"
+
+
+# --------------------------------------------------------------------------- tiers
+
+
+class Forecast(_Model):
+    requests_per_s: PositiveFloat = Field(description="peak requests/s at the load balancer")
+    orders_per_s: PositiveFloat = Field(description="peak orders/s (writes on the primary)")
+    headroom: Annotated[float, Field(ge=0, le=10)] = Field(
+        default=0.3, description="extra capacity over the forecast, as a fraction (0.3 = 30 %)"
+    )
+    search_share: Fraction = Field(default=0.2, description="fraction of requests that are searches")
+    db_read_share: Fraction = Field(
+        default=0.1, description="fraction of requests whose reads reach the database (cache misses)"
+    )
+
+
+class Network(_Model):
+    cidr: str = Field(default="10.40.0.0/16", pattern=r"^\d+\.\d+\.\d+\.\d+/(1[6-9]|2[0-4])$")
+    single_nat_gateway: bool = Field(
+        default=False, description="one NAT gateway for all AZs (cheaper; dev only)"
+    )
+    flow_logs_retention_days: PositiveInt = 30
+
+
+class LoadBalancer(_Model):
+    certificate_arn: str | None = Field(
+        default=None, description="ACM certificate; HTTPS listener with HTTP redirect when set"
+    )
+    health_check_path: str = Field(default="/readyz", pattern=r"^/")
+    health_check_interval_s: Annotated[int, Field(ge=5, le=300)] = 5
+    deregistration_delay_s: Annotated[int, Field(ge=0, le=3600)] = 10
+    idle_timeout_s: Annotated[int, Field(ge=1, le=4000)] = 60
+
+
+class App(_Model):
+    instance_type: str = Field(default="t3.small", min_length=1)
+    requests_per_instance: PositiveFloat | None = Field(
+        default=None,
+        description="requests/s one instance serves within the latency objective "
+        "(default: the figure measured by `make bench`)",
+    )
+    min_size: NonNegInt = 2
+    max_size: PositiveInt = 6
+    desired_size: NonNegInt | None = None
+    target_requests_per_target: PositiveInt = Field(
+        default=500, description="target tracking: ALB requests per target per minute"
+    )
+    ami: str | None = Field(default=None, description="AMI id; default: latest Debian 12")
+    user_data: str | None = Field(
+        default=None, description="user data replacing the storefront install script"
+    )
+
+    @model_validator(mode="after")
+    def _sizes(self) -> App:
+        if self.min_size > self.max_size:
+            raise ValueError(f"min_size {self.min_size} must not exceed max_size {self.max_size}")
+        if self.desired_size is not None and not (
+            self.min_size <= self.desired_size <= self.max_size
+        ):
+            raise ValueError(f"desired_size {self.desired_size} must lie in [min_size, max_size]")
+        return self
+
+
+class DatabaseDeployment(str, Enum):
+    MULTI_AZ_INSTANCE = "multi-az-instance"
+    MULTI_AZ_CLUSTER = "multi-az-cluster"
+
+
+class Database(_Model):
+    engine_version: str = Field(default="15", pattern=r"^\d+(\.\d+)?$")
+    instance_class: str = Field(default="db.t4g.medium", pattern=r"^db\.")
+    deployment: DatabaseDeployment = DatabaseDeployment.MULTI_AZ_INSTANCE
+    replicas: NonNegInt = Field(default=1, description="read replicas, placed in the other AZs")
+    storage_gb: Annotated[int, Field(ge=20, le=65536)] = 50
+    backup_retention_days: Annotated[int, Field(ge=1, le=35)] = 7
+    primary_orders_per_s: PositiveFloat = Field(
+        default=800, description="orders/s the primary commits within the latency objective"
+    )
+    replica_reads_per_s: PositiveFloat = Field(
+        default=2000, description="reads/s one replica (or the standby cluster reader) serves"
+    )
+
+
+class Cache(_Model):
+    node_type: str = Field(default="cache.t4g.small", pattern=r"^cache\.")
+    replicas: NonNegInt = Field(default=2, description="replicas per shard, spread over the AZs")
+    snapshot_retention_days: Annotated[int, Field(ge=0, le=35)] = 1
+    node_ops_per_s: PositiveFloat = Field(default=20000, description="reads/s one node serves")
+
+
+class Search(_Model):
+    instance_type: str = Field(default="t3.small.search", pattern=r"\.search$")
+    instance_count: PositiveInt = 3
+    dedicated_master_type: str | None = Field(default="t3.small.search", pattern=r"\.search$")
+    dedicated_master_count: Literal[0, 3, 5] = 3
+    volume_gb: Annotated[int, Field(ge=10, le=3072)] = 20
+    node_queries_per_s: PositiveFloat = Field(default=200, description="searches/s one node serves")
+
+
+class Backup(_Model):
+    full_schedule: str = Field(
+        default="cron(0 3 ? * SUN *)", description="full backups (AWS cron); lab: pgBackRest full"
+    )
+    incremental_schedule: str = Field(
+        default="cron(0 3 ? * MON-SAT *)", description="daily backups between fulls"
+    )
+    retention_days: Annotated[int, Field(ge=1, le=3650)] = 35
+    copy_region: str | None = Field(
+        default=None, description="second region for the off-site copy (3-2-1)"
+    )
+
+
+class Alarms(_Model):
+    email: str | None = Field(default=None, description="SNS e-mail subscription for alarms")
+    replica_lag_s: PositiveFloat = 30
+    cpu_percent: Annotated[float, Field(gt=0, le=100)] = 80
+    free_storage_gb: PositiveFloat = 5
+
+
+class Objective(_Model):
+    rto_s: PositiveFloat = Field(description="recovery time objective, seconds")
+    rpo_s: Annotated[float, Field(ge=0)] = Field(default=0, description="recovery point objective, seconds")
+    max_failed_requests: NonNegInt | None = Field(
+        default=None, description="failed requests tolerated during the scenario"
+    )
+
+
+def _default_policy() -> dict[str, Objective]:
+    return {
+        "app-instance-loss": Objective(rto_s=10, rpo_s=0, max_failed_requests=0),
+        "az-power-loss": Objective(rto_s=30, rpo_s=0),
+        "db-primary-loss": Objective(rto_s=25, rpo_s=0),
+        "cache-primary-loss": Objective(rto_s=5, rpo_s=0),
+        "search-node-loss": Objective(rto_s=5, rpo_s=0),
+        "degraded-dependencies": Objective(rto_s=5, rpo_s=0),
+        "backup-restore": Objective(rto_s=600, rpo_s=300),
+    }
+
+
+class Lab(_Model):
+    """Settings of the local lab (DESIGN §5). Binaries fall back to PATH."""
+
+    port_base: Annotated[int, Field(ge=1024, le=32000)] = Field(
+        default=20000, description="first port of the lab's block (ports stay below 32768)"
+    )
+    app_instances: Annotated[int, Field(ge=1, le=12)] = 3
+    binaries: dict[
+        Literal[
+            "patroni",
+            "postgres",
+            "etcd",
+            "redis-server",
+            "redis-sentinel",
+            "haproxy",
+            "searchd",
+            "pgbackrest",
+        ],
+        str,
+    ] = Field(default_factory=dict, description="override a server binary by path")
+    products: Annotated[int, Field(ge=1, le=100000)] = Field(
+        default=200, description="products in the seed catalog"
+    )
+    initial_stock: NonNegInt = 100000
+
+
+# --------------------------------------------------------------------------- the topology
+
+_FIELD_KEYS = (
+    "region",
+    "availability_zones",
+    "protected",
+    "forecast",
+    "peak_windows",
+    "freeze_windows",
+    "network",
+    "load_balancer",
+    "app",
+    "database",
+    "cache",
+    "search",
+    "backup",
+    "alarms",
+    "resiliency",
+    "lab",
+)
+
+
+class Topology(_Model):
+    """A stack's whole shape. Build with :meth:`load` or :meth:`from_config`."""
+
+    stack: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+    availability_zones: int | list[str] = Field(
+        default=3, description="how many AZs (2–6), or their names"
+    )
+    protected: bool = False
+    forecast: Forecast
+    peak_windows: list[PeakWindow] = Field(default_factory=list)
+    freeze_windows: list[FreezeWindow] = Field(default_factory=list)
+    network: Network = Field(default_factory=Network)
+    load_balancer: LoadBalancer = Field(default_factory=LoadBalancer)
+    app: App = Field(default_factory=App)
+    database: Database = Field(default_factory=Database)
+    cache: Cache = Field(default_factory=Cache)
+    search: Search = Field(default_factory=Search)
+    backup: Backup = Field(default_factory=Backup)
+    alarms: Alarms = Field(default_factory=Alarms)
+    resiliency: dict[
+        Literal[
+            "app-instance-loss",
+            "az-power-loss",
+            "db-primary-loss",
+            "cache-primary-loss",
+            "search-node-loss",
+            "degraded-dependencies",
+            "backup-restore",
+        ],
+        Objective,
+    ] = Field(default_factory=dict, description="RTO/RPO per scenario (DESIGN §6)")
+    lab: Lab = Field(default_factory=Lab)
+
+    @field_validator("availability_zones", mode="before")
+    @classmethod
+    def _az_count_or_names(cls, value: Any) -> int | list[str]:
+        expected = "expected a count from 2 to 6, or a list of 2 to 6 distinct AZ names"
+        if isinstance(value, str) and value.isdigit():
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            if not 2 <= value <= 6:
+                raise ValueError(f"got {value}, {expected}")
+            return value
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            if not 2 <= len(value) <= 6 or len(set(value)) != len(value):
+                raise ValueError(f"got {len(value)} names {value}, {expected}")
+            for name in value:
+                if not re.fullmatch(r"[a-z]{2}(-gov)?-[a-z]+-\d[a-z]", name):
+                    raise ValueError(f"got {name!r}, expected an AZ name such as eu-central-1a")
+            return value
+        raise ValueError(f"got {value!r}, {expected}")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Topology:
+        if isinstance(self.availability_zones, list):
+            for az in self.availability_zones:
+                if not az.startswith(self.region):
+                    raise ValueError(
+                        f"{NAMESPACE}:availability_zones: {az} is not in region {self.region}"
+                    )
+        names = [w.name for w in self.peak_windows]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{NAMESPACE}:peak_windows: names must be distinct, got {names}")
+        for window in self.peak_windows:
+            if window.app_min_capacity and window.app_min_capacity > self.app.max_size:
+                raise ValueError(
+                    f"{NAMESPACE}:peak_windows: {window.name}: app_min_capacity {window.app_min_capacity} "
+                    f"exceeds app.max_size {self.app.max_size}"
+                )
+        return self
+
+    # ----------------------------------------------------------------- derived facts
+
+    @property
+    def az_names(self) -> list[str]:
+        """AZ names in use: given, or the region's first N (``eu-central-1a`` …)."""
+        if isinstance(self.availability_zones, list):
+            return list(self.availability_zones)
+        return [f"{self.region}{chr(ord('a') + i)}" for i in range(self.availability_zones)]
+
+    @property
+    def az_count(self) -> int:
+        return len(self.az_names)
+
+    def objective(self, scenario: str) -> Objective:
+        """The resiliency objective for ``scenario``: the stack's, else the default."""
+        if scenario not in SCENARIOS:
+            raise KeyError(scenario)
+        return self.resiliency.get(scenario) or _default_policy()[scenario]  # type: ignore[call-overload]
+
+    def freeze_at(self, moment: datetime) -> FreezeWindow | None:
+        """The freeze window covering ``moment`` (aware), if any."""
+        return next((w for w in self.freeze_windows if w.contains(moment)), None)
+
+    # ----------------------------------------------------------------- loading
+
+    @classmethod
+    def from_config(cls, stack: str, config: dict[str, Any], source: str) -> Topology:
+        """Build from the ``peakready:`` keys of a stack's config.
+
+        ``config`` maps keys with or without the ``peakready:`` prefix to values;
+        keys of other namespaces (``aws:region``) are ignored. ``source`` names the
+        file or origin in error lines.
+        """
+        raw: dict[str, Any] = {"stack": stack}
+        unknown: list[str] = []
+        for key, value in config.items():
+            namespace, _, name = key.rpartition(":")
+            if namespace and namespace != NAMESPACE:
+                continue
+            if name not in _FIELD_KEYS:
+                unknown.append(name)
+                continue
+            raw[name] = value
+        lines = [
+            f"{source}: {NAMESPACE}:{name}: unknown key, expected one of: {', '.join(_FIELD_KEYS)}"
+            for name in unknown
+        ]
+        try:
+            topology = cls.model_validate(raw)
+        except ValidationError as exc:
+            lines.extend(_error_lines(exc, source))
+            raise ConfigError(*lines) from None
+        if lines:
+            raise ConfigError(*lines)
+        return topology
+
+    @classmethod
+    def from_stack_file(cls, path: Path) -> Topology:
+        """Load ``stacks/Pulumi.<stack>.yaml`` without the Pulumi engine."""
+        name = path.name
+        if not (name.startswith("Pulumi.") and name.endswith((".yaml", ".yml"))):
+            raise ConfigError(f"{path}: expected a stack file named Pulumi.<stack>.yaml")
+        stack = name[len("Pulumi.") :].rsplit(".", 1)[0]
+        try:
+            document = yaml.safe_load(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such stack file") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"{path}:{where} not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        if not isinstance(document, dict) or not isinstance(document.get("config", {}), dict):
+            raise ConfigError(f"{path}: expected a mapping with a 'config:' mapping")
+        return cls.from_config(stack, document.get("config") or {}, str(path))
+
+    @classmethod
+    def load(cls, stack: str) -> Topology:
+        """Load a stack by name from :func:`stacks_dir`."""
+        if not stack or "/" in stack:
+            raise ConfigError(f"stack name {stack!r}: expected a name such as dev, staging or prod")
+        path = stacks_dir() / f"Pulumi.{stack}.yaml"
+        if not path.exists():
+            known = sorted(p.name[7:-5] for p in stacks_dir().glob("Pulumi.*.yaml"))
+            raise ConfigError(
+                f"unknown stack {stack!r}: no {path}; known stacks: {', '.join(known) or 'none'}"
+            )
+        return cls.from_stack_file(path)
+
+    @classmethod
+    def from_pulumi_config(cls) -> Topology:
+        """Inside the Pulumi program: the same model, from the engine's config."""
+        import pulumi
+        from pulumi.runtime.config import get_config_env
+
+        config: dict[str, Any] = {}
+        for key, value in get_config_env().items():
+            try:
+                config[key] = json.loads(value)
+            except (TypeError, ValueError):
+                config[key] = value
+        return cls.from_config(pulumi.get_stack(), config, f"stack {pulumi.get_stack()}")
+
+
+def _error_lines(exc: ValidationError, source: str) -> list[str]:
+    lines = []
+    for error in exc.errors(include_url=False):
+        path = NAMESPACE + ":"
+        for part in error["loc"]:
+            if isinstance(part, int):
+                path += f"[{part}]"
+            elif part != "[key]":
+                path += ("" if path.endswith(":") else ".") + str(part)
+        expected = error["msg"]
+        for prefix in ("Value error, ", "Input should be ", "Assertion failed, "):
+            expected = expected.removeprefix(prefix)
+        if error["type"] == "extra_forbidden":
+            lines.append(f"{source}: {path}: unknown key")
+            continue
+        if error["type"] == "missing":
+            lines.append(f"{source}: {path}: missing, expected a value")
+            continue
+        if error["type"] in ("value_error", "assertion_error"):
+            where = "" if path.endswith(":") else f" {path}:"
+            lines.append(f"{source}:{where} {expected}")
+            continue
+        value = error.get("input")
+        shown = json.dumps(value, default=str) if not isinstance(value, dict) else "{…}"
+        if len(shown) > 60:
+            shown = shown[:57] + "…"
+        lines.append(f"{source}: {path}: got {shown}, expected {expected}")
+    return list(dict.fromkeys(lines))
+
+
+def ceil_div(numerator: float, denominator: float) -> int:
+    """Smallest integer ≥ numerator / denominator (for instance counts)."""
+    return math.ceil(numerator / denominator - 1e-9)
