@@ -97,7 +97,9 @@ def main() -> None:
         code = app(standalone_mode=False)
     except PeakreadyError as exc:
         for line in exc.lines:
-            err_console.print(f"peakready: error: {line}", markup=False, highlight=False, soft_wrap=True)
+            err_console.print(
+                f"peakready: error: {line}", markup=False, highlight=False, soft_wrap=True
+            )
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -110,7 +112,9 @@ def main() -> None:
     except Exception as exc:
         # Usage errors (bad option, missing argument) arrive here in non-standalone mode;
         # Typer vendors click, so recognise them by their interface.
-        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
+        if callable(getattr(exc, "show", None)) and isinstance(
+            getattr(exc, "exit_code", None), int
+        ):
             exc.show()
             sys.exit(exc.exit_code)
         raise

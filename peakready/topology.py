@@ -86,7 +86,9 @@ class TimeWindow(_Model):
     @model_validator(mode="after")
     def _ordered(self) -> TimeWindow:
         if self.end_utc <= self.start_utc:
-            raise ValueError(f"end {self.end.isoformat()} must be after start {self.start.isoformat()}")
+            raise ValueError(
+                f"end {self.end.isoformat()} must be after start {self.start.isoformat()}"
+            )
         return self
 
     def _aware(self, moment: datetime) -> datetime:
@@ -113,7 +115,8 @@ class PeakWindow(TimeWindow):
     name: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9-]*$")
     requests_per_s: PositiveFloat = Field(description="forecast requests/s during the window")
     orders_per_s: PositiveFloat | None = Field(
-        default=None, description="forecast orders/s during the window (default: the stack forecast)"
+        default=None,
+        description="forecast orders/s during the window (default: the stack forecast)",
     )
     app_min_capacity: PositiveInt | None = Field(
         default=None,
@@ -143,9 +146,12 @@ class Forecast(_Model):
     headroom: Annotated[float, Field(ge=0, le=10)] = Field(
         default=0.3, description="extra capacity over the forecast, as a fraction (0.3 = 30 %)"
     )
-    search_share: Fraction = Field(default=0.2, description="fraction of requests that are searches")
+    search_share: Fraction = Field(
+        default=0.2, description="fraction of requests that are searches"
+    )
     db_read_share: Fraction = Field(
-        default=0.1, description="fraction of requests whose reads reach the database (cache misses)"
+        default=0.1,
+        description="fraction of requests whose reads reach the database (cache misses)",
     )
 
 
@@ -254,7 +260,9 @@ class Alarms(_Model):
 
 class Objective(_Model):
     rto_s: PositiveFloat = Field(description="recovery time objective, seconds")
-    rpo_s: Annotated[float, Field(ge=0)] = Field(default=0, description="recovery point objective, seconds")
+    rpo_s: Annotated[float, Field(ge=0)] = Field(
+        default=0, description="recovery point objective, seconds"
+    )
     max_failed_requests: NonNegInt | None = Field(
         default=None, description="failed requests tolerated during the scenario"
     )
@@ -462,7 +470,9 @@ class Topology(_Model):
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{path}:{where} not valid YAML: {getattr(exc, 'problem', exc)}") from None
+            raise ConfigError(
+                f"{path}:{where} not valid YAML: {getattr(exc, 'problem', exc)}"
+            ) from None
         if not isinstance(document, dict) or not isinstance(document.get("config", {}), dict):
             raise ConfigError(f"{path}: expected a mapping with a 'config:' mapping")
         return cls.from_config(stack, document.get("config") or {}, str(path))

@@ -4,4 +4,6 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(help="The local lab: the stack's shape from real servers on 127.0.0.1.", no_args_is_help=True)
+app = typer.Typer(
+    help="The local lab: the stack's shape from real servers on 127.0.0.1.", no_args_is_help=True
+)

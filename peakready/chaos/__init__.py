@@ -1,0 +1,1 @@
+"""Chaos Toolkit extension: target-neutral actions and probes per tier."""

@@ -1,0 +1,79 @@
+"""The interface both fault drivers (lab and AWS) implement.
+
+Chaos Toolkit activities in ``peakready.chaos.<tier>`` are target-neutral: they build
+the driver named by the configuration (``peakready_target``: ``lab`` or ``aws``,
+``peakready_stack``: the stack name) and call one of these methods. Every method
+returns JSON-serialisable data describing what it did or saw, and raises
+``chaoslib.exceptions.ActivityFailed`` when it cannot do it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class Driver(Protocol):
+    target: str  # "lab" or "aws"
+
+    def outputs(self) -> dict[str, Any]:
+        """The stack outputs of DESIGN §3."""
+        ...
+
+    # app tier ---------------------------------------------------------------
+    def app_instances(self) -> list[dict[str, Any]]:
+        """Instances of the app group: ``{"id", "az", "healthy": bool}`` each."""
+        ...
+
+    def app_group_at_desired(self) -> dict[str, Any]:
+        """``{"desired": n, "healthy": m, "ok": m >= n}``."""
+        ...
+
+    def kill_app_instance(self, az: str | None = None) -> dict[str, Any]:
+        """Kill one app instance (in ``az`` when given): ``{"id", "az"}``."""
+        ...
+
+    # a whole availability zone ------------------------------------------------
+    def power_off_az(self, az: str) -> dict[str, Any]:
+        """Every component in ``az`` stops at once (lab: cgroup freeze)."""
+        ...
+
+    def power_on_az(self, az: str) -> dict[str, Any]:
+        """Undo :meth:`power_off_az` (lab: thaw). Idempotent."""
+        ...
+
+    # database -----------------------------------------------------------------
+    def db_primary(self) -> dict[str, Any]:
+        """``{"id", "az"}`` of the current primary."""
+        ...
+
+    def fail_database_primary(self) -> dict[str, Any]:
+        """The primary node dies (lab: kill -9 Patroni and its postmaster)."""
+        ...
+
+    def stale_primary_rejects_writes(self, member_id: str) -> dict[str, Any]:
+        """After recovery: the old primary ``member_id`` does not accept writes."""
+        ...
+
+    # cache ------------------------------------------------------------------
+    def fail_cache_primary(self) -> dict[str, Any]:
+        """The Redis primary dies (lab: kill -9; AWS: TestFailover)."""
+        ...
+
+    def stop_cache(self) -> dict[str, Any]:
+        """The whole cache tier is unavailable (degraded-dependencies)."""
+        ...
+
+    # search -----------------------------------------------------------------
+    def kill_search_node(self, az: str | None = None) -> dict[str, Any]:
+        """One search node dies."""
+        ...
+
+    def stop_search(self) -> dict[str, Any]:
+        """The whole search tier is unavailable (degraded-dependencies)."""
+        ...
+
+    # rollback ----------------------------------------------------------------
+    def restore(self) -> dict[str, Any]:
+        """Bring every component back: thaw AZs, restart what was killed or stopped,
+        wait until healthy. Idempotent; safe after any fault and after Ctrl-C."""
+        ...
