@@ -8,7 +8,7 @@ work, imported lazily so that ``peakready --help`` stays fast. User mistakes rai
 from __future__ import annotations
 
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -31,7 +31,7 @@ err_console = Console(stderr=True)
 StackOption = typer.Option("dev", "--stack", "-s", help="stack name: stacks/Pulumi.<stack>.yaml")
 
 
-class Target(str, Enum):
+class Target(StrEnum):
     lab = "lab"
     aws = "aws"
 

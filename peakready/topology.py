@@ -13,7 +13,7 @@ import math
 import os
 import re
 from datetime import datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -202,7 +202,7 @@ class App(_Model):
         return self
 
 
-class DatabaseDeployment(str, Enum):
+class DatabaseDeployment(StrEnum):
     MULTI_AZ_INSTANCE = "multi-az-instance"
     MULTI_AZ_CLUSTER = "multi-az-cluster"
 
@@ -334,7 +334,7 @@ class Topology(_Model):
     stack: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
     availability_zones: int | list[str] = Field(
-        default=3, description="how many AZs (2–6), or their names"
+        default=3, description="how many AZs (2 to 6), or their names"
     )
     protected: bool = False
     forecast: Forecast
@@ -395,8 +395,8 @@ class Topology(_Model):
         for window in self.peak_windows:
             if window.app_min_capacity and window.app_min_capacity > self.app.max_size:
                 raise ValueError(
-                    f"{NAMESPACE}:peak_windows: {window.name}: app_min_capacity {window.app_min_capacity} "
-                    f"exceeds app.max_size {self.app.max_size}"
+                    f"{NAMESPACE}:peak_windows: {window.name}: app_min_capacity "
+                    f"{window.app_min_capacity} exceeds app.max_size {self.app.max_size}"
                 )
         return self
 
