@@ -112,7 +112,9 @@ class TimeWindow(_Model):
 class PeakWindow(TimeWindow):
     """A known sales peak: its forecast and the app capacity scheduled for it."""
 
-    name: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    name: str = Field(
+        min_length=1, pattern=r"^[a-z0-9][a-z0-9-]*$", description="window name, e.g. singles-day"
+    )
     requests_per_s: PositiveFloat = Field(description="forecast requests/s during the window")
     orders_per_s: PositiveFloat | None = Field(
         default=None,
@@ -134,13 +136,15 @@ class PeakWindow(TimeWindow):
 class FreezeWindow(TimeWindow):
     """A change freeze: destructive drills are refused inside it."""
 
-    reason: str = "peak freeze"
+    reason: str = Field(default="peak freeze", description="shown when a drill is refused")
 
 
 # --------------------------------------------------------------------------- tiers
 
 
 class Forecast(_Model):
+    """The forecast peak and how traffic splits over the tiers."""
+
     requests_per_s: PositiveFloat = Field(description="peak requests/s at the load balancer")
     orders_per_s: PositiveFloat = Field(description="peak orders/s (writes on the primary)")
     headroom: Annotated[float, Field(ge=0, le=10)] = Field(
@@ -156,33 +160,51 @@ class Forecast(_Model):
 
 
 class Network(_Model):
-    cidr: str = Field(default="10.40.0.0/16", pattern=r"^\d+\.\d+\.\d+\.\d+/(1[6-9]|2[0-4])$")
+    """VPC, subnets per AZ, NAT gateways, flow logs."""
+
+    cidr: str = Field(
+        default="10.40.0.0/16",
+        pattern=r"^\d+\.\d+\.\d+\.\d+/(1[6-9]|2[0-4])$",
+        description="VPC address range, /16 to /24",
+    )
     single_nat_gateway: bool = Field(
         default=False, description="one NAT gateway for all AZs (cheaper; dev only)"
     )
-    flow_logs_retention_days: PositiveInt = 30
+    flow_logs_retention_days: PositiveInt = Field(default=30, description="VPC flow log retention")
 
 
 class LoadBalancer(_Model):
+    """The public entry: an ALB in every AZ."""
+
     certificate_arn: str | None = Field(
         default=None, description="ACM certificate; HTTPS listener with HTTP redirect when set"
     )
-    health_check_path: str = Field(default="/readyz", pattern=r"^/")
-    health_check_interval_s: Annotated[int, Field(ge=5, le=300)] = 5
-    deregistration_delay_s: Annotated[int, Field(ge=0, le=3600)] = 10
-    idle_timeout_s: Annotated[int, Field(ge=1, le=4000)] = 60
+    health_check_path: str = Field(
+        default="/readyz", pattern=r"^/", description="target group health check (app readiness)"
+    )
+    health_check_interval_s: Annotated[int, Field(ge=5, le=300)] = Field(
+        default=5, description="seconds between health checks"
+    )
+    deregistration_delay_s: Annotated[int, Field(ge=0, le=3600)] = Field(
+        default=10, description="connection draining when a target leaves"
+    )
+    idle_timeout_s: Annotated[int, Field(ge=1, le=4000)] = Field(
+        default=60, description="ALB idle timeout"
+    )
 
 
 class App(_Model):
-    instance_type: str = Field(default="t3.small", min_length=1)
+    """The stateless storefront tier: an Auto Scaling group over every AZ."""
+
+    instance_type: str = Field(default="t3.small", min_length=1, description="EC2 instance type")
     requests_per_instance: PositiveFloat | None = Field(
         default=None,
         description="requests/s one instance serves within the latency objective "
         "(default: the figure measured by `make bench`)",
     )
-    min_size: NonNegInt = 2
-    max_size: PositiveInt = 6
-    desired_size: NonNegInt | None = None
+    min_size: NonNegInt = Field(default=2, description="Auto Scaling group minimum")
+    max_size: PositiveInt = Field(default=6, description="Auto Scaling group maximum")
+    desired_size: NonNegInt | None = Field(default=None, description="initial desired capacity")
     target_requests_per_target: PositiveInt = Field(
         default=500, description="target tracking: ALB requests per target per minute"
     )
@@ -208,12 +230,23 @@ class DatabaseDeployment(StrEnum):
 
 
 class Database(_Model):
-    engine_version: str = Field(default="15", pattern=r"^\d+(\.\d+)?$")
-    instance_class: str = Field(default="db.t4g.medium", pattern=r"^db\.")
-    deployment: DatabaseDeployment = DatabaseDeployment.MULTI_AZ_INSTANCE
+    """PostgreSQL: a Multi-AZ primary with read replicas, or a Multi-AZ DB cluster."""
+
+    engine_version: str = Field(
+        default="15", pattern=r"^\d+(\.\d+)?$", description="PostgreSQL major[.minor]"
+    )
+    instance_class: str = Field(default="db.t4g.medium", pattern=r"^db\.", description="RDS class")
+    deployment: DatabaseDeployment = Field(
+        default=DatabaseDeployment.MULTI_AZ_INSTANCE,
+        description="Multi-AZ instance (+ replicas) or Multi-AZ DB cluster",
+    )
     replicas: NonNegInt = Field(default=1, description="read replicas, placed in the other AZs")
-    storage_gb: Annotated[int, Field(ge=20, le=65536)] = 50
-    backup_retention_days: Annotated[int, Field(ge=1, le=35)] = 7
+    storage_gb: Annotated[int, Field(ge=20, le=65536)] = Field(
+        default=50, description="allocated storage (gp3)"
+    )
+    backup_retention_days: Annotated[int, Field(ge=1, le=35)] = Field(
+        default=7, description="automated backups and PITR window"
+    )
     primary_orders_per_s: PositiveFloat = Field(
         default=800, description="orders/s the primary commits within the latency objective"
     )
@@ -223,22 +256,38 @@ class Database(_Model):
 
 
 class Cache(_Model):
-    node_type: str = Field(default="cache.t4g.small", pattern=r"^cache\.")
+    """Redis: an ElastiCache replication group, Multi-AZ with automatic failover."""
+
+    node_type: str = Field(
+        default="cache.t4g.small", pattern=r"^cache\.", description="ElastiCache node type"
+    )
     replicas: NonNegInt = Field(default=2, description="replicas per shard, spread over the AZs")
-    snapshot_retention_days: Annotated[int, Field(ge=0, le=35)] = 1
+    snapshot_retention_days: Annotated[int, Field(ge=0, le=35)] = Field(
+        default=1, description="daily Redis snapshots kept"
+    )
     node_ops_per_s: PositiveFloat = Field(default=20000, description="reads/s one node serves")
 
 
 class Search(_Model):
-    instance_type: str = Field(default="t3.small.search", pattern=r"\.search$")
-    instance_count: PositiveInt = 3
-    dedicated_master_type: str | None = Field(default="t3.small.search", pattern=r"\.search$")
-    dedicated_master_count: Literal[0, 3, 5] = 3
-    volume_gb: Annotated[int, Field(ge=10, le=3072)] = 20
+    """OpenSearch with zone awareness and dedicated masters."""
+
+    instance_type: str = Field(
+        default="t3.small.search", pattern=r"\.search$", description="OpenSearch data node type"
+    )
+    instance_count: PositiveInt = Field(default=3, description="data nodes, spread over the AZs")
+    dedicated_master_type: str | None = Field(
+        default="t3.small.search", pattern=r"\.search$", description="dedicated master node type"
+    )
+    dedicated_master_count: Literal[0, 3, 5] = Field(default=3, description="dedicated masters")
+    volume_gb: Annotated[int, Field(ge=10, le=3072)] = Field(
+        default=20, description="EBS volume per data node"
+    )
     node_queries_per_s: PositiveFloat = Field(default=200, description="searches/s one node serves")
 
 
 class Backup(_Model):
+    """AWS Backup plan (lab: pgBackRest cadence) and the off-site copy."""
+
     full_schedule: str = Field(
         default="cron(0 3 ? * SUN *)", description="full backups (AWS cron); lab: pgBackRest full"
     )
@@ -252,13 +301,19 @@ class Backup(_Model):
 
 
 class Alarms(_Model):
+    """CloudWatch alarms that matter at peak, sent to an SNS topic."""
+
     email: str | None = Field(default=None, description="SNS e-mail subscription for alarms")
-    replica_lag_s: PositiveFloat = 30
-    cpu_percent: Annotated[float, Field(gt=0, le=100)] = 80
-    free_storage_gb: PositiveFloat = 5
+    replica_lag_s: PositiveFloat = Field(default=30, description="alarm above this replica lag")
+    cpu_percent: Annotated[float, Field(gt=0, le=100)] = Field(
+        default=80, description="alarm above this CPU use"
+    )
+    free_storage_gb: PositiveFloat = Field(default=5, description="alarm below this free storage")
 
 
 class Objective(_Model):
+    """A resiliency objective, like AWS Resilience Hub's policy."""
+
     rto_s: PositiveFloat = Field(description="recovery time objective, seconds")
     rpo_s: Annotated[float, Field(ge=0)] = Field(
         default=0, description="recovery point objective, seconds"
@@ -286,7 +341,9 @@ class Lab(_Model):
     port_base: Annotated[int, Field(ge=1024, le=32000)] = Field(
         default=20000, description="first port of the lab's block (ports stay below 32768)"
     )
-    app_instances: Annotated[int, Field(ge=1, le=12)] = 3
+    app_instances: Annotated[int, Field(ge=1, le=12)] = Field(
+        default=3, description="storefront instances kept running by the lab supervisor"
+    )
     binaries: dict[
         Literal[
             "patroni",
@@ -303,7 +360,7 @@ class Lab(_Model):
     products: Annotated[int, Field(ge=1, le=100000)] = Field(
         default=200, description="products in the seed catalog"
     )
-    initial_stock: NonNegInt = 100000
+    initial_stock: NonNegInt = Field(default=100000, description="stock of each seed product")
 
 
 # --------------------------------------------------------------------------- the topology
@@ -332,14 +389,20 @@ class Topology(_Model):
     """A stack's whole shape. Build with :meth:`load` or :meth:`from_config`."""
 
     stack: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
-    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$", description="AWS region")
     availability_zones: int | list[str] = Field(
         default=3, description="how many AZs (2 to 6), or their names"
     )
-    protected: bool = False
-    forecast: Forecast
-    peak_windows: list[PeakWindow] = Field(default_factory=list)
-    freeze_windows: list[FreezeWindow] = Field(default_factory=list)
+    protected: bool = Field(
+        default=False, description="refuse destructive drills unless --allow-protected"
+    )
+    forecast: Forecast = Field(description="the peak the stack must carry")
+    peak_windows: list[PeakWindow] = Field(
+        default_factory=list, description="known peaks: forecast and scheduled app capacity"
+    )
+    freeze_windows: list[FreezeWindow] = Field(
+        default_factory=list, description="change freezes: destructive drills are refused"
+    )
     network: Network = Field(default_factory=Network)
     load_balancer: LoadBalancer = Field(default_factory=LoadBalancer)
     app: App = Field(default_factory=App)
