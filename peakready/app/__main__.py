@@ -1,0 +1,38 @@
+"""``python -m peakready.app``: serve one storefront instance with uvicorn (1 worker)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import uvicorn
+
+from peakready.errors import PeakreadyError
+
+
+def main() -> int:
+    from peakready.app.main import create_app
+    from peakready.app.settings import load_settings
+
+    try:
+        settings = load_settings()
+    except PeakreadyError as exc:
+        for line in exc.lines:
+            print(f"peakready-app: error: {line}", file=sys.stderr)
+        return exc.exit_code
+    level = settings.log_level.upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=10,
+        lifespan="on",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

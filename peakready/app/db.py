@@ -1,0 +1,313 @@
+"""PostgreSQL access: the connection pools, migrations, the seed catalogue and the queries.
+
+Writes go through a pool on a multi-host ``target_session_attrs=read-write`` conninfo, so
+after a failover new connections find the new primary by themselves. Every connection is
+checked when it leaves the pool and one that turns out broken or read-only is closed, so
+the pool recovers without a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+log = logging.getLogger("peakready.app.db")
+
+# An arbitrary constant: every instance takes the same advisory lock around migrations.
+MIGRATION_LOCK_KEY = 0x5EA1_0001
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE IF NOT EXISTS products (
+            id integer PRIMARY KEY,
+            name text NOT NULL,
+            price numeric(10, 2) NOT NULL,
+            stock integer NOT NULL CHECK (stock >= 0),
+            initial_stock integer NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS orders (
+            id bigserial PRIMARY KEY,
+            idempotency_key text NOT NULL UNIQUE,
+            product_id integer NOT NULL REFERENCES products (id),
+            quantity integer NOT NULL CHECK (quantity > 0),
+            created_at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE INDEX IF NOT EXISTS orders_product_id ON orders (product_id);
+        """,
+    ),
+]
+
+COLOURS = ["red", "blue", "green", "black", "white", "yellow", "orange", "purple"]
+NOUNS = ["Widget", "Gadget", "Gizmo", "Sprocket", "Lamp", "Kettle", "Backpack", "Mug"]
+
+
+class DatabaseUnavailable(Exception):
+    """No primary can serve right now (down, failing over, read-only): answer 503, retry later."""
+
+
+class UnknownProduct(Exception):
+    """The order names a product that does not exist."""
+
+
+class OutOfStock(Exception):
+    """Not enough stock left for the order."""
+
+
+class KeyReused(Exception):
+    """The idempotency key belongs to an order for another product or quantity."""
+
+
+@dataclass(frozen=True)
+class OrderResult:
+    order: dict[str, Any]
+    created: bool
+    stock_left: int | None
+
+
+def seed_name(product_id: int) -> str:
+    """Deterministic product name, e.g. ``Widget 17 red``, so searches can find it."""
+    noun = NOUNS[(product_id - 1) % len(NOUNS)]
+    colour = COLOURS[(product_id - 1) // len(NOUNS) % len(COLOURS)]
+    return f"{noun} {product_id} {colour}"
+
+
+def seed_price(product_id: int) -> Decimal:
+    return Decimal(499 + (product_id * 7919) % 9500) / 100
+
+
+def make_pool(
+    conninfo: str, password: str | None, min_size: int, max_size: int, timeout_s: float, name: str
+) -> ConnectionPool:
+    """A pool that checks each connection on checkout; not opened yet."""
+    kwargs: dict[str, Any] = {"autocommit": False}
+    if password is not None:
+        kwargs["password"] = password
+    return ConnectionPool(
+        conninfo,
+        kwargs=kwargs,
+        min_size=min_size,
+        max_size=max_size,
+        timeout=timeout_s,
+        open=False,
+        check=ConnectionPool.check_connection,
+        reconnect_timeout=3600,
+        name=name,
+    )
+
+
+def migrate(
+    conninfo: str, password: str | None, seed_products: int, initial_stock: int, timeout_s: float
+) -> None:
+    """Apply the migrations and seed an empty catalogue, under an advisory lock.
+
+    Several instances may start at once: the lock serialises them and every step is
+    idempotent. Retries until ``timeout_s`` while the database is not reachable yet.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            _migrate_once(conninfo, password, seed_products, initial_stock)
+            return
+        except (psycopg.OperationalError, pg_errors.ReadOnlySqlTransaction) as exc:
+            if time.monotonic() > deadline:
+                raise DatabaseUnavailable(f"migrations: database unavailable: {exc}") from exc
+            log.warning("migrations: database not ready (%s); retrying", exc)
+            time.sleep(0.5)
+
+
+def _migrate_once(conninfo: str, password: str | None, seed_products: int, stock: int) -> None:
+    kwargs: dict[str, Any] = {"autocommit": True}
+    if password is not None:
+        kwargs["password"] = password
+    with psycopg.connect(conninfo, **kwargs) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+            current = row[0] if row else 0
+            for version, sql in MIGRATIONS:
+                if version <= current:
+                    continue
+                with conn.transaction():
+                    conn.execute(sql)  # type: ignore[arg-type]  # trusted constant
+                    conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+                log.info("migrations: applied version %d", version)
+            with conn.transaction():
+                empty = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM products)").fetchone()
+                if empty and empty[0] and seed_products > 0:
+                    with conn.cursor() as cur:
+                        cur.executemany(
+                            "INSERT INTO products (id, name, price, stock, initial_stock)"
+                            " VALUES (%s, %s, %s, %s, %s)",
+                            [
+                                (i, seed_name(i), seed_price(i), stock, stock)
+                                for i in range(1, seed_products + 1)
+                            ],
+                        )
+                    log.info("seeded %d products with %d each", seed_products, stock)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+
+
+PRODUCT_COLUMNS = "id, name, price, stock"
+ORDER_COLUMNS = "id, product_id, quantity, created_at"
+
+
+class Store:
+    """Queries of the storefront, over a write pool and an optional read pool."""
+
+    def __init__(self, write_pool: ConnectionPool, read_pool: ConnectionPool | None) -> None:
+        self.write_pool = write_pool
+        self.read_pool = read_pool or write_pool
+
+    # reads
+
+    def list_products(self) -> list[dict[str, Any]]:
+        return self._read(f"SELECT {PRODUCT_COLUMNS} FROM products ORDER BY id", ())
+
+    def get_product(self, product_id: int) -> dict[str, Any] | None:
+        rows = self._read(f"SELECT {PRODUCT_COLUMNS} FROM products WHERE id = %s", (product_id,))
+        return rows[0] if rows else None
+
+    def products_by_ids(self, ids: list[int]) -> list[dict[str, Any]]:
+        rows = self._read(f"SELECT {PRODUCT_COLUMNS} FROM products WHERE id = ANY(%s)", (ids,))
+        by_id = {row["id"]: row for row in rows}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def get_order(self, order_id: int) -> dict[str, Any] | None:
+        """From the primary: an acknowledged order is always visible (read-your-writes)."""
+        rows = self._run(
+            self.write_pool, f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = %s", (order_id,)
+        )
+        return rows[0] if rows else None
+
+    def ping(self, timeout_s: float) -> None:
+        """One round trip to a read-write primary through the pool, or DatabaseUnavailable."""
+        try:
+            with self.write_pool.connection(timeout=timeout_s) as conn:
+                row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+                if row and row[0]:
+                    conn.close()
+                    raise DatabaseUnavailable("connected server is a standby")
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise DatabaseUnavailable(str(exc)) from exc
+
+    # writes
+
+    def place_order(self, key: str, product_id: int, quantity: int) -> OrderResult:
+        """Create the order for ``key`` and take its stock, in one transaction; or replay it."""
+        try:
+            with self.write_pool.connection() as conn:
+                try:
+                    return _place_order(conn, key, product_id, quantity)
+                except pg_errors.ReadOnlySqlTransaction as exc:
+                    conn.close()  # a standby (mid-failover): never hand it out again
+                    raise DatabaseUnavailable(f"database is read-only: {exc}") from exc
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise DatabaseUnavailable(str(exc)) from exc
+
+    def audit(self, keys: list[str]) -> dict[str, Any]:
+        """Orders per idempotency key and, per product, stock and units sold (from the primary)."""
+        try:
+            with (
+                self.write_pool.connection() as conn,
+                conn.transaction(),
+                conn.cursor(row_factory=dict_row) as cur,
+            ):
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                cur.execute(
+                    f"SELECT idempotency_key, {ORDER_COLUMNS} FROM orders"
+                    " WHERE idempotency_key = ANY(%s)",
+                    (keys,),
+                )
+                found = cur.fetchall()
+                cur.execute(
+                    "SELECT p.id, p.stock, p.initial_stock,"
+                    " coalesce(sum(o.quantity), 0)::bigint AS sold"
+                    " FROM products p LEFT JOIN orders o ON o.product_id = p.id"
+                    " GROUP BY p.id ORDER BY p.id"
+                )
+                products = cur.fetchall()
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise DatabaseUnavailable(str(exc)) from exc
+        orders: dict[str, Any] = dict.fromkeys(keys)
+        per_key = dict.fromkeys(keys, 0)
+        for row in found:
+            key = row.pop("idempotency_key")
+            row.pop("created_at")
+            orders[key] = row
+            per_key[key] += 1
+        return {"orders": orders, "orders_per_key": per_key, "products": products}
+
+    # private
+
+    def _read(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        return self._run(self.read_pool, sql, params)
+
+    def _run(self, pool: ConnectionPool, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        try:
+            with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+                cur.execute(sql, params)  # type: ignore[arg-type]  # built from constants
+                return cur.fetchall()
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise DatabaseUnavailable(str(exc)) from exc
+
+
+def _place_order(
+    conn: psycopg.Connection[Any], key: str, product_id: int, quantity: int
+) -> OrderResult:
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        try:
+            cur.execute(
+                "INSERT INTO orders (idempotency_key, product_id, quantity)"
+                " VALUES (%s, %s, %s) ON CONFLICT (idempotency_key) DO NOTHING"
+                f" RETURNING {ORDER_COLUMNS}",
+                (key, product_id, quantity),
+            )
+        except pg_errors.ForeignKeyViolation as exc:
+            raise UnknownProduct(product_id) from exc
+        inserted = cur.fetchone()
+        if inserted is None:
+            # Another request with this key committed first (or earlier): replay its order.
+            cur.execute(f"SELECT {ORDER_COLUMNS} FROM orders WHERE idempotency_key = %s", (key,))
+            existing = cur.fetchone()
+            if existing is None:  # cannot happen under READ COMMITTED; be explicit anyway
+                raise DatabaseUnavailable("idempotency key conflict without a visible order")
+            if existing["product_id"] != product_id or existing["quantity"] != quantity:
+                raise KeyReused(key)
+            return OrderResult(existing, created=False, stock_left=None)
+        cur.execute(
+            "UPDATE products SET stock = stock - %s WHERE id = %s AND stock >= %s RETURNING stock",
+            (quantity, product_id, quantity),
+        )
+        updated = cur.fetchone()
+        if updated is None:
+            raise OutOfStock(product_id)  # rolls the insert back with the transaction
+        return OrderResult(inserted, created=True, stock_left=updated["stock"])
+
+
+def to_json(row: dict[str, Any]) -> dict[str, Any]:
+    """JSON-ready copy of a row: numeric as a number, timestamps as ISO 8601 strings."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, Decimal):
+            out[key] = float(value)
+        elif isinstance(value, datetime):
+            out[key] = value.isoformat()
+        else:
+            out[key] = value
+    return out

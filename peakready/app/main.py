@@ -1,0 +1,273 @@
+"""The storefront HTTP app (DESIGN §4): orders, products, search, health and metrics."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Header, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
+
+from peakready.app import db
+from peakready.app.cache import Cache, make_client
+from peakready.app.guard import BoundedRunner, DependencyDown, DependencyGuard
+from peakready.app.metrics import Metrics
+from peakready.app.search import NoSearch, OpenSearchSearch, SearchBackend, SphinxSearch
+from peakready.app.settings import AppSettings
+
+log = logging.getLogger("peakready.app")
+
+RETRY_AFTER_S = "1"
+
+
+class OrderIn(BaseModel):
+    product_id: int = Field(ge=1)
+    quantity: int = Field(ge=1, le=1000)
+
+
+class AuditIn(BaseModel):
+    idempotency_keys: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        max_length=100_000
+    )
+
+
+class Storefront:
+    """The live dependencies of one instance."""
+
+    def __init__(self, settings: AppSettings) -> None:
+        self.settings = settings
+        password = settings.db_password.get_secret_value() if settings.db_password else None
+        self.write_pool = db.make_pool(
+            settings.db_dsn,
+            password,
+            settings.db_pool_min,
+            settings.db_pool_max,
+            settings.db_pool_timeout_s,
+            "write",
+        )
+        self.read_pool = (
+            db.make_pool(
+                settings.db_read_dsn,
+                password,
+                settings.db_pool_min,
+                settings.db_pool_max,
+                settings.db_pool_timeout_s,
+                "read",
+            )
+            if settings.db_read_dsn
+            else None
+        )
+        self.store = db.Store(self.write_pool, self.read_pool)
+        self.runner = BoundedRunner()
+        timeout, backoff = settings.dependency_timeout_s, settings.dependency_backoff_s
+        self.cache_guard = DependencyGuard("cache", timeout, backoff)
+        self.search_guard = DependencyGuard("search", timeout, backoff)
+        self.cache = Cache(
+            make_client(settings), self.cache_guard, self.runner, settings.cache_ttl_s
+        )
+        self.search: SearchBackend = _make_search(settings, self.runner, self.search_guard)
+        self.metrics = Metrics(settings.az, settings.instance_id)
+        self.db_degraded = False
+
+    def open(self) -> None:
+        if self.settings.migrate:
+            password = (
+                self.settings.db_password.get_secret_value() if self.settings.db_password else None
+            )
+            db.migrate(
+                self.settings.db_dsn,
+                password,
+                self.settings.seed_products,
+                self.settings.initial_stock,
+                self.settings.migrate_timeout_s,
+            )
+        self.write_pool.open(wait=False)
+        if self.read_pool is not None:
+            self.read_pool.open(wait=False)
+
+    def close(self) -> None:
+        self.runner.shutdown()
+        self.write_pool.close()
+        if self.read_pool is not None:
+            self.read_pool.close()
+
+    def update_gauges(self) -> None:
+        self.metrics.degraded.labels("database").set(int(self.db_degraded))
+        self.metrics.degraded.labels("cache").set(
+            int(self.cache.enabled and self.cache_guard.degraded)
+        )
+        self.metrics.degraded.labels("search").set(
+            int(self.search.name != "none" and self.search_guard.degraded)
+        )
+
+
+def _make_search(
+    settings: AppSettings, runner: BoundedRunner, guard: DependencyGuard
+) -> SearchBackend:
+    timeout, backoff = settings.dependency_timeout_s, settings.dependency_backoff_s
+    if settings.search_backend == "sphinx":
+        return SphinxSearch(
+            settings.search_addresses(), settings.search_index, runner, guard, timeout, backoff
+        )
+    if settings.search_backend == "opensearch" and settings.opensearch_url:
+        return OpenSearchSearch(
+            settings.opensearch_url, settings.search_index, runner, guard, timeout
+        )
+    return NoSearch()
+
+
+def unavailable(detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": RETRY_AFTER_S})
+
+
+def create_app(settings: AppSettings) -> FastAPI:
+    """The ASGI app; dependencies are opened in the lifespan (migrations first if asked)."""
+    sf = Storefront(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        sf.open()
+        try:
+            yield
+        finally:
+            sf.close()
+
+    app = FastAPI(title="peakready storefront", lifespan=lifespan)
+    app.state.storefront = sf
+
+    @app.middleware("http")
+    async def observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        start = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = request.scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            labels = (path, request.method, str(status))
+            sf.metrics.requests.labels(*labels).inc()
+            sf.metrics.latency.labels(*labels).observe(time.perf_counter() - start)
+
+    @app.exception_handler(db.DatabaseUnavailable)
+    async def db_unavailable(_: Request, exc: db.DatabaseUnavailable) -> JSONResponse:
+        sf.db_degraded = True
+        log.warning("database unavailable: %s", exc)
+        return unavailable("database unavailable, retry with the same Idempotency-Key")
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "alive", "az": settings.az, "instance": settings.instance_id}
+
+    @app.get("/readyz")
+    def readyz() -> JSONResponse:
+        body: dict[str, Any] = {"az": settings.az, "instance": settings.instance_id}
+        try:
+            sf.store.ping(timeout_s=min(2.0, settings.db_pool_timeout_s))
+        except db.DatabaseUnavailable as exc:
+            sf.db_degraded = True
+            body.update(status="unready", database=f"unavailable: {exc}")
+            return JSONResponse(body, status_code=503)
+        sf.db_degraded = False
+        degraded = []
+        if sf.cache.enabled and not sf.cache.ping():
+            degraded.append("cache")
+        if sf.search.name != "none" and not sf.search.ping():
+            degraded.append("search")
+        body.update(status="degraded" if degraded else "ready", database="ok", degraded=degraded)
+        return JSONResponse(body)
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        sf.update_gauges()
+        return Response(generate_latest(sf.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/products")
+    def list_products() -> Any:
+        cached = sf.cache.get("products:all")
+        if cached is not None:
+            return cached
+        products = [db.to_json(p) for p in sf.store.list_products()]
+        sf.cache.set("products:all", products)
+        return products
+
+    @app.get("/products/{product_id}")
+    def get_product(product_id: int) -> Any:
+        key = f"product:{product_id}"
+        cached = sf.cache.get(key)
+        if cached is not None:
+            return cached
+        product = sf.store.get_product(product_id)
+        if product is None:
+            raise HTTPException(404, f"no product {product_id}")
+        body = db.to_json(product)
+        sf.cache.set(key, body)
+        return body
+
+    @app.post("/orders", status_code=201)
+    def create_order(
+        order: OrderIn,
+        response: Response,
+        idempotency_key: Annotated[str, Header(min_length=1, max_length=200)],
+    ) -> Any:
+        try:
+            result = sf.store.place_order(idempotency_key, order.product_id, order.quantity)
+        except db.UnknownProduct:
+            raise HTTPException(404, f"no product {order.product_id}") from None
+        except db.OutOfStock:
+            raise HTTPException(409, f"not enough stock for product {order.product_id}") from None
+        except db.KeyReused:
+            raise HTTPException(422, "Idempotency-Key already used for a different order") from None
+        sf.db_degraded = False
+        if result.created:
+            sf.metrics.orders_created.inc()
+            sf.cache.delete(f"product:{order.product_id}", "products:all")
+        else:
+            sf.metrics.order_replays.inc()
+            response.status_code = 200
+        return db.to_json(result.order)
+
+    @app.get("/orders/{order_id}")
+    def get_order(order_id: int) -> Any:
+        row = sf.store.get_order(order_id)
+        if row is None:
+            raise HTTPException(404, f"no order {order_id}")
+        return db.to_json(row)
+
+    @app.get("/search")
+    def search(q: str = "") -> Any:
+        try:
+            hits = sf.search.search(q)
+        except DependencyDown as exc:
+            return unavailable(f"search unavailable: {exc}")
+        if not hits:
+            return []
+        try:
+            current = {
+                p["id"]: db.to_json(p) for p in sf.store.products_by_ids([h["id"] for h in hits])
+            }
+        except db.DatabaseUnavailable:
+            current = {}  # the index alone still answers; stock unknown
+        return [current.get(h["id"], {**h, "stock": None}) for h in hits]
+
+    @app.post("/audit")
+    def audit(body: AuditIn, authorization: Annotated[str | None, Header()] = None) -> Any:
+        token = settings.audit_token.get_secret_value() if settings.audit_token else None
+        if token is None:
+            raise HTTPException(404, "audit is not enabled on this instance")
+        expected = f"Bearer {token}".encode()
+        if authorization is None or not hmac.compare_digest(authorization.encode(), expected):
+            raise HTTPException(401, "bearer token required", {"WWW-Authenticate": "Bearer"})
+        result = sf.store.audit(body.idempotency_keys)
+        return result
+
+    return app

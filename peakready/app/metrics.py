@@ -1,0 +1,46 @@
+"""Prometheus metrics of one storefront instance (its own registry, so tests can run several)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self, az: str, instance: str) -> None:
+        self.registry = CollectorRegistry()
+        info = Gauge(
+            "storefront_instance_info",
+            "Where this instance runs",
+            ["az", "instance"],
+            registry=self.registry,
+        )
+        info.labels(az=az, instance=instance).set(1)
+        self.requests = Counter(
+            "storefront_http_requests_total",
+            "HTTP requests by route, method and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "storefront_http_request_duration_seconds",
+            "HTTP request latency by route",
+            ["route", "method", "status"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.orders_created = Counter(
+            "storefront_orders_created_total",
+            "Orders created (not replays)",
+            registry=self.registry,
+        )
+        self.order_replays = Counter(
+            "storefront_order_replays_total",
+            "Requests answered with an existing order",
+            registry=self.registry,
+        )
+        self.degraded = Gauge(
+            "storefront_dependency_degraded",
+            "1 while a dependency is remembered as down",
+            ["dependency"],
+            registry=self.registry,
+        )

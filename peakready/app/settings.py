@@ -1,0 +1,98 @@
+"""Settings of the storefront app, read from ``PEAKREADY_APP_*`` environment variables."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from peakready.errors import PeakreadyError
+
+
+class AppSettings(BaseSettings):
+    """Everything one storefront instance needs; see docs/internals.md, "The storefront app"."""
+
+    model_config = SettingsConfigDict(env_prefix="PEAKREADY_APP_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    az: str = "local"
+    instance_id: str = "app-0"
+
+    db_dsn: str = "host=127.0.0.1 port=5432 dbname=shop user=shop connect_timeout=2"
+    db_read_dsn: str | None = None
+    db_password: SecretStr | None = None
+    db_pool_min: int = Field(2, ge=0)
+    db_pool_max: int = Field(10, ge=1)
+    db_pool_timeout_s: float = Field(5.0, gt=0)
+
+    redis_sentinels: str | None = None
+    redis_master: str = "peakready"
+    redis_url: str | None = None
+    redis_password: SecretStr | None = None
+    redis_sentinel_password: SecretStr | None = None
+    cache_ttl_s: int = Field(2, ge=1)
+
+    search_backend: Literal["sphinx", "opensearch", "none"] = "none"
+    search_hosts: str = ""
+    search_index: str = "products"
+    opensearch_url: str | None = None
+
+    audit_token: SecretStr | None = None
+
+    dependency_timeout_s: float = Field(0.5, gt=0)
+    dependency_backoff_s: float = Field(2.0, ge=0)
+
+    migrate: bool = False
+    migrate_timeout_s: float = Field(60.0, gt=0)
+    seed_products: int = Field(100, ge=0)
+    initial_stock: int = Field(1000, ge=0)
+
+    log_level: str = "warning"
+
+    @model_validator(mode="after")
+    def _check_pool(self) -> AppSettings:
+        if self.db_pool_min > self.db_pool_max:
+            raise ValueError("db_pool_min must not exceed db_pool_max")
+        return self
+
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        """``REDIS_SENTINELS`` as (host, port) pairs."""
+        return parse_hosts(self.redis_sentinels or "", "PEAKREADY_APP_REDIS_SENTINELS")
+
+    def search_addresses(self) -> list[tuple[str, int]]:
+        """``SEARCH_HOSTS`` as (host, port) pairs, in the order they are tried."""
+        return parse_hosts(self.search_hosts, "PEAKREADY_APP_SEARCH_HOSTS")
+
+
+def parse_hosts(value: str, name: str) -> list[tuple[str, int]]:
+    """Parse ``host:port,host:port``; a bad entry is a one-line error naming the variable."""
+    out: list[tuple[str, int]] = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        host, sep, port = item.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise PeakreadyError(f"{name}: expected host:port[,host:port…], got {item!r}")
+        out.append((host, int(port)))
+    return out
+
+
+def load_settings() -> AppSettings:
+    """Read the settings from the environment; a bad value is a one-line error."""
+    try:
+        settings = AppSettings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise PeakreadyError(
+            f"PEAKREADY_APP_{field.upper()}: {first['msg']}" if first["loc"] else first["msg"]
+        ) from None
+    settings.sentinel_addresses()
+    settings.search_addresses()
+    if settings.search_backend == "sphinx" and not settings.search_hosts:
+        raise PeakreadyError("PEAKREADY_APP_SEARCH_HOSTS: required when SEARCH_BACKEND=sphinx")
+    if settings.search_backend == "opensearch" and not settings.opensearch_url:
+        raise PeakreadyError(
+            "PEAKREADY_APP_OPENSEARCH_URL: required when SEARCH_BACKEND=opensearch"
+        )
+    return settings

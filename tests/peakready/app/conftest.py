@@ -1,0 +1,376 @@
+"""Real servers for the storefront tests: PostgreSQL 15, Redis + Sentinel, searchd, the app.
+
+Ports 23000-23199 (this area's base). Every server is started by a fixture and torn down
+in its finaliser, also when a test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+PG_PORT = 23030
+REDIS_PORTS = (23050, 23051)
+SENTINEL_PORT = 23060
+SENTINEL_MASTER = "peakready-apptest"
+SEARCH_PORT, SEARCH_API_PORT = 23070, 23080
+APP_PORT = 23100
+SEED_PRODUCTS = 40
+INITIAL_STOCK = 100
+REPO = Path(__file__).resolve().parents[3]
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except (OSError, psycopg.Error, httpx.HTTPError):
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} not ready within {timeout}s")
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def require_port_free(port: int) -> None:
+    if port_open(port):
+        pytest.fail(f"port {port} on 127.0.0.1 is already in use (a leftover test server?)")
+
+
+@dataclass
+class Server:
+    """One server process started by a fixture; can be frozen, thawed, stopped, restarted."""
+
+    name: str
+    cmd: list[str]
+    port: int
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    def start(self, timeout: float = 15) -> None:
+        require_port_free(self.port)
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                self.cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **self.env},
+                start_new_session=True,
+            )
+        wait_for(lambda: self._alive() and port_open(self.port), timeout, self.name)
+
+    def _alive(self) -> bool:
+        if self.proc is None or self.proc.poll() is not None:
+            raise RuntimeError(
+                f"{self.name} exited; see {self.log}: {self.log.read_text()[-2000:]}"
+            )
+        return True
+
+    def freeze(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGCONT)
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+@dataclass
+class Postgres:
+    root: Path
+    port: int
+    superuser_password: str
+    app_password: str
+
+    @property
+    def data(self) -> Path:
+        return self.root / "pgdata"
+
+    def admin_dsn(self, dbname: str = "shop") -> str:
+        return (
+            f"host=127.0.0.1 port={self.port} dbname={dbname} user=postgres "
+            f"password={self.superuser_password} connect_timeout=2"
+        )
+
+    @property
+    def app_dsn(self) -> str:
+        return f"host=127.0.0.1 port={self.port} dbname=shop user=shop connect_timeout=2"
+
+    def pg_ctl(self, *args: str) -> None:
+        subprocess.run(
+            [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.root / "postgres.log"),
+                "-w",
+                "-t",
+                "30",
+                *args,
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+
+    def execute(self, sql: str, params: tuple[object, ...] = (), dbname: str = "shop") -> list:
+        with psycopg.connect(self.admin_dsn(dbname), autocommit=True) as conn:
+            cur = conn.execute(sql, params)  # type: ignore[arg-type]
+            return cur.fetchall() if cur.description else []
+
+
+@pytest.fixture(scope="session")
+def workdir() -> Iterator[Path]:
+    root = Path(tempfile.mkdtemp(prefix="peakready-apptest-", dir="/tmp"))
+    root.chmod(0o755)  # the postgres user must reach its data dir below
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres(workdir: Path) -> Iterator[Postgres]:
+    if not (PG_BIN / "initdb").exists():
+        pytest.skip("PostgreSQL 15 is not installed (make setup)")
+    require_port_free(PG_PORT)
+    pg = Postgres(workdir / "pg", PG_PORT, secrets.token_hex(16), secrets.token_hex(16))
+    pg.root.mkdir()
+    pwfile = pg.root / "pwfile"
+    pwfile.write_text(pg.superuser_password + "\n")
+    shutil.chown(pg.root, "postgres", "postgres")
+    shutil.chown(pwfile, "postgres", "postgres")
+    pwfile.chmod(0o600)
+    subprocess.run(
+        [
+            "runuser",
+            "-u",
+            "postgres",
+            "--",
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(pg.data),
+            "-U",
+            "postgres",
+            f"--pwfile={pwfile}",
+            "--auth-local=peer",
+            "--auth-host=scram-sha-256",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    pwfile.unlink()
+    with (pg.data / "postgresql.conf").open("a") as conf:
+        conf.write(
+            f"listen_addresses = '127.0.0.1'\nport = {PG_PORT}\n"
+            f"unix_socket_directories = '{pg.root}'\nfsync = off\n"
+            "max_connections = 100\nshared_buffers = 32MB\n"
+        )
+    pg.pg_ctl("start")
+    try:
+        pg.execute(f"CREATE ROLE shop LOGIN PASSWORD '{pg.app_password}'", dbname="postgres")
+        pg.execute("CREATE DATABASE shop OWNER shop", dbname="postgres")
+        yield pg
+    finally:
+        pg.pg_ctl("stop", "-m", "immediate")
+
+
+@dataclass
+class Redis:
+    primary: Server
+    replica: Server
+    sentinel: Server
+    password: str
+
+    @property
+    def servers(self) -> list[Server]:
+        return [self.primary, self.replica, self.sentinel]
+
+
+@pytest.fixture(scope="session")
+def redis_servers(workdir: Path) -> Iterator[Redis]:
+    if shutil.which("redis-server") is None or shutil.which("redis-sentinel") is None:
+        pytest.skip("redis-server/redis-sentinel are not installed (make setup)")
+    root = workdir / "redis"
+    root.mkdir()
+    password = secrets.token_hex(16)
+    common = [
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(root),
+        "--requirepass",
+        password,
+        "--masterauth",
+        password,
+        "--repl-diskless-sync-delay",
+        "0",
+        "--daemonize",
+        "no",
+    ]
+    primary = Server(
+        "redis-primary",
+        ["redis-server", "--port", str(REDIS_PORTS[0]), *common],
+        REDIS_PORTS[0],
+        root / "primary.log",
+    )
+    replica = Server(
+        "redis-replica",
+        [
+            "redis-server",
+            "--port",
+            str(REDIS_PORTS[1]),
+            *common,
+            "--replicaof",
+            "127.0.0.1",
+            str(REDIS_PORTS[0]),
+        ],
+        REDIS_PORTS[1],
+        root / "replica.log",
+    )
+    conf = root / "sentinel.conf"
+    conf.write_text(
+        f"port {SENTINEL_PORT}\nbind 127.0.0.1\ndir {root}\ndaemonize no\n"
+        f"sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {REDIS_PORTS[0]} 1\n"
+        f"sentinel auth-pass {SENTINEL_MASTER} {password}\n"
+        f"sentinel down-after-milliseconds {SENTINEL_MASTER} 1000\n"
+        f"sentinel failover-timeout {SENTINEL_MASTER} 3000\n"
+    )
+    sentinel = Server(
+        "sentinel", ["redis-sentinel", str(conf)], SENTINEL_PORT, root / "sentinel.log"
+    )
+    redis = Redis(primary, replica, sentinel, password)
+    try:
+        for server in redis.servers:
+            server.start()
+        yield redis
+    finally:
+        for server in reversed(redis.servers):
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def searchd(workdir: Path) -> Iterator[Server]:
+    if shutil.which("searchd") is None:
+        pytest.skip("searchd is not installed (make setup)")
+    from peakready.app.search import sphinx_index_config
+
+    root = workdir / "sphinx"
+    root.mkdir()
+    conf = root / "sphinx.conf"
+    conf.write_text(
+        sphinx_index_config("products", str(root / "products")) + "searchd\n{\n"
+        f"    listen = 127.0.0.1:{SEARCH_PORT}:mysql41\n"
+        f"    listen = 127.0.0.1:{SEARCH_API_PORT}\n"
+        f"    log = {root}/searchd.log\n    query_log = {root}/query.log\n"
+        f"    pid_file = {root}/searchd.pid\n    binlog_path = {root}\n"
+        "    workers = threads\n}\n"
+    )
+    server = Server(
+        "searchd",
+        ["searchd", "--config", str(conf), "--nodetach"],
+        SEARCH_PORT,
+        root / "stdout.log",
+    )
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass
+class App:
+    url: str
+    server: Server
+    audit_token: str
+
+
+@pytest.fixture(scope="session")
+def app_server(
+    workdir: Path, postgres: Postgres, redis_servers: Redis, searchd: Server
+) -> Iterator[App]:
+    from peakready.app.search import feed_sphinx
+
+    token = secrets.token_hex(16)
+    env = {
+        "PEAKREADY_APP_HOST": "127.0.0.1",
+        "PEAKREADY_APP_PORT": str(APP_PORT),
+        "PEAKREADY_APP_AZ": "test-az-a",
+        "PEAKREADY_APP_INSTANCE_ID": "app-test-0",
+        "PEAKREADY_APP_DB_DSN": postgres.app_dsn,
+        "PEAKREADY_APP_DB_PASSWORD": postgres.app_password,
+        "PEAKREADY_APP_DB_POOL_MAX": "10",
+        "PEAKREADY_APP_REDIS_SENTINELS": f"127.0.0.1:{SENTINEL_PORT}",
+        "PEAKREADY_APP_REDIS_MASTER": SENTINEL_MASTER,
+        "PEAKREADY_APP_REDIS_PASSWORD": redis_servers.password,
+        "PEAKREADY_APP_SEARCH_BACKEND": "sphinx",
+        "PEAKREADY_APP_SEARCH_HOSTS": f"127.0.0.1:{SEARCH_PORT}",
+        "PEAKREADY_APP_SEARCH_INDEX": "products",
+        "PEAKREADY_APP_AUDIT_TOKEN": token,
+        "PEAKREADY_APP_DEPENDENCY_TIMEOUT_S": "0.5",
+        "PEAKREADY_APP_DEPENDENCY_BACKOFF_S": "1",
+        "PEAKREADY_APP_CACHE_TTL_S": "30",
+        "PEAKREADY_APP_MIGRATE": "true",
+        "PEAKREADY_APP_SEED_PRODUCTS": str(SEED_PRODUCTS),
+        "PEAKREADY_APP_INITIAL_STOCK": str(INITIAL_STOCK),
+        "PYTHONPATH": str(REPO),
+    }
+    server = Server(
+        "app", [sys.executable, "-m", "peakready.app"], APP_PORT, workdir / "app.log", env=env
+    )
+    try:
+        server.start(timeout=30)
+        url = f"http://127.0.0.1:{APP_PORT}"
+        wait_for(lambda: httpx.get(f"{url}/readyz").status_code == 200, 30, "app readiness")
+        with psycopg.connect(postgres.admin_dsn()) as conn:
+            feed_sphinx([("127.0.0.1", SEARCH_PORT)], "products", conn)
+        yield App(url, server, token)
+    finally:
+        server.stop()
