@@ -223,6 +223,7 @@ class Redis:
     replica: Server
     sentinel: Server
     password: str
+    master_name: str = SENTINEL_MASTER
 
     @property
     def servers(self) -> list[Server]:
@@ -330,6 +331,8 @@ class App:
     url: str
     server: Server
     audit_token: str
+    seed_products: int = SEED_PRODUCTS
+    initial_stock: int = INITIAL_STOCK
 
 
 @pytest.fixture(scope="session")

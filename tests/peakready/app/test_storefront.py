@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+import redis
+from redis.sentinel import Sentinel
+
+from peakready.app.db import seed_name
+
+if TYPE_CHECKING:
+    from conftest import App, Postgres, Redis
 
 pytestmark = pytest.mark.lab
 
@@ -20,23 +31,203 @@ def order(url: str, product_id: int, quantity: int = 1, k: str | None = None) ->
         f"{url}/orders",
         json={"product_id": product_id, "quantity": quantity},
         headers=headers,
-        timeout=10,
+        timeout=15,
     )
 
 
-def test_healthz_reports_az_and_instance(app_server) -> None:
+def set_stock(postgres: Postgres, product_id: int, stock: int) -> None:
+    postgres.execute("UPDATE products SET stock = %s WHERE id = %s", (stock, product_id))
+
+
+def stock_of(postgres: Postgres, product_id: int) -> int:
+    return postgres.execute("SELECT stock FROM products WHERE id = %s", (product_id,))[0][0]
+
+
+def test_healthz_reports_az_and_instance(app_server: App) -> None:
     response = httpx.get(f"{app_server.url}/healthz")
     assert response.status_code == 200
-    assert response.json()["az"] == "test-az-a"
-    assert response.json()["instance"] == "app-test-0"
+    assert response.json() == {"status": "alive", "az": "test-az-a", "instance": "app-test-0"}
 
 
-def test_same_key_twice_gives_one_order(app_server, postgres) -> None:
+def test_readyz_is_ready_with_all_dependencies_up(app_server: App) -> None:
+    response = httpx.get(f"{app_server.url}/readyz")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ready"
+    assert response.json()["degraded"] == []
+
+
+def test_seed_catalogue_has_deterministic_names(app_server: App) -> None:
+    products = httpx.get(f"{app_server.url}/products").json()
+    assert [p["id"] for p in products] == list(range(1, app_server.seed_products + 1))
+    assert products[16]["name"] == seed_name(17) == "Widget 17 green"
+    assert set(products[0]) == {"id", "name", "price", "stock"}
+    assert isinstance(products[0]["price"], float)
+
+
+def test_unknown_product_is_404(app_server: App) -> None:
+    assert httpx.get(f"{app_server.url}/products/99999").status_code == 404
+
+
+def test_product_read_fills_the_cache(app_server: App, redis_servers: Redis) -> None:
+    assert httpx.get(f"{app_server.url}/products/3").status_code == 200
+    sentinel = Sentinel([("127.0.0.1", redis_servers.sentinel.port)], socket_timeout=1)
+    client: redis.Redis = sentinel.master_for(
+        redis_servers.master_name, password=redis_servers.password
+    )
+    deadline = time.monotonic() + 2
+    while client.get("product:3") is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert b'"name": "Gizmo 3 red"' in client.get("product:3")
+
+
+def test_order_refreshes_the_cached_stock(app_server: App, postgres: Postgres) -> None:
+    before = httpx.get(f"{app_server.url}/products/4").json()["stock"]
+    time.sleep(0.1)  # let the cache fill land first
+    assert order(app_server.url, 4, 3, key()).status_code == 201
+    deadline = time.monotonic() + 2
+    seen = before
+    while seen != before - 3 and time.monotonic() < deadline:
+        seen = httpx.get(f"{app_server.url}/products/4").json()["stock"]
+        time.sleep(0.02)
+    assert seen == before - 3 == stock_of(postgres, 4)
+
+
+def test_same_key_twice_gives_one_order(app_server: App, postgres: Postgres) -> None:
     k = key()
     first = order(app_server.url, 1, 2, k)
     second = order(app_server.url, 1, 2, k)
     assert (first.status_code, second.status_code) == (201, 200)
-    assert first.json()["id"] == second.json()["id"]
+    assert first.json() == second.json()
+    assert set(first.json()) == {"id", "product_id", "quantity", "created_at"}
+    rows = postgres.execute("SELECT count(*) FROM orders WHERE idempotency_key = %s", (k,))
+    assert rows == [(1,)]
+
+
+def test_concurrent_retries_of_one_key_give_one_order(app_server: App, postgres: Postgres) -> None:
+    k = key()
+    stock = stock_of(postgres, 2)
+    with ThreadPoolExecutor(20) as pool:
+        responses = list(pool.map(lambda _: order(app_server.url, 2, 1, k), range(20)))
+    assert Counter(r.status_code for r in responses) == {201: 1, 200: 19}
+    assert len({r.json()["id"] for r in responses}) == 1
+    rows = postgres.execute("SELECT count(*) FROM orders WHERE idempotency_key = %s", (k,))
+    assert rows == [(1,)]
+    assert stock_of(postgres, 2) == stock - 1
+
+
+def test_fifty_buyers_for_ten_units_never_oversell(app_server: App, postgres: Postgres) -> None:
+    set_stock(postgres, 5, 10)
+    sold_before = postgres.execute("SELECT count(*) FROM orders WHERE product_id = 5")[0][0]
+    with ThreadPoolExecutor(50) as pool:
+        responses = list(pool.map(lambda _: order(app_server.url, 5, 1, key()), range(50)))
+    assert Counter(r.status_code for r in responses) == {201: 10, 409: 40}
+    assert stock_of(postgres, 5) == 0
+    sold_after = postgres.execute("SELECT count(*) FROM orders WHERE product_id = 5")[0][0]
+    assert sold_after - sold_before == 10
+
+
+def test_order_larger_than_stock_is_409_and_changes_nothing(
+    app_server: App, postgres: Postgres
+) -> None:
+    set_stock(postgres, 6, 2)
+    k = key()
+    response = order(app_server.url, 6, 3, k)
+    assert response.status_code == 409
+    assert stock_of(postgres, 6) == 2
     assert postgres.execute("SELECT count(*) FROM orders WHERE idempotency_key = %s", (k,)) == [
-        (1,)
+        (0,)
     ]
+
+
+def test_order_without_idempotency_key_is_422(app_server: App) -> None:
+    response = order(app_server.url, 1, 1, None)
+    assert response.status_code == 422
+    assert "idempotency-key" in response.text.lower()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"product_id": 1, "quantity": 0}, {"quantity": 1}, {"product_id": "x", "quantity": 1}, []],
+)
+def test_malformed_order_is_422(app_server: App, body: object) -> None:
+    response = httpx.post(f"{app_server.url}/orders", json=body, headers={"Idempotency-Key": key()})
+    assert response.status_code == 422
+
+
+def test_order_for_unknown_product_is_404(app_server: App) -> None:
+    response = order(app_server.url, 99999, 1, key())
+    assert response.status_code == 404
+    assert "no product 99999" in response.text
+
+
+def test_key_reused_for_another_order_is_422(app_server: App) -> None:
+    k = key()
+    assert order(app_server.url, 7, 1, k).status_code == 201
+    response = order(app_server.url, 7, 2, k)
+    assert response.status_code == 422
+    assert "different order" in response.text
+
+
+def test_order_is_readable_right_after_it_is_acknowledged(app_server: App) -> None:
+    created = order(app_server.url, 8, 1, key()).json()
+    response = httpx.get(f"{app_server.url}/orders/{created['id']}")
+    assert response.status_code == 200
+    assert response.json() == created
+
+
+def test_unknown_order_is_404(app_server: App) -> None:
+    assert httpx.get(f"{app_server.url}/orders/987654321").status_code == 404
+
+
+def test_search_finds_a_seeded_product_by_name(app_server: App) -> None:
+    response = httpx.get(f"{app_server.url}/search", params={"q": "widget 17 green"})
+    assert response.status_code == 200
+    hits = response.json()
+    assert hits[0]["id"] == 17
+    assert hits[0]["name"] == "Widget 17 green"
+    assert isinstance(hits[0]["stock"], int)
+
+
+def test_search_ignores_query_operators(app_server: App) -> None:
+    response = httpx.get(f"{app_server.url}/search", params={"q": '"Gadget" | @ -(( !'})
+    assert response.status_code == 200
+    assert response.json() and all("Gadget" in hit["name"] for hit in response.json())
+
+
+def test_audit_requires_the_bearer_token(app_server: App) -> None:
+    body = {"idempotency_keys": ["x"]}
+    assert httpx.post(f"{app_server.url}/audit", json=body).status_code == 401
+    wrong = {"Authorization": "Bearer nope"}
+    assert httpx.post(f"{app_server.url}/audit", json=body, headers=wrong).status_code == 401
+
+
+def test_audit_reports_present_and_missing_keys_and_sold_units(
+    app_server: App, postgres: Postgres
+) -> None:
+    present, missing = key(), key()
+    created = order(app_server.url, 9, 4, present).json()
+    response = httpx.post(
+        f"{app_server.url}/audit",
+        json={"idempotency_keys": [present, missing]},
+        headers={"Authorization": f"Bearer {app_server.audit_token}"},
+    )
+    assert response.status_code == 200
+    audit = response.json()
+    assert audit["orders"][present] == {"id": created["id"], "product_id": 9, "quantity": 4}
+    assert audit["orders"][missing] is None
+    assert audit["orders_per_key"] == {present: 1, missing: 0}
+    products = {p["id"]: p for p in audit["products"]}
+    assert len(products) == app_server.seed_products
+    sold = postgres.execute("SELECT coalesce(sum(quantity), 0) FROM orders WHERE product_id = 9")
+    assert products[9]["sold"] == sold[0][0] >= 4
+    assert products[9]["initial_stock"] == app_server.initial_stock
+    assert products[9]["stock"] == stock_of(postgres, 9)
+
+
+def test_metrics_count_requests_by_route_and_orders(app_server: App) -> None:
+    order(app_server.url, 10, 1, key())
+    text = httpx.get(f"{app_server.url}/metrics").text
+    assert 'storefront_http_requests_total{method="POST",route="/orders",status="201"}' in text
+    assert "storefront_orders_created_total" in text
+    assert 'storefront_dependency_degraded{dependency="cache"} 0.0' in text
+    assert "storefront_http_request_duration_seconds_bucket" in text
