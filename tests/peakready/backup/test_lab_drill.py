@@ -1,0 +1,78 @@
+"""The backup drill against real PostgreSQL, pgBackRest, Redis and searchd."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from peakready.backup.lab import run_backup_drill
+from peakready.backup.pgbackrest import Segment
+from peakready.topology import Topology
+
+pytestmark = pytest.mark.lab
+
+
+if TYPE_CHECKING:
+    from conftest import MiniLab, SqlOrderClient
+
+
+def test_healthy_drill_restores_every_acknowledged_order_from_each_repository(
+    minilab: MiniLab, orders: SqlOrderClient, topology: Topology, tmp_path: Path
+) -> None:
+    minilab.start_redis()
+    result = run_backup_drill(topology, minilab, tmp_path, orders=orders, batch=25, after_target=5)
+    summary = result.summary()
+    print(json.dumps(summary, indent=1))
+
+    assert summary["passed"] is True, summary["reasons"]
+    assert [r["repo"] for r in summary["repositories"]] == [1, 2]
+    for repo in summary["repositories"]:
+        assert repo["passed"] is True
+        assert repo["verified_orders"] == 25
+        assert repo["missing_orders"] == 0
+        assert repo["unexpected_orders"] == 0
+        assert repo["rpo_s"] == 0.0
+        assert 0 < repo["rto_s"] < 120
+        assert repo["wal_segments_checked"] >= 1
+    assert summary["missing_orders"] == 0 and summary["verified_orders"] == 25
+    assert summary["rto_s"] == max(r["rto_s"] for r in summary["repositories"])
+    # a fresh repository gets its first full backup, in each repository
+    assert sorted((b["repo"], b["type"], b["ok"]) for b in summary["backups_taken"]) == [
+        (1, "full", True),
+        (2, "full", True),
+    ]
+    assert summary["redis"]["passed"] is True and summary["redis"]["missing_keys"] == 0
+    assert summary["redis"]["keys_restored"] >= 29
+    assert summary["search"]["passed"] is True
+    assert summary["search"]["documents"] == summary["search"]["catalogue"] == 40
+    # the scratch servers are gone
+    assert not list(Path("/tmp").glob("peakready-restore-repo*"))
+
+
+def test_missing_wal_segment_fails_the_drill_naming_the_segment(
+    minilab: MiniLab, orders: SqlOrderClient, topology: Topology, tmp_path: Path
+) -> None:
+    minilab.full_backups()
+    segment = minilab.write_and_switch()
+    minilab.write_and_switch()
+    archived = minilab.pgbr.archived_segments(1)
+    position = Segment.parse(segment).position  # type: ignore[union-attr]
+    (minilab.pgbr.archive_dir(1) / "15-1" / segment[:16] / archived[position][0]).unlink()
+
+    result = run_backup_drill(
+        topology, minilab, tmp_path, orders=orders, redis_drill=False, search_drill=False
+    )
+    summary = result.summary()
+    print(json.dumps(summary, indent=1))
+
+    assert summary["passed"] is False
+    repo1, repo2 = summary["repositories"]
+    assert repo1["passed"] is False
+    assert segment in repo1["reason"]
+    assert "recovery ended before the recovery target was reached" in repo1["reason"]
+    assert repo1["rto_s"] is None
+    assert repo2["passed"] is True and repo2["missing_orders"] == 0
+    assert any(segment in reason for reason in summary["reasons"])
