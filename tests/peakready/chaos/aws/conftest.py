@@ -1,0 +1,69 @@
+"""Fixtures of the AWS driver tests: the moto world, a request recorder, Stubber hooks."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+
+def _load_world() -> Any:
+    path = Path(__file__).with_name("aws_world.py")
+    spec = importlib.util.spec_from_file_location("peakready_tests_aws_world", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+aws_world = _load_world()
+aws = aws_world.aws
+world = aws_world.world
+
+
+@pytest.fixture
+def calls(aws: None) -> list[tuple[str, dict[str, Any]]]:
+    """Every AWS request made through the default session: ``(Operation, params)``."""
+    recorded: list[tuple[str, dict[str, Any]]] = []
+    boto3.setup_default_session(region_name=aws_world.REGION)
+    assert boto3.DEFAULT_SESSION is not None
+
+    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+        recorded.append((model.name, dict(params)))
+
+    boto3.DEFAULT_SESSION.events.register("provide-client-params.*.*", record)
+    return recorded
+
+
+@pytest.fixture
+def stub(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Any, str], Stubber]]:
+    """``stub(module, service)``: the ``aws_client`` of ``module`` hands out one Stubber-wrapped
+    client for ``service`` (other services still reach moto). Asserts every stubbed
+    response was used."""
+    stubbers: list[Stubber] = []
+
+    def make(module: Any, service: str) -> Stubber:
+        real = module.aws_client
+        client = boto3.client(service, region_name=aws_world.REGION)
+        stubber = Stubber(client)
+        stubber.activate()
+        stubbers.append(stubber)
+
+        def fake(resource_name: str, configuration: Any = None, secrets: Any = None) -> Any:
+            if resource_name == service:
+                return client
+            return real(resource_name, configuration, secrets)
+
+        monkeypatch.setattr(module, "aws_client", fake)
+        return stubber
+
+    yield make
+    for stubber in stubbers:
+        stubber.assert_no_pending_responses()

@@ -1,0 +1,419 @@
+"""The AWS driver against moto (and botocore Stubber where moto falls short). Never live AWS."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+import chaosaws.elasticache.actions
+import pytest
+from chaoslib.exceptions import ActivityFailed
+
+from peakready.chaos.aws import shared
+from peakready.chaos.aws.driver import AwsDriver
+
+REGION = "eu-central-1"
+AZS = [f"{REGION}a", f"{REGION}b", f"{REGION}c"]
+
+
+def _group_instances(world: Any) -> list[dict[str, Any]]:
+    asg = boto3.client("autoscaling", region_name=REGION)
+    group = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[world.app_group])
+    return list(group["AutoScalingGroups"][0]["Instances"])
+
+
+def _state(instance_id: str) -> str:
+    ec2 = boto3.client("ec2", region_name=REGION)
+    found = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+    return str(found["State"]["Name"])
+
+
+# app tier ---------------------------------------------------------------------
+
+
+def test_app_instances_are_reported_per_az(world: Any) -> None:
+    driver = AwsDriver(world.configuration)
+
+    instances = driver.app_instances()
+
+    assert sorted(i["az"] for i in instances) == AZS
+    assert all(i["healthy"] for i in instances)
+    assert driver.app_group_at_desired()["ok"] is True
+
+
+def test_kill_app_instance_terminates_one_instance_in_the_requested_az(world: Any) -> None:
+    driver = AwsDriver(world.configuration)
+    before = {i["InstanceId"]: i["AvailabilityZone"] for i in _group_instances(world)}
+
+    killed = driver.kill_app_instance(az=AZS[1])
+
+    assert killed["az"] == AZS[1]
+    assert before[killed["id"]] == AZS[1]
+    assert _state(killed["id"]) in ("shutting-down", "terminated")
+    assert [i for i, az in before.items() if i != killed["id"]] == [
+        i for i in before if i != killed["id"] and _state(i) == "running"
+    ]
+
+
+def test_group_refills_to_desired_after_an_instance_is_killed(world: Any) -> None:
+    driver = AwsDriver(world.configuration)
+
+    killed = driver.kill_app_instance()
+
+    current = [i["InstanceId"] for i in _group_instances(world)]
+    assert killed["id"] not in current
+    state = driver.app_group_at_desired()
+    assert (state["desired"], state["healthy"], state["ok"]) == (3, 3, True)
+
+
+def test_kill_app_instance_in_a_zone_outside_the_stack_is_refused(world: Any) -> None:
+    driver = AwsDriver(world.configuration)
+
+    with pytest.raises(ActivityFailed, match=r"az: 'us-east-1a' is not one of the stack's zones"):
+        driver.kill_app_instance(az="us-east-1a")
+
+    assert all(_state(i["InstanceId"]) == "running" for i in _group_instances(world))
+
+
+def test_app_group_below_desired_is_not_ok(world: Any) -> None:
+    asg = boto3.client("autoscaling", region_name=REGION)
+    victim = _group_instances(world)[0]["InstanceId"]
+    asg.set_instance_health(InstanceId=victim, HealthStatus="Unhealthy")
+
+    state = AwsDriver(world.configuration).app_group_at_desired()
+
+    assert (state["desired"], state["healthy"], state["ok"]) == (3, 2, False)
+
+
+# database ---------------------------------------------------------------------
+
+
+def test_fail_database_primary_reboots_with_force_failover(
+    world: Any, calls: list[tuple[str, dict[str, Any]]]
+) -> None:
+    result = AwsDriver(world.configuration).fail_database_primary()
+
+    reboots = [params for op, params in calls if op == "RebootDBInstance"]
+    assert reboots == [{"DBInstanceIdentifier": world.db_primary, "ForceFailover": True}]
+    assert result == {"id": world.db_primary, "az": AZS[0], "kind": "instance"}
+
+
+def test_fail_database_primary_refuses_an_instance_without_standby(world: Any) -> None:
+    single = "single-" + world.stack
+    boto3.client("rds", region_name=REGION).create_db_instance(
+        DBInstanceIdentifier=single,
+        DBInstanceClass="db.t4g.medium",
+        Engine="postgres",
+        AllocatedStorage=20,
+        MasterUsername="peakready",
+        MasterUserPassword="not-a-real-secret-1",
+        MultiAZ=False,
+    )
+    outputs = {**world.outputs, "db_primary": single}
+    driver = AwsDriver({**world.configuration, "peakready_outputs": outputs})
+
+    with pytest.raises(ActivityFailed, match=rf"{single} is not Multi-AZ, a reboot with failover"):
+        driver.fail_database_primary()
+
+
+def test_fail_database_primary_of_a_cluster_uses_failover_db_cluster(
+    world: Any, calls: list[tuple[str, dict[str, Any]]]
+) -> None:
+    rds = boto3.client("rds", region_name=REGION)
+    cluster = "cluster-" + world.stack
+    rds.create_db_cluster(
+        DBClusterIdentifier=cluster,
+        Engine="postgres",
+        MasterUsername="peakready",
+        MasterUserPassword="not-a-real-secret-1",
+        DBClusterInstanceClass="db.m6gd.large",
+        AllocatedStorage=100,
+        StorageType="io1",
+        Iops=1000,
+    )
+    for i in range(2):
+        rds.create_db_instance(
+            DBInstanceIdentifier=f"{cluster}-{i}",
+            DBClusterIdentifier=cluster,
+            Engine="postgres",
+            DBInstanceClass="db.m6gd.large",
+        )
+    driver = AwsDriver(
+        {**world.configuration, "peakready_outputs": {**world.outputs, "db_primary": cluster}}
+    )
+
+    result = driver.fail_database_primary()
+
+    failovers = [params for op, params in calls if op == "FailoverDBCluster"]
+    assert failovers == [
+        {"DBClusterIdentifier": cluster, "TargetDBInstanceIdentifier": f"{cluster}-1"}
+    ]
+    assert result["kind"] == "cluster"
+    assert driver.db_primary()["id"] != result["id"]  # the writer moved
+
+
+def test_stale_primary_check_needs_evidence_of_the_failover(world: Any) -> None:
+    # moto records creation and backup events, no failover: without one the check fails.
+    result = AwsDriver(world.configuration).stale_primary_rejects_writes(world.db_primary)
+
+    assert result["failover_events"] == []
+    assert result["ok"] is False
+
+
+def test_stale_primary_check_passes_on_a_failover_event(world: Any, stub: Any) -> None:
+    rds = stub(shared, "rds")
+    primary = boto3.client("rds", region_name=REGION).describe_db_instances(
+        DBInstanceIdentifier=world.db_primary
+    )
+    rds.add_response("describe_db_instances", primary, {"DBInstanceIdentifier": world.db_primary})
+    rds.add_response(
+        "describe_events",
+        {
+            "Events": [
+                {
+                    "SourceIdentifier": world.db_primary,
+                    "Message": "Multi-AZ instance failover completed",
+                    "EventCategories": ["failover"],
+                }
+            ]
+        },
+        {
+            "SourceIdentifier": world.db_primary,
+            "SourceType": "db-instance",
+            "EventCategories": ["failover"],
+            "Duration": 60,
+        },
+    )
+
+    result = AwsDriver(world.configuration).stale_primary_rejects_writes(world.db_primary)
+
+    assert result["ok"] is True
+    assert result["failover_events"] == ["Multi-AZ instance failover completed"]
+
+
+def test_a_read_replica_never_accepts_writes(world: Any) -> None:
+    result = AwsDriver(world.configuration).stale_primary_rejects_writes(world.db_replica)
+
+    assert (result["writable"], result["ok"]) == (False, True)
+
+
+# cache ------------------------------------------------------------------------
+
+
+def test_fail_cache_primary_calls_test_failover_on_the_primary_shard(world: Any, stub: Any) -> None:
+    elasticache = stub(chaosaws.elasticache.actions, "elasticache")
+    elasticache.add_response(
+        "test_failover",
+        {"ReplicationGroup": {"ReplicationGroupId": world.cache_group, "Status": "modifying"}},
+        {"ReplicationGroupId": world.cache_group, "NodeGroupId": "0001"},
+    )
+
+    result = AwsDriver(world.configuration).fail_cache_primary()
+
+    assert result["group"] == world.cache_group
+    assert (result["node_group"], result["az"]) == ("0001", AZS[0])
+
+
+def test_fail_cache_primary_reports_the_api_refusal(world: Any, stub: Any) -> None:
+    elasticache = stub(chaosaws.elasticache.actions, "elasticache")
+    elasticache.add_client_error(
+        "test_failover",
+        service_error_code="TestFailoverNotAvailableFault",
+        service_message="TestFailover limit reached",
+    )
+
+    with pytest.raises(ActivityFailed, match=r"TestFailover limit reached"):
+        AwsDriver(world.configuration).fail_cache_primary()
+
+
+def test_fail_cache_primary_needs_automatic_failover(world: Any) -> None:
+    elasticache = boto3.client("elasticache", region_name=REGION)
+    single = world.cache_group + "-single"
+    elasticache.create_replication_group(
+        ReplicationGroupId=single,
+        ReplicationGroupDescription="no failover",
+        Engine="redis",
+        CacheNodeType="cache.t4g.micro",
+        NumCacheClusters=1,
+        AutomaticFailoverEnabled=False,
+    )
+    driver = AwsDriver(
+        {**world.configuration, "peakready_outputs": {**world.outputs, "cache_group": single}}
+    )
+
+    with pytest.raises(ActivityFailed, match=r"automatic failover 'disabled'"):
+        driver.fail_cache_primary()
+
+
+@pytest.mark.parametrize("method", ["stop_cache", "stop_search", "kill_search_node"])
+def test_managed_tiers_cannot_be_stopped_and_say_why(world: Any, method: str) -> None:
+    with pytest.raises(ActivityFailed, match=r"not supported on AWS: .* has no API"):
+        getattr(AwsDriver(world.configuration), method)()
+
+
+# availability zone ---------------------------------------------------------------
+
+
+def test_az_power_template_targets_only_the_zone_and_the_stack(world: Any) -> None:
+    template = AwsDriver(world.configuration).az_power_template(AZS[0])
+
+    targets = template["targets"]
+    subnet_of = {
+        f"arn:aws:ec2:{REGION}:123456789012:subnet/{s}": az for az, s in world.subnets.items()
+    }
+    assert [subnet_of.get(arn) for arn in targets["Subnets"]["resourceArns"]] == [AZS[0]]
+    instance_filters = {f["path"]: f["values"] for f in targets["App-Instances"]["filters"]}
+    assert instance_filters["Placement.AvailabilityZone"] == [AZS[0]]
+    assert targets["App-Instances"]["resourceTags"] == {
+        "aws:autoscaling:groupName": world.app_group
+    }
+    assert targets["Cache"]["parameters"] == {"availabilityZoneIdentifier": AZS[0]}
+    assert template["actions"]["Failover-Database"]["parameters"] == {"forceFailover": "true"}
+    assert template["tags"]["peakready:az"] == AZS[0]
+
+
+def test_az_power_template_leaves_the_database_alone_when_its_primary_is_elsewhere(
+    world: Any,
+) -> None:
+    template = AwsDriver(world.configuration).az_power_template(AZS[2])
+
+    assert "Failover-Database" not in template["actions"]
+    assert "Database" not in template["targets"]
+    assert "Stop-App-Instances" in template["actions"]
+
+
+def test_power_off_and_on_az_starts_then_stops_the_fis_experiment(world: Any) -> None:
+    driver = AwsDriver(world.configuration)
+    fis = boto3.client("fis", region_name=REGION)
+
+    started = driver.power_off_az(AZS[0])
+    running = fis.get_experiment(id=started["experiment_id"])["experiment"]
+    assert running["experimentTemplateId"] == started["template_id"]
+    assert running["tags"]["peakready:az"] == AZS[0]
+    assert running["state"]["status"] in ("pending", "initiating", "running")
+
+    back = driver.power_on_az(AZS[0])
+
+    assert back["stopped_experiments"] == [started["experiment_id"]]
+    assert (
+        fis.get_experiment(id=started["experiment_id"])["experiment"]["state"]["status"]
+        == "stopped"
+    )
+    assert fis.list_experiment_templates()["experimentTemplates"] == []
+    assert driver.power_on_az(AZS[0])["stopped_experiments"] == []  # idempotent
+
+
+def test_power_off_az_without_a_fis_role_is_refused(world: Any) -> None:
+    configuration = {k: v for k, v in world.configuration.items() if k != "peakready_fis_role_arn"}
+
+    with pytest.raises(
+        ActivityFailed, match=r"no IAM role for AWS FIS; set 'peakready_fis_role_arn'"
+    ):
+        AwsDriver(configuration).power_off_az(AZS[0])
+
+
+# rollback -----------------------------------------------------------------------------
+
+
+def test_restore_stops_every_fault_and_is_idempotent(world: Any) -> None:
+    driver = AwsDriver(world.configuration)
+    first = driver.power_off_az(AZS[0])
+    second = driver.power_off_az(AZS[1])
+    driver.kill_app_instance(az=AZS[2])
+
+    restored = driver.restore()
+
+    assert sorted(restored["stopped_experiments"]) == sorted(
+        [first["experiment_id"], second["experiment_id"]]
+    )
+    assert restored["app_group"]["ok"] is True
+    assert restored["db_primary"]["status"] == "available"
+    assert restored["cache_group"]["status"] == "available"
+    again = driver.restore()
+    assert again["stopped_experiments"] == []
+    assert again["app_group"]["ok"] is True
+
+
+def test_restore_leaves_other_stacks_experiments_running(world: Any) -> None:
+    mine = AwsDriver(world.configuration)
+    other_outputs = {**world.outputs, "stack": "other-" + world.stack}
+    other = AwsDriver({**world.configuration, "peakready_outputs": other_outputs})
+    theirs = other.power_off_az(AZS[0])
+
+    mine.restore()
+
+    fis = boto3.client("fis", region_name=REGION)
+    assert (
+        fis.get_experiment(id=theirs["experiment_id"])["experiment"]["state"]["status"] != "stopped"
+    )
+
+
+def test_restore_gives_up_after_the_timeout_when_the_group_stays_short(world: Any) -> None:
+    asg = boto3.client("autoscaling", region_name=REGION)
+    asg.set_instance_health(
+        InstanceId=_group_instances(world)[0]["InstanceId"], HealthStatus="Unhealthy"
+    )
+    driver = AwsDriver({**world.configuration, "peakready_aws_timeout_s": 0.2})
+
+    with pytest.raises(
+        ActivityFailed, match=r"app group back at desired size: not reached after 0 s"
+    ):
+        driver.restore()
+
+
+# stack outputs ------------------------------------------------------------------------
+
+
+def test_missing_output_key_names_the_key_and_the_source(world: Any) -> None:
+    outputs = {k: v for k, v in world.outputs.items() if k != "app_group"}
+    driver = AwsDriver({**world.configuration, "peakready_outputs": outputs})
+
+    with pytest.raises(ActivityFailed) as caught:
+        driver.kill_app_instance()
+
+    assert str(caught.value).startswith(
+        "stack outputs: 'app_group' is missing from configuration key 'peakready_outputs'"
+    )
+
+
+def test_outputs_are_read_from_the_outputs_file(world: Any, tmp_path: Path) -> None:
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps(world.outputs))
+    configuration = {k: v for k, v in world.configuration.items() if k != "peakready_outputs"}
+
+    driver = AwsDriver({**configuration, "peakready_outputs_file": str(path)})
+
+    assert driver.outputs()["app_group"] == world.app_group
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, r"outputs.json: no such file"),
+        ("{not json", r"outputs.json: not JSON"),
+        ('["a list"]', r"outputs.json is not a JSON object"),
+        ('{"target": "lab"}', r"has target 'lab', expected 'aws'"),
+    ],
+)
+def test_bad_outputs_file_is_refused_clearly(
+    tmp_path: Path, content: str | None, message: str
+) -> None:
+    path = tmp_path / "outputs.json"
+    if content is not None:
+        path.write_text(content)
+
+    with pytest.raises(ActivityFailed, match=message):
+        AwsDriver({"peakready_outputs_file": str(path), "aws_region": REGION}).outputs()
+
+
+def test_without_outputs_file_or_pulumi_the_driver_says_what_to_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+
+    with pytest.raises(
+        ActivityFailed, match=r"no 'peakready_outputs_file' in the configuration and no pulumi CLI"
+    ):
+        AwsDriver({"peakready_stack": "dev", "aws_region": REGION}).outputs()
