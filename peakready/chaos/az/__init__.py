@@ -1,0 +1,1 @@
+"""A whole availability zone: every component in it at once."""

@@ -1,0 +1,234 @@
+"""The lab driver: faults on the lab's own processes, found by recorded PID and AZ.
+
+Every signal goes through :mod:`peakready.lab.control`, which checks that a PID
+belongs to the lab before touching it (DESIGN §9). A power loss freezes the AZ's
+cgroup; restoring thaws it, restarts whatever was killed and waits until the whole
+lab is healthy again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from chaoslib.exceptions import ActivityFailed
+
+from peakready.errors import PeakreadyError
+from peakready.lab import control, observe
+from peakready.lab import proc as procmod
+from peakready.lab.state import LabState
+
+#: Restart order after faults: consensus first, then the servers that depend on it.
+RESTART_ORDER = ("etcd", "patroni", "redis", "sentinel", "searchd", "haproxy", "supervisor")
+
+
+def lab_healthy(stack: str) -> bool:
+    """Whether ``peakready lab status`` would exit 0."""
+    from peakready.lab import runtime
+
+    try:
+        return runtime.status(stack)[0] == 0
+    except PeakreadyError:
+        return False
+
+
+class LabDriver:
+    """:class:`~peakready.chaos.drivers.base.Driver` for the local lab of ``stack``."""
+
+    target = "lab"
+
+    def __init__(self, stack: str) -> None:
+        self.stack = stack
+        self.state = LabState.load(stack)
+
+    def outputs(self) -> dict[str, Any]:
+        return self.state.outputs
+
+    # app tier ---------------------------------------------------------------
+    def app_instances(self) -> list[dict[str, Any]]:
+        return [
+            {"id": i["id"], "az": i.get("az"), "healthy": bool(i["ready"]), "port": i["port"]}
+            for i in observe.app_instances(self._fresh())
+        ]
+
+    def app_group_at_desired(self) -> dict[str, Any]:
+        desired = int(self._fresh().app_group().get("desired", 0))
+        healthy = sum(1 for i in self.app_instances() if i["healthy"])
+        return {"desired": desired, "healthy": healthy, "ok": desired > 0 and healthy >= desired}
+
+    def kill_app_instance(self, az: str | None = None) -> dict[str, Any]:
+        candidates = [i for i in self.app_instances() if i["healthy"] and az in (None, i["az"])]
+        if not candidates:
+            raise ActivityFailed(f"kill app instance: no healthy instance{_in(az)}")
+        victim = candidates[0]
+        pid = self._signal(victim["id"])
+        return {"id": victim["id"], "az": victim["az"], "pid": pid}
+
+    # a whole availability zone ------------------------------------------------
+    def power_off_az(self, az: str) -> dict[str, Any]:
+        try:
+            pids = control.freeze_az(self.state, az)
+        except (PeakreadyError, OSError) as exc:
+            raise ActivityFailed(f"power off {az}: {exc}") from None
+        return {"az": az, "frozen_processes": len(pids)}
+
+    def power_on_az(self, az: str) -> dict[str, Any]:
+        try:
+            control.thaw_az(self.state, az)
+        except (PeakreadyError, OSError) as exc:
+            raise ActivityFailed(f"power on {az}: {exc}") from None
+        return {"az": az}
+
+    # database -----------------------------------------------------------------
+    def db_primary(self) -> dict[str, Any]:
+        cluster = observe.patroni_cluster(self.state)
+        leader = cluster.get("leader")
+        if not leader:
+            raise ActivityFailed("database primary: Patroni reports no leader")
+        return {"id": leader, "az": self._member(leader).get("az")}
+
+    def fail_database_primary(self) -> dict[str, Any]:
+        primary = self.db_primary()
+        patroni = next(
+            (p for p in self.state.by_kind("patroni") if p.get("az") == primary["az"]), None
+        )
+        if patroni is None:
+            raise ActivityFailed(f"fail database primary: no Patroni process in {primary['az']}")
+        postmaster = control.postmaster_pid(patroni)
+        backends = _children(postmaster) if postmaster else []
+        # The whole node at once: Patroni, its postmaster and every backend.
+        self._signal(patroni["name"])
+        for pid in [postmaster, *backends]:
+            if pid:
+                control.signal_pid(self.state, pid, signal.SIGKILL, patroni.get("data_dir"))
+        return {**primary, "process": patroni["name"], "postmaster": postmaster}
+
+    def stale_primary_rejects_writes(self, member_id: str, window_s: float = 5.0) -> dict[str, Any]:
+        member = self._member(member_id)
+        password = self.state.secrets()["db_superuser_password"]
+        seen = {"accepted": 0, "read_only": 0, "unreachable": 0, "unacknowledged": 0}
+        deadline = time.monotonic() + window_s
+        attempts = 0
+        while attempts == 0 or time.monotonic() < deadline:
+            attempts += 1
+            seen[_try_write(member["host"], int(member["port"]), password)] += 1
+            time.sleep(0.25)
+        return {"member": member_id, "attempts": attempts, **seen, "ok": seen["accepted"] == 0}
+
+    # cache ------------------------------------------------------------------
+    def fail_cache_primary(self) -> dict[str, Any]:
+        master = observe.sentinel_master(self.state).get("master")
+        redis = next(
+            (p for p in self.state.by_kind("redis") if master and master.endswith(f":{p['port']}")),
+            None,
+        )
+        if redis is None:
+            raise ActivityFailed(f"fail cache primary: no lab Redis at {master}")
+        pid = self._signal(redis["name"])
+        return {"id": redis["name"], "az": redis.get("az"), "pid": pid}
+
+    def stop_cache(self) -> dict[str, Any]:
+        return {"stopped": [self._kill_quietly(p["name"]) for p in self.state.by_kind("redis")]}
+
+    # search -----------------------------------------------------------------
+    def kill_search_node(self, az: str | None = None) -> dict[str, Any]:
+        nodes = [
+            p
+            for p in self.state.by_kind("searchd")
+            if az in (None, p.get("az")) and procmod.alive(p["pid"])
+        ]
+        if not nodes:
+            raise ActivityFailed(f"kill search node: no running node{_in(az)}")
+        pid = self._signal(nodes[0]["name"])
+        return {"id": nodes[0]["name"], "az": nodes[0].get("az"), "pid": pid}
+
+    def stop_search(self) -> dict[str, Any]:
+        return {"stopped": [self._kill_quietly(p["name"]) for p in self.state.by_kind("searchd")]}
+
+    # rollback ----------------------------------------------------------------
+    def restore(self, timeout_s: float = 120.0) -> dict[str, Any]:
+        try:
+            control.thaw_all(self.state)
+            restarted = []
+            for kind in RESTART_ORDER:
+                for proc in self._fresh().by_kind(kind):
+                    if not procmod.alive(proc["pid"]):
+                        control.restart_process(self.state, proc["name"])
+                        restarted.append(proc["name"])
+            report = control.wait_healthy(self._fresh(), timeout=timeout_s)
+        except (PeakreadyError, OSError) as exc:
+            raise ActivityFailed(f"restore: {exc}") from None
+        return {"thawed": self.state.azs, "restarted": restarted, "healthy": report["healthy"]}
+
+    # private
+    def _fresh(self) -> LabState:
+        """Re-read state.json: restarts record new PIDs there."""
+        self.state = LabState.load(self.stack)
+        return self.state
+
+    def _member(self, name: str) -> dict[str, Any]:
+        for member in self.state.endpoints.get("db_members", []):
+            if member["name"] == name:
+                return dict(member)
+        raise ActivityFailed(f"database member {name!r}: not in the lab's state")
+
+    def _signal(self, name: str, sig: int = signal.SIGKILL) -> int:
+        try:
+            return control.kill_process(self.state, name, sig)
+        except PeakreadyError as exc:
+            raise ActivityFailed(f"kill {name}: {exc}") from None
+
+    def _kill_quietly(self, name: str) -> str:
+        with contextlib.suppress(PeakreadyError):  # already down: that is what was asked
+            control.kill_process(self.state, name, signal.SIGKILL)
+        return name
+
+
+def _in(az: str | None) -> str:
+    return f" in {az}" if az else ""
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (PostgreSQL backends of a postmaster)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def _try_write(host: str, port: int, password: str) -> str:
+    """One direct write on a member: accepted, read_only, unreachable or unacknowledged."""
+    notices: list[str] = []
+    try:
+        with psycopg.connect(
+            host=host,
+            port=port,
+            user="postgres",
+            password=password,
+            dbname="postgres",
+            connect_timeout=2,
+            options="-c statement_timeout=2000",
+            autocommit=True,
+        ) as conn:
+            conn.add_notice_handler(lambda diag: notices.append(diag.message_primary or ""))
+            conn.execute("CREATE TEMP TABLE peakready_stale_probe (x int)")
+    except psycopg.errors.ReadOnlySqlTransaction:
+        return "read_only"
+    except psycopg.errors.QueryCanceled:
+        return "unacknowledged"  # the commit waited for a standby that never answered
+    except psycopg.OperationalError:
+        return "unreachable"
+    if any("synchronous replication" in n for n in notices):
+        return "unacknowledged"  # committed locally only, never confirmed by a standby
+    return "accepted"

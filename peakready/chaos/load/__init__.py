@@ -1,0 +1,1 @@
+"""Load around an experiment: a Chaos Toolkit control starting and stopping the generator."""

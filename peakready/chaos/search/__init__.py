@@ -1,0 +1,1 @@
+"""Search tier: Sphinx searchd nodes in the lab, OpenSearch on AWS."""

@@ -1,0 +1,1 @@
+"""Verification: the ledger against the database, recovery times against the policy."""

@@ -1,0 +1,184 @@
+"""The figures of a scenario and the verdict on them — shared by probes and the drill."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from chaoslib.exceptions import ActivityFailed
+from chaoslib.types import Configuration, Secrets
+
+from peakready.chaos import shared
+from peakready.load.ledger import LEDGER_FILE, LedgerCheck, compare, read_ledger
+from peakready.load.records import (
+    REQUESTS_FILE,
+    WRITE_KINDS,
+    RequestRecord,
+    failed,
+    first_fault_at,
+    percentile,
+    read_events,
+    read_records,
+    recovery_time,
+)
+from peakready.topology import Objective
+
+#: Degraded reads (cache and search down) must still answer within this (p95, ms).
+DEGRADED_READ_P95_MS = 1000.0
+
+
+@dataclass
+class Figures:
+    """What one scenario measured (the numbers of summary.json, plus a few more)."""
+
+    rto_s: float | None = None
+    requests: int = 0
+    failed_requests: int = 0
+    failed_orders: int = 0
+    acked_orders: int = 0
+    lost_orders: int = 0
+    duplicate_orders: int = 0
+    oversold_units: int = 0
+    mismatched_orders: int = 0
+    read_p95_ms: float = 0.0
+    fault_at: float | None = None
+    path: str = "writes"
+    stale_primary_ok: bool | None = None
+    ledger: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def measure(
+    scenario: str,
+    records: Sequence[RequestRecord],
+    events: Sequence[dict[str, Any]],
+    check: LedgerCheck | None,
+) -> Figures:
+    """Figures from a run's records, fault events and ledger check (pure)."""
+    path = shared.AFFECTED_PATH.get(scenario, "writes")
+    fault_at = first_fault_at(events)
+    after = [r for r in records if fault_at is None or r.t0 >= fault_at]
+    reads = [r.latency * 1000 for r in after if r.kind in ("product", "search")]
+    stale = [e for e in events if e.get("event") == "stale_primary"]
+    figures = Figures(
+        rto_s=recovery_time(records, fault_at, path) if fault_at is not None else None,
+        requests=len(records),
+        failed_requests=failed(records),
+        failed_orders=failed(records, WRITE_KINDS),
+        read_p95_ms=round(percentile(reads, 0.95), 1),
+        fault_at=fault_at,
+        path=path,
+        stale_primary_ok=bool(stale[-1].get("ok")) if stale else None,
+    )
+    if check is not None:
+        figures.acked_orders = check.acked_orders
+        figures.lost_orders = check.lost_orders
+        figures.duplicate_orders = check.duplicate_orders
+        figures.oversold_units = check.oversold_units
+        figures.mismatched_orders = check.mismatched_orders
+        figures.ledger = check.as_dict()
+    return figures
+
+
+def judge(
+    scenario: str, figures: Figures, objective: Objective, rto_limit: float | None = None
+) -> list[str]:
+    """Why the figures break the scenario's rules (DESIGN §6, §8 and the policy); [] = pass."""
+    reasons: list[str] = []
+    limit = float(objective.rto_s) if rto_limit is None else rto_limit
+    if figures.lost_orders:
+        reasons.append(f"{figures.lost_orders} acknowledged orders lost")
+    if figures.duplicate_orders:
+        reasons.append(f"{figures.duplicate_orders} duplicate orders")
+    if figures.oversold_units:
+        reasons.append(f"{figures.oversold_units} units oversold")
+    if figures.mismatched_orders:
+        reasons.append(f"{figures.mismatched_orders} orders differ from what was acknowledged")
+    if figures.fault_at is None:
+        reasons.append("no fault was injected")
+    elif figures.rto_s is None:
+        reasons.append(f"{figures.path} never recovered after the fault")
+    elif figures.rto_s > limit:
+        reasons.append(f"RTO {figures.rto_s:.1f} s exceeds the objective {limit:g} s")
+    allowed = objective.max_failed_requests
+    if scenario == "app-instance-loss" and allowed is None:
+        allowed = 0
+    if allowed is not None and figures.failed_requests > allowed:
+        reasons.append(f"{figures.failed_requests} failed requests (allowed {allowed})")
+    if scenario in ("cache-primary-loss", "search-node-loss", "degraded-dependencies") and (
+        figures.failed_orders
+    ):
+        reasons.append(f"order path affected: {figures.failed_orders} failed order attempts")
+    if scenario == "degraded-dependencies" and figures.read_p95_ms > DEGRADED_READ_P95_MS:
+        reasons.append(
+            f"degraded reads slow: p95 {figures.read_p95_ms:.0f} ms > {DEGRADED_READ_P95_MS:.0f} ms"
+        )
+    if figures.stale_primary_ok is False:
+        reasons.append("the stale primary accepted a write")
+    return reasons
+
+
+# --------------------------------------------------------------------------- I/O
+
+
+def audit_token(configuration: Configuration, secrets: Secrets) -> str:
+    """The storefront's audit token: the lab's generated one, else a secret/env var."""
+    token = (secrets or {}).get("peakready_audit_token") or os.environ.get("PEAKREADY_AUDIT_TOKEN")
+    if token:
+        return str(token)
+    if shared.target_of(configuration) == "lab":
+        from peakready.lab.state import LabState
+
+        return str(LabState.load(shared.stack_of(configuration)).secrets()["audit_token"])
+    raise ActivityFailed("audit token: set the secret peakready_audit_token")
+
+
+def audit(endpoint: str, token: str, keys: list[str], timeout_s: float = 30.0) -> dict[str, Any]:
+    """``POST /audit`` for ``keys`` (the same call on both targets)."""
+    try:
+        answer = httpx.post(
+            f"{endpoint.rstrip('/')}/audit",
+            json={"idempotency_keys": keys},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout_s,
+        )
+    except httpx.HTTPError as exc:
+        raise ActivityFailed(f"audit: {type(exc).__name__}: {exc}") from None
+    if answer.status_code != 200:
+        raise ActivityFailed(f"audit: {answer.status_code} {answer.text[:200]}")
+    data: dict[str, Any] = answer.json()
+    return data
+
+
+def check_ledger(
+    run: Path, configuration: Configuration, secrets: Secrets, attempts: int = 5
+) -> LedgerCheck:
+    """Compare the run's ledger with the database through the storefront's audit."""
+    entries = read_ledger(run / LEDGER_FILE)
+    endpoint = str(shared.driver(configuration, secrets).outputs()["endpoint"])
+    token = audit_token(configuration, secrets)
+    last: ActivityFailed | None = None
+    for _ in range(attempts):  # the primary may be switching: a few tries, bounded
+        try:
+            return compare(entries, audit(endpoint, token, [e.key for e in entries]))
+        except ActivityFailed as exc:
+            last = exc
+
+            time.sleep(2)
+    raise last or ActivityFailed("audit: no answer")
+
+
+def figures_of(run: Path, scenario: str, configuration: Configuration, secrets: Secrets) -> Figures:
+    """Everything measured in ``run`` for ``scenario``, the ledger checked live."""
+    check = check_ledger(run, configuration, secrets)
+    return measure(scenario, read_records(run / REQUESTS_FILE), read_events(run), check)
+
+
+__all__: list[str] = []  # helpers, not activities

@@ -1,0 +1,176 @@
+"""One chaos scenario through chaoslib's API: journal, figures, verdict."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from chaoslib.exceptions import ActivityFailed
+from chaoslib.loader import load_experiment
+from chaoslib.run import RunEventHandler, Runner
+from chaoslib.types import Activity, Experiment, Journal, Run, Strategy
+
+from peakready.chaos import shared
+from peakready.chaos.verify.shared import Figures, figures_of, judge
+from peakready.load.records import REQUESTS_FILE, read_events, read_records
+from peakready.report import timeline as timeline_png
+from peakready.report.summary import ScenarioResult, write_json
+from peakready.topology import REPO_ROOT, Topology
+
+EXPERIMENTS_DIR = REPO_ROOT / "chaos"
+
+#: chaoslib settings for a drill: rollbacks run whatever happens (failure, Ctrl-C).
+SETTINGS: dict[str, Any] = {"runtime": {"rollbacks": {"strategy": "always"}}}
+
+#: What a dry run does instead of the method: read the stack outputs (no fault).
+DRY_METHOD = [
+    {
+        "type": "probe",
+        "name": "stack-outputs",
+        "provider": {
+            "type": "python",
+            "module": "peakready.chaos.stack.probes",
+            "func": "stack_outputs",
+        },
+    }
+]
+
+
+class _Progress(RunEventHandler):  # type: ignore[misc]
+    """Forwards each activity's name to the progress display."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say = say
+
+    def start_hypothesis_before(self, experiment: Experiment) -> None:
+        self.say("steady state before")
+
+    def start_method(self, experiment: Experiment) -> None:
+        self.say("method")
+
+    def start_hypothesis_after(self, experiment: Experiment) -> None:
+        self.say("steady state after")
+
+    def start_rollbacks(self, experiment: Experiment) -> None:
+        self.say("rollbacks")
+
+    def start_activity(self, activity: Activity) -> None:
+        self.say(str(activity.get("name", "")))
+
+    def activity_completed(self, activity: Activity, run: Run) -> None:
+        pass
+
+
+def experiment_for(scenario: str, dry_run: bool) -> Experiment:
+    experiment: Experiment = load_experiment(str(EXPERIMENTS_DIR / f"{scenario}.yaml"))
+    if dry_run:
+        experiment = copy.deepcopy(experiment)
+        # Probes only: no fault, no rollback, no load, no order placed.
+        experiment["method"] = DRY_METHOD
+        experiment["rollbacks"] = []
+        experiment.pop("controls", None)
+        hypothesis = experiment.get("steady-state-hypothesis", {})
+        hypothesis["probes"] = [
+            p for p in hypothesis.get("probes", []) if p.get("name") != "orders-accepted"
+        ]
+    return experiment
+
+
+def run_scenario(
+    scenario: str,
+    topology: Topology,
+    target: str,
+    report_dir: Path,
+    dry_run: bool = False,
+    say: Callable[[str], None] = lambda _: None,
+) -> tuple[ScenarioResult, Journal]:
+    """Run ``chaos/<scenario>.yaml`` with load, then measure and judge it."""
+    run = (report_dir / "runs" / scenario).resolve()
+    configuration = {
+        "peakready_target": target,
+        "peakready_stack": topology.stack,
+        "peakready_run_dir": str(run),
+        "peakready_scenario": scenario,
+    }
+    started = time.monotonic()
+    with Runner(Strategy.DEFAULT) as runner:
+        runner.register_event_handler(_Progress(say))
+        journal: Journal = runner.run(
+            experiment_for(scenario, dry_run),
+            settings=copy.deepcopy(SETTINGS),
+            experiment_vars=(configuration, {}),
+        )
+    result = ScenarioResult(name=scenario, duration_s=time.monotonic() - started)
+    result.journal = f"journals/{scenario}.json"
+    write_json(report_dir / result.journal, journal)
+    say("verifying")
+    judge_run(result, journal, run, topology, configuration, dry_run)
+    records = read_records(run / REQUESTS_FILE)
+    if records:
+        out = report_dir / "timelines" / f"{scenario}.png"
+        timeline_png.plot(records, read_events(run), scenario, out, result.rto_s)
+        result.timeline = f"timelines/{scenario}.png"
+    return result, journal
+
+
+def judge_run(
+    result: ScenarioResult,
+    journal: Journal,
+    run: Path,
+    topology: Topology,
+    configuration: dict[str, Any],
+    dry_run: bool,
+) -> None:
+    """Fill ``result`` with the figures of ``run`` and the verdict on them."""
+    scenario = result.name
+    objective = topology.objective(scenario)
+    result.rto_objective_s = shared.rto_limit(configuration, scenario)
+    result.max_failed_requests = objective.max_failed_requests
+    if scenario == "app-instance-loss" and result.max_failed_requests is None:
+        result.max_failed_requests = 0
+    after = (journal.get("steady_states") or {}).get("after") or {}
+    result.steady_state_after = bool(after.get("steady_state_met"))
+    try:
+        figures = figures_of(run, scenario, configuration, None)
+    except ActivityFailed as exc:
+        figures = Figures()
+        result.reasons.append(f"ledger not verified: {exc}")
+    _copy(figures, result)
+    status = journal.get("status")
+    if status in ("interrupted", "aborted"):
+        result.status = "aborted"
+        result.reasons.append(f"experiment {status}")
+        return
+    if not dry_run:
+        result.reasons += judge(scenario, figures, objective, result.rto_objective_s)
+    elif figures.lost_orders or figures.duplicate_orders or figures.oversold_units:
+        result.reasons.append("ledger and database disagree")
+    if status != "completed":
+        result.reasons.append(f"experiment {status}")
+    if journal.get("deviated") or not result.steady_state_after:
+        result.reasons.append("steady state not met after the method")
+    for activity in journal.get("run", []):
+        if activity.get("status") == "failed":
+            name = activity.get("activity", {}).get("name")
+            result.reasons.append(f"{name} failed: {activity.get('exception', [''])[-1].strip()}")
+    result.status = "failed" if result.reasons else "passed"
+
+
+def _copy(figures: Figures, result: ScenarioResult) -> None:
+    result.rto_s = figures.rto_s
+    result.requests = figures.requests
+    result.failed_requests = figures.failed_requests
+    result.acked_orders = figures.acked_orders
+    result.lost_orders = figures.lost_orders
+    result.duplicate_orders = figures.duplicate_orders
+    result.oversold_units = figures.oversold_units
+    result.extra = {
+        "failed_orders": figures.failed_orders,
+        "read_p95_ms": figures.read_p95_ms,
+        "stale_primary_ok": figures.stale_primary_ok,
+        "path": figures.path,
+        "ledger": figures.ledger,
+    }

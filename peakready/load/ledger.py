@@ -1,0 +1,128 @@
+"""The order ledger: every order the storefront acknowledged, as the client saw it.
+
+The ledger is the client's proof. After a fault the drill asks the storefront's
+``POST /audit`` which of these orders exist: an acknowledged order the database lacks
+is *lost*, a key with more than one order is a *duplicate*, and units sold beyond a
+product's initial stock are *oversold*.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from peakready.load.records import read_jsonl
+
+LEDGER_FILE = "ledger.jsonl"
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One acknowledged order: its idempotency key and what the storefront answered."""
+
+    key: str
+    order_id: int
+    product_id: int
+    quantity: int
+    acked_at: float  # epoch seconds when the 201/200 arrived
+    status: int = 201
+
+
+class LedgerWriter:
+    """Appends entries, flushed and synced: an ack that is not on disk is not an ack."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: IO[str] = path.open("a", encoding="utf-8")
+
+    def append(self, entry: LedgerEntry) -> None:
+        self._file.write(json.dumps(asdict(entry), separators=(",", ":")) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def read_ledger(path: Path) -> list[LedgerEntry]:
+    fields = LedgerEntry.__dataclass_fields__
+    return [
+        LedgerEntry(**{k: v for k, v in row.items() if k in fields})
+        for row in read_jsonl(path)
+        if {"key", "order_id", "product_id", "quantity", "acked_at"} <= row.keys()
+    ]
+
+
+@dataclass
+class LedgerCheck:
+    """The ledger compared with the database (through ``POST /audit``)."""
+
+    acked_orders: int = 0
+    lost_orders: int = 0
+    duplicate_orders: int = 0
+    oversold_units: int = 0
+    mismatched_orders: int = 0  # exists, but another product/quantity than acknowledged
+    lost_keys: list[str] = field(default_factory=list)
+    duplicate_keys: list[str] = field(default_factory=list)
+    oversold_products: list[int] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return (
+            not (self.lost_orders or self.duplicate_orders or self.oversold_units)
+            and not self.mismatched_orders
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ok"] = self.ok
+        for key in ("lost_keys", "duplicate_keys"):
+            data[key] = data[key][:20]  # enough to investigate, small enough to read
+        return data
+
+
+def compare(entries: Iterable[LedgerEntry], audit: Mapping[str, Any]) -> LedgerCheck:
+    """Compare acknowledged orders with an audit answer (internals.md, ``POST /audit``).
+
+    ``audit["orders"]`` maps each key to the order found or ``None``;
+    ``audit["orders_per_key"]`` counts orders per key; ``audit["products"]`` lists
+    ``{"id", "stock", "initial_stock", "sold"}``.
+    """
+    acked: dict[str, LedgerEntry] = {}
+    for entry in entries:
+        acked.setdefault(entry.key, entry)
+    orders = audit.get("orders") or {}
+    per_key = audit.get("orders_per_key") or {}
+    check = LedgerCheck(acked_orders=len(acked))
+    for key, entry in acked.items():
+        found = orders.get(key)
+        if not found:
+            check.lost_orders += 1
+            check.lost_keys.append(key)
+            continue
+        if (
+            int(found.get("id", -1)) != entry.order_id
+            or int(found.get("product_id", -1)) != entry.product_id
+            or int(found.get("quantity", -1)) != entry.quantity
+        ):
+            check.mismatched_orders += 1
+        count = int(per_key.get(key, 1))
+        if count > 1:
+            check.duplicate_orders += count - 1
+            check.duplicate_keys.append(key)
+    for product in audit.get("products") or []:
+        initial = int(product.get("initial_stock", 0))
+        sold = int(product.get("sold", 0))
+        stock = int(product.get("stock", 0))
+        # Units sold beyond what existed: either more sold than the initial stock, or a
+        # stock that was not decremented for some orders (stock + sold > initial), so
+        # that more can still be sold than exists.
+        over = max(stock + sold - initial, sold - initial, -stock, 0)
+        if over > 0:
+            check.oversold_units += over
+            check.oversold_products.append(int(product.get("id", -1)))
+    return check

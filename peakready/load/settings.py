@@ -1,0 +1,58 @@
+"""How much load a drill sends, and its bounds. Every loop is bounded in rate, count and time."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+from peakready.errors import PeakreadyError
+
+#: Words the search users look for (products of the seed catalogue are named from them).
+SEARCH_TERMS = ("lamp", "chair", "mug", "jacket", "book", "phone", "shoe", "watch")
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """A steady mix of orders, product reads and searches at a fixed total rate.
+
+    The default, 40 requests/s in all, leaves the lab's 2 cores free to fail over.
+    """
+
+    endpoint: str
+    orders_per_s: float = 10.0
+    reads_per_s: float = 22.0
+    searches_per_s: float = 8.0
+    duration_s: float = 300.0  # hard stop, whatever the control does
+    max_orders: int = 20000  # hard stop on orders placed
+    request_timeout_s: float = 4.0  # per attempt
+    retry_window_s: float = 45.0  # retry one order (same key) for at most this long
+    users_per_kind: int = 4
+    max_quantity: int = 2
+
+    def __post_init__(self) -> None:
+        url = urlparse(self.endpoint)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise PeakreadyError(f"load endpoint {self.endpoint!r}: expected an http(s) URL")
+        for name in ("orders_per_s", "reads_per_s", "searches_per_s"):
+            value = getattr(self, name)
+            if not 0 <= value <= 500:
+                raise PeakreadyError(f"load {name} {value}: expected 0 to 500 requests/s")
+        if not 0 < self.duration_s <= 3600:
+            raise PeakreadyError(f"load duration_s {self.duration_s}: expected 1 to 3600 s")
+        if self.max_orders < 0 or self.users_per_kind < 1:
+            raise PeakreadyError("load max_orders/users_per_kind: expected non-negative/positive")
+
+    @property
+    def total_per_s(self) -> float:
+        return self.orders_per_s + self.reads_per_s + self.searches_per_s
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def loopback_only(endpoint: str, target: str) -> None:
+    """On the lab, load goes to 127.0.0.1 and nowhere else."""
+    host = urlparse(endpoint).hostname or ""
+    if target == "lab" and host not in ("127.0.0.1", "localhost"):
+        raise PeakreadyError(f"lab endpoint {endpoint!r}: expected http://127.0.0.1:<port>")

@@ -1,0 +1,1 @@
+"""Drill reports: ``summary.json`` (DESIGN §7), ``report.html`` and PNG timelines."""

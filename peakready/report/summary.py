@@ -1,0 +1,132 @@
+"""``summary.json`` exactly as DESIGN §7, and the richer detail the HTML report shows."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: The keys of one scenario entry, in DESIGN §7 order.
+SCENARIO_KEYS = (
+    "name",
+    "status",
+    "rto_s",
+    "requests",
+    "failed_requests",
+    "acked_orders",
+    "lost_orders",
+    "duplicate_orders",
+    "oversold_units",
+    "steady_state_after",
+    "journal",
+)
+BACKUP_KEYS = ("rto_s", "rpo_s", "verified_orders", "missing_orders")
+STATUSES = ("passed", "failed", "aborted")
+
+
+@dataclass
+class ScenarioResult:
+    """One scenario's outcome: the §7 figures plus what the HTML report explains."""
+
+    name: str
+    status: str = "aborted"
+    rto_s: float | None = None
+    requests: int = 0
+    failed_requests: int = 0
+    acked_orders: int = 0
+    lost_orders: int = 0
+    duplicate_orders: int = 0
+    oversold_units: int = 0
+    steady_state_after: bool = False
+    journal: str | None = None
+    # detail (report.html, details.json)
+    reasons: list[str] = field(default_factory=list)
+    rto_objective_s: float | None = None
+    max_failed_requests: int | None = None
+    timeline: str | None = None
+    duration_s: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def entry(self) -> dict[str, Any]:
+        """The DESIGN §7 entry: exactly these keys, in this order."""
+        return {key: getattr(self, key) for key in SCENARIO_KEYS}
+
+    def detail(self) -> dict[str, Any]:
+        return {
+            **self.entry(),
+            "reasons": self.reasons,
+            "rto_objective_s": self.rto_objective_s,
+            "max_failed_requests": self.max_failed_requests,
+            "timeline": self.timeline,
+            "duration_s": self.duration_s,
+            **self.extra,
+        }
+
+
+@dataclass
+class DrillResult:
+    target: str
+    stack: str
+    started: str
+    finished: str = ""
+    dry_run: bool = False
+    scenarios: list[ScenarioResult] = field(default_factory=list)
+    backup: dict[str, Any] | None = None
+    backup_detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.scenarios) and all(s.status == "passed" for s in self.scenarios)
+
+    def summary(self) -> dict[str, Any]:
+        """``summary.json`` exactly as DESIGN §7."""
+        data: dict[str, Any] = {
+            "target": self.target,
+            "stack": self.stack,
+            "started": self.started,
+            "finished": self.finished,
+            "passed": self.passed,
+            "scenarios": [s.entry() for s in self.scenarios],
+        }
+        if self.backup is not None:
+            data["backup"] = {key: self.backup.get(key) for key in BACKUP_KEYS}
+        return data
+
+    def details(self) -> dict[str, Any]:
+        return {
+            **self.summary(),
+            "dry_run": self.dry_run,
+            "scenarios": [s.detail() for s in self.scenarios],
+            "backup": self.backup_detail or self.backup,
+        }
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (tmp + rename), so readers never see half a report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def validate(summary: dict[str, Any]) -> list[str]:
+    """Where ``summary`` departs from DESIGN §7 (used by tests and by the drill itself)."""
+    problems = []
+    top = ["target", "stack", "started", "finished", "passed", "scenarios"]
+    missing = [k for k in top if k not in summary]
+    problems += [f"missing key {k}" for k in missing]
+    for entry in summary.get("scenarios", []):
+        if tuple(entry) != SCENARIO_KEYS:
+            problems.append(f"scenario {entry.get('name')}: keys {list(entry)}")
+        if entry.get("status") not in STATUSES:
+            problems.append(f"scenario {entry.get('name')}: status {entry.get('status')!r}")
+    if "backup" in summary and tuple(summary["backup"]) != BACKUP_KEYS:
+        problems.append(f"backup: keys {list(summary['backup'])}")
+    expected = bool(summary.get("scenarios")) and all(
+        e.get("status") == "passed" for e in summary.get("scenarios", [])
+    )
+    if summary.get("passed") != expected:
+        problems.append(f"passed is {summary.get('passed')}, scenarios say {expected}")
+    return problems
