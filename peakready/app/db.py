@@ -18,7 +18,8 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool, PoolTimeout
+
+from peakready.app.pool import Pool, PoolExhausted
 
 log = logging.getLogger("peakready.app.db")
 
@@ -87,23 +88,13 @@ def seed_price(product_id: int) -> Decimal:
 
 
 def make_pool(
-    conninfo: str, password: str | None, min_size: int, max_size: int, timeout_s: float, name: str
-) -> ConnectionPool:
-    """A pool that checks each connection on checkout; not opened yet."""
+    conninfo: str, password: str | None, max_size: int, timeout_s: float, name: str
+) -> Pool:
+    """A pool that checks each connection on checkout and reconnects on demand."""
     kwargs: dict[str, Any] = {"autocommit": False}
     if password is not None:
         kwargs["password"] = password
-    return ConnectionPool(
-        conninfo,
-        kwargs=kwargs,
-        min_size=min_size,
-        max_size=max_size,
-        timeout=timeout_s,
-        open=False,
-        check=ConnectionPool.check_connection,
-        reconnect_timeout=3600,
-        name=name,
-    )
+    return Pool(conninfo, kwargs, max_size, timeout_s, name)
 
 
 def migrate(
@@ -170,7 +161,7 @@ ORDER_COLUMNS = "id, product_id, quantity, created_at"
 class Store:
     """Queries of the storefront, over a write pool and an optional read pool."""
 
-    def __init__(self, write_pool: ConnectionPool, read_pool: ConnectionPool | None) -> None:
+    def __init__(self, write_pool: Pool, read_pool: Pool | None) -> None:
         self.write_pool = write_pool
         self.read_pool = read_pool or write_pool
 
@@ -199,11 +190,14 @@ class Store:
         """One round trip to a read-write primary through the pool, or DatabaseUnavailable."""
         try:
             with self.write_pool.connection(timeout=timeout_s) as conn:
-                row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+                row = conn.execute(
+                    "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only')::bool"
+                ).fetchone()
+                conn.rollback()
                 if row and row[0]:
-                    conn.close()
-                    raise DatabaseUnavailable("connected server is a standby")
-        except (psycopg.OperationalError, PoolTimeout) as exc:
+                    conn.close()  # a standby or read-only server: never hand it out again
+                    raise DatabaseUnavailable("connected server is read-only")
+        except (psycopg.OperationalError, PoolExhausted) as exc:
             raise DatabaseUnavailable(str(exc)) from exc
 
     # writes
@@ -217,7 +211,7 @@ class Store:
                 except pg_errors.ReadOnlySqlTransaction as exc:
                     conn.close()  # a standby (mid-failover): never hand it out again
                     raise DatabaseUnavailable(f"database is read-only: {exc}") from exc
-        except (psycopg.OperationalError, PoolTimeout) as exc:
+        except (psycopg.OperationalError, PoolExhausted) as exc:
             raise DatabaseUnavailable(str(exc)) from exc
 
     def audit(self, keys: list[str]) -> dict[str, Any]:
@@ -242,7 +236,7 @@ class Store:
                     " GROUP BY p.id ORDER BY p.id"
                 )
                 products = cur.fetchall()
-        except (psycopg.OperationalError, PoolTimeout) as exc:
+        except (psycopg.OperationalError, PoolExhausted) as exc:
             raise DatabaseUnavailable(str(exc)) from exc
         orders: dict[str, Any] = dict.fromkeys(keys)
         per_key = dict.fromkeys(keys, 0)
@@ -258,12 +252,12 @@ class Store:
     def _read(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
         return self._run(self.read_pool, sql, params)
 
-    def _run(self, pool: ConnectionPool, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+    def _run(self, pool: Pool, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
         try:
             with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
                 cur.execute(sql, params)  # type: ignore[arg-type]  # built from constants
                 return cur.fetchall()
-        except (psycopg.OperationalError, PoolTimeout) as exc:
+        except (psycopg.OperationalError, PoolExhausted) as exc:
             raise DatabaseUnavailable(str(exc)) from exc
 
 

@@ -29,13 +29,19 @@ class DependencyGuard:
         self.name = name
         self.timeout_s = timeout_s
         self.backoff_s = backoff_s
+        self._down = False
         self._down_until = 0.0
         self._last_error = ""
         self._lock = threading.Lock()
 
     @property
     def degraded(self) -> bool:
-        """True while the dependency is remembered as down."""
+        """True from a failed call until the next successful one."""
+        return self._down
+
+    @property
+    def backing_off(self) -> bool:
+        """True during the back-off after a failure: calls are skipped, not attempted."""
         return time.monotonic() < self._down_until
 
     @property
@@ -44,11 +50,13 @@ class DependencyGuard:
 
     def mark_down(self, error: str) -> None:
         with self._lock:
+            self._down = True
             self._down_until = time.monotonic() + self.backoff_s
             self._last_error = error
 
     def mark_up(self) -> None:
         with self._lock:
+            self._down = False
             self._down_until = 0.0
             self._last_error = ""
 
@@ -63,7 +71,7 @@ class BoundedRunner:
         self, guard: DependencyGuard, fn: Callable[[], T], timeout_s: float | None = None
     ) -> T:
         """``fn()`` within the bound, or :class:`DependencyDown` (and the guard marked down)."""
-        if guard.degraded:
+        if guard.backing_off:
             raise DependencyDown(f"{guard.name} is down ({guard.last_error}); backing off")
         bound = guard.timeout_s if timeout_s is None else timeout_s
         future = self._pool.submit(fn)
@@ -81,7 +89,7 @@ class BoundedRunner:
 
     def fire(self, guard: DependencyGuard, fn: Callable[[], object]) -> None:
         """Run ``fn()`` in the background (best effort); failures only mark the guard down."""
-        if guard.degraded:
+        if guard.backing_off:
             return
 
         def run() -> None:

@@ -46,7 +46,6 @@ class Storefront:
         self.write_pool = db.make_pool(
             settings.db_dsn,
             password,
-            settings.db_pool_min,
             settings.db_pool_max,
             settings.db_pool_timeout_s,
             "write",
@@ -55,7 +54,6 @@ class Storefront:
             db.make_pool(
                 settings.db_read_dsn,
                 password,
-                settings.db_pool_min,
                 settings.db_pool_max,
                 settings.db_pool_timeout_s,
                 "read",
@@ -87,9 +85,6 @@ class Storefront:
                 self.settings.initial_stock,
                 self.settings.migrate_timeout_s,
             )
-        self.write_pool.open(wait=False)
-        if self.read_pool is not None:
-            self.read_pool.open(wait=False)
 
     def close(self) -> None:
         self.runner.shutdown()

@@ -40,7 +40,7 @@ class Metrics:
         )
         self.degraded = Gauge(
             "storefront_dependency_degraded",
-            "1 while a dependency is remembered as down",
+            "1 from a failed call to the dependency until the next successful one",
             ["dependency"],
             registry=self.registry,
         )

@@ -94,7 +94,7 @@ class SphinxSearch:
         candidates = [
             (host, guard)
             for host, guard in zip(self.hosts, self.host_guards, strict=True)
-            if not guard.degraded
+            if not guard.backing_off
         ] or list(zip(self.hosts, self.host_guards, strict=True))
         for (host, port), guard in candidates:
             left = deadline - time.monotonic()

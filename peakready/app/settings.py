@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from peakready.errors import PeakreadyError
@@ -23,7 +23,6 @@ class AppSettings(BaseSettings):
     db_dsn: str = "host=127.0.0.1 port=5432 dbname=shop user=shop connect_timeout=2"
     db_read_dsn: str | None = None
     db_password: SecretStr | None = None
-    db_pool_min: int = Field(2, ge=0)
     db_pool_max: int = Field(10, ge=1)
     db_pool_timeout_s: float = Field(5.0, gt=0)
 
@@ -50,12 +49,6 @@ class AppSettings(BaseSettings):
     initial_stock: int = Field(1000, ge=0)
 
     log_level: str = "warning"
-
-    @model_validator(mode="after")
-    def _check_pool(self) -> AppSettings:
-        if self.db_pool_min > self.db_pool_max:
-            raise ValueError("db_pool_min must not exceed db_pool_max")
-        return self
 
     def sentinel_addresses(self) -> list[tuple[str, int]]:
         """``REDIS_SENTINELS`` as (host, port) pairs."""

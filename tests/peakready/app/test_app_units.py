@@ -1,0 +1,131 @@
+"""Units of the storefront app that need no server: settings, guards, search queries."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from peakready.app.db import seed_name, seed_price
+from peakready.app.guard import BoundedRunner, DependencyDown, DependencyGuard
+from peakready.app.search import query_words, sphinx_index_config
+from peakready.app.settings import load_settings, parse_hosts
+from peakready.errors import PeakreadyError
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def test_parse_hosts_keeps_order() -> None:
+    assert parse_hosts("a:1, b:22 ,", "X") == [("a", 1), ("b", 22)]
+
+
+@pytest.mark.parametrize("value", ["a", "a:", ":1", "a:x", "a:70000"])
+def test_parse_hosts_names_the_variable_and_the_bad_entry(value: str) -> None:
+    with pytest.raises(PeakreadyError) as info:
+        parse_hosts(value, "PEAKREADY_APP_SEARCH_HOSTS")
+    assert info.value.lines == [
+        f"PEAKREADY_APP_SEARCH_HOSTS: expected host:port[,host:port…], got {value!r}"
+    ]
+
+
+def test_settings_come_from_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PEAKREADY_APP_PORT", "23199")
+    monkeypatch.setenv("PEAKREADY_APP_MIGRATE", "true")
+    monkeypatch.setenv("PEAKREADY_APP_DB_PASSWORD", "s3cret")
+    settings = load_settings()
+    assert (settings.port, settings.migrate) == (23199, True)
+    assert "s3cret" not in repr(settings)
+
+
+def test_bad_setting_is_one_line_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PEAKREADY_APP_PORT", "eighty")
+    with pytest.raises(PeakreadyError) as info:
+        load_settings()
+    assert len(info.value.lines) == 1
+    assert info.value.lines[0].startswith("PEAKREADY_APP_PORT: ")
+
+
+def test_sphinx_backend_needs_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PEAKREADY_APP_SEARCH_BACKEND", "sphinx")
+    with pytest.raises(PeakreadyError, match="PEAKREADY_APP_SEARCH_HOSTS: required"):
+        load_settings()
+
+
+def test_module_entry_point_prints_one_line_and_exits_2_on_bad_settings() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "peakready.app"],
+        env={"PEAKREADY_APP_SEARCH_BACKEND": "bogus", "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("peakready-app: error: PEAKREADY_APP_SEARCH_BACKEND: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_query_words_strip_full_text_operators() -> None:
+    assert query_words('"Widget" | @name -(17) !red') == "Widget name 17 red"
+    assert query_words("((!") == ""
+
+
+def test_seed_names_are_deterministic_and_searchable() -> None:
+    assert [seed_name(i) for i in (1, 2, 9, 17)] == [
+        "Widget 1 red",
+        "Gadget 2 red",
+        "Widget 9 blue",
+        "Widget 17 green",
+    ]
+    assert seed_price(5) == seed_price(5) > 0
+
+
+def test_index_config_declares_the_fed_columns() -> None:
+    conf = sphinx_index_config("products", "/x/products")
+    assert "type = rt" in conf
+    assert "rt_field = name" in conf
+    assert "rt_attr_string = title" in conf
+
+
+def test_bounded_call_returns_within_the_bound_and_backs_off() -> None:
+    runner = BoundedRunner(workers=2)
+    guard = DependencyGuard("cache", timeout_s=0.2, backoff_s=0.5)
+    release = threading.Event()
+    try:
+        start = time.monotonic()
+        with pytest.raises(DependencyDown, match=r"no answer within 0\.20s"):
+            runner.call(guard, lambda: release.wait(5))
+        assert 0.15 < time.monotonic() - start < 0.5
+        assert guard.degraded
+        start = time.monotonic()
+        with pytest.raises(DependencyDown, match="backing off"):
+            runner.call(guard, lambda: "never called")
+        assert time.monotonic() - start < 0.05
+        time.sleep(0.55)
+        assert not guard.backing_off
+        assert guard.degraded  # still down as far as anyone knows, until a call succeeds
+        assert runner.call(guard, lambda: "back") == "back"
+        assert not guard.degraded
+    finally:
+        release.set()
+        runner.shutdown()
+
+
+def test_failing_call_marks_the_dependency_down() -> None:
+    runner = BoundedRunner(workers=1)
+    guard = DependencyGuard("search", timeout_s=1, backoff_s=5)
+
+    def boom() -> None:
+        raise ConnectionRefusedError("refused")
+
+    try:
+        with pytest.raises(DependencyDown, match="ConnectionRefusedError: refused"):
+            runner.call(guard, boom)
+        assert guard.degraded
+        assert "refused" in guard.last_error
+    finally:
+        runner.shutdown()

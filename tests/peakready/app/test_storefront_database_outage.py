@@ -1,0 +1,70 @@
+"""The write path when the database goes away or turns read-only, and how the pool recovers."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+
+if TYPE_CHECKING:
+    from conftest import App, Postgres
+
+pytestmark = pytest.mark.lab
+
+
+def place(app: App, k: str, product_id: int = 14) -> httpx.Response:
+    return httpx.post(
+        f"{app.url}/orders",
+        json={"product_id": product_id, "quantity": 1},
+        headers={"Idempotency-Key": k},
+        timeout=15,
+    )
+
+
+def test_read_only_database_answers_503_then_recovers(app_server: App, postgres: Postgres) -> None:
+    # Warm the pool so that it holds connections opened while the server was writable.
+    for _ in range(5):
+        assert place(app_server, f"warm-{uuid.uuid4()}").status_code == 201
+    postgres.execute("ALTER SYSTEM SET default_transaction_read_only = on")
+    postgres.execute("SELECT pg_reload_conf()")
+    k = f"ro-{uuid.uuid4()}"
+    try:
+        time.sleep(0.2)
+        for _ in range(12):  # every pooled connection in turn, then new ones
+            response = place(app_server, k)
+            assert response.status_code == 503, response.text
+            assert response.headers["retry-after"] == "1"
+        assert httpx.get(f"{app_server.url}/readyz", timeout=10).status_code == 503
+        assert httpx.get(f"{app_server.url}/healthz").status_code == 200
+    finally:
+        postgres.execute("ALTER SYSTEM RESET default_transaction_read_only")
+        postgres.execute("SELECT pg_reload_conf()")
+    time.sleep(0.2)
+    first = place(app_server, k)  # the client's retry with the same key
+    assert first.status_code == 201, first.text
+    assert place(app_server, k).json()["id"] == first.json()["id"]
+    rows = postgres.execute("SELECT count(*) FROM orders WHERE idempotency_key = %s", (k,))
+    assert rows == [(1,)]
+
+
+def test_pool_recovers_after_a_database_restart_without_app_restart(
+    app_server: App, postgres: Postgres
+) -> None:
+    for _ in range(5):
+        assert place(app_server, f"warm-{uuid.uuid4()}").status_code == 201
+    postgres.pg_ctl("stop", "-m", "immediate")
+    try:
+        response = place(app_server, f"down-{uuid.uuid4()}")
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "1"
+        assert httpx.get(f"{app_server.url}/readyz", timeout=10).status_code == 503
+    finally:
+        postgres.pg_ctl("start")
+    # The very first request after the database is back succeeds (no reconnect back-off),
+    # and no pooled connection broken by the restart surfaces as an error.
+    for _ in range(15):
+        assert place(app_server, f"after-{uuid.uuid4()}").status_code == 201
+    assert httpx.get(f"{app_server.url}/readyz", timeout=10).status_code == 200
