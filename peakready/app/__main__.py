@@ -11,6 +11,7 @@ from peakready.errors import PeakreadyError
 
 
 def main() -> int:
+    from peakready.app import db
     from peakready.app.main import create_app
     from peakready.app.settings import load_settings
 
@@ -22,6 +23,21 @@ def main() -> int:
         return exc.exit_code
     level = settings.log_level.upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.migrate:
+        # Before serving, so that an unreachable database is one clear line, not a traceback.
+        password = settings.db_password.get_secret_value() if settings.db_password else None
+        try:
+            db.migrate(
+                settings.db_dsn,
+                password,
+                settings.seed_products,
+                settings.initial_stock,
+                settings.migrate_timeout_s,
+            )
+        except db.DatabaseUnavailable as exc:
+            print(f"peakready-app: error: {exc}", file=sys.stderr)
+            return 1
+        settings = settings.model_copy(update={"migrate": False})
     uvicorn.run(
         create_app(settings),
         host=settings.host,

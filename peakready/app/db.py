@@ -112,8 +112,9 @@ def migrate(
             return
         except (psycopg.OperationalError, pg_errors.ReadOnlySqlTransaction) as exc:
             if time.monotonic() > deadline:
-                raise DatabaseUnavailable(f"migrations: database unavailable: {exc}") from exc
-            log.warning("migrations: database not ready (%s); retrying", exc)
+                reason = " ".join(str(exc).split())
+                raise DatabaseUnavailable(f"migrations: database unavailable: {reason}") from exc
+            log.warning("migrations: database not ready (%s); retrying", " ".join(str(exc).split()))
             time.sleep(0.5)
 
 

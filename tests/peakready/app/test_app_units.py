@@ -129,3 +129,24 @@ def test_failing_call_marks_the_dependency_down() -> None:
         assert "refused" in guard.last_error
     finally:
         runner.shutdown()
+
+
+def test_unreachable_database_at_start_is_one_line_and_exit_1() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "peakready.app"],
+        env={
+            "PYTHONPATH": str(REPO),
+            "PEAKREADY_APP_MIGRATE": "true",
+            "PEAKREADY_APP_MIGRATE_TIMEOUT_S": "0.5",
+            "PEAKREADY_APP_LOG_LEVEL": "error",
+            "PEAKREADY_APP_DB_DSN": "host=127.0.0.1 port=23199 dbname=shop user=shop",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("peakready-app: error: migrations: database unavailable: ")
+    assert "23199" in lines[0]
