@@ -167,7 +167,7 @@ def run(settings: LoadSettings, run_dir: Path) -> int:
     """Send load until told to stop or a bound is reached; returns an exit code."""
     run_dir.mkdir(parents=True, exist_ok=True)
     _Shared.settings = settings
-    _Shared.products = _catalogue(settings.endpoint, time.time() + 30)
+    _Shared.products = _catalogue(settings.endpoint, time.time() + settings.startup_timeout_s)
     _Shared.records = RecordWriter(run_dir / REQUESTS_FILE)
     _Shared.ledger = LedgerWriter(run_dir / LEDGER_FILE)
     classes = _configure(settings)

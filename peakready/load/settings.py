@@ -28,6 +28,7 @@ class LoadSettings:
     request_timeout_s: float = 4.0  # per attempt
     retry_window_s: float = 45.0  # retry one order (same key) for at most this long
     users_per_kind: int = 4
+    startup_timeout_s: float = 30.0  # wait this long for the catalogue at start
     max_quantity: int = 2
 
     def __post_init__(self) -> None:

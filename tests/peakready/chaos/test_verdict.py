@@ -1,0 +1,88 @@
+"""Each verdict depends on what it measures (DESIGN §6-8 and the stack's policy)."""
+
+from peakready.chaos.verify.shared import Figures, judge, measure
+from peakready.load.ledger import LedgerEntry, compare
+from peakready.load.records import RequestRecord
+from peakready.topology import Objective
+
+POLICY = Objective(rto_s=25, rpo_s=0)
+
+
+def figures(**kw) -> Figures:
+    base = {"fault_at": 100.0, "rto_s": 10.0, "requests": 100, "acked_orders": 50}
+    return Figures(**{**base, **kw})
+
+
+def test_clean_figures_pass() -> None:
+    assert judge("db-primary-loss", figures(), POLICY) == []
+
+
+def test_a_policy_rto_below_the_measured_one_fails_the_scenario() -> None:
+    reasons = judge("db-primary-loss", figures(rto_s=21.3), Objective(rto_s=20))
+    assert reasons == ["RTO 21.3 s exceeds the objective 20 s"]
+
+
+def test_the_lab_target_tightens_a_looser_policy() -> None:
+    assert judge("db-primary-loss", figures(rto_s=26.0), Objective(rto_s=60), rto_limit=25)
+
+
+def test_a_path_that_never_recovers_fails() -> None:
+    assert judge("az-power-loss", figures(rto_s=None), POLICY) == [
+        "writes never recovered after the fault"
+    ]
+
+
+def test_a_ledger_order_missing_from_the_database_fails_with_lost_orders_1() -> None:
+    ledger = [LedgerEntry("k1", 1, 1, 1, 1.0), LedgerEntry("k2", 2, 1, 1, 2.0)]
+    audit = {"orders": {"k1": {"id": 1, "product_id": 1, "quantity": 1}, "k2": None}}
+    records = [RequestRecord(101.0, 102.0, "order", 201, True)]
+    events = [{"type": "fault", "event": "fail_database_primary", "at": 100.0}]
+    result = measure("db-primary-loss", records, events, compare(ledger, audit))
+    assert (result.acked_orders, result.lost_orders, result.rto_s) == (2, 1, 2.0)
+    assert judge("db-primary-loss", result, POLICY) == ["1 acknowledged orders lost"]
+
+
+def test_failed_requests_fail_app_instance_loss_even_without_a_policy_bound() -> None:
+    reasons = judge("app-instance-loss", figures(failed_requests=2), Objective(rto_s=10))
+    assert reasons == ["2 failed requests (allowed 0)"]
+
+
+def test_failed_requests_are_allowed_up_to_the_policy() -> None:
+    policy = Objective(rto_s=25, max_failed_requests=5)
+    assert judge("db-primary-loss", figures(failed_requests=5), policy) == []
+    assert judge("db-primary-loss", figures(failed_requests=6), policy)
+
+
+def test_cache_loss_must_not_affect_the_order_path() -> None:
+    reasons = judge("cache-primary-loss", figures(failed_orders=1, rto_s=0.1), Objective(rto_s=5))
+    assert reasons == ["order path affected: 1 failed order attempts"]
+
+
+def test_degraded_reads_must_stay_fast() -> None:
+    reasons = judge("degraded-dependencies", figures(read_p95_ms=2500, rto_s=0.1), POLICY)
+    assert reasons == ["degraded reads slow: p95 2500 ms > 1000 ms"]
+
+
+def test_a_stale_primary_accepting_writes_fails() -> None:
+    assert judge("az-power-loss", figures(stale_primary_ok=False), POLICY) == [
+        "the stale primary accepted a write"
+    ]
+
+
+def test_no_fault_means_no_drill() -> None:
+    assert judge("db-primary-loss", figures(fault_at=None, rto_s=None), POLICY) == [
+        "no fault was injected"
+    ]
+
+
+def test_measure_takes_rto_on_the_scenarios_path() -> None:
+    records = [
+        RequestRecord(100.5, 100.6, "product", 200, True),
+        RequestRecord(100.5, 103.0, "order", 201, True),
+        RequestRecord(99.0, 99.1, "order", 201, True),
+        RequestRecord(101.0, 101.2, "search", 503, False),
+    ]
+    events = [{"type": "fault", "event": "x", "at": 100.0}]
+    assert measure("db-primary-loss", records, events, None).rto_s == 3.0
+    cache = measure("cache-primary-loss", records, events, None)
+    assert (cache.rto_s, cache.failed_requests, cache.failed_orders) == (0.6, 1, 0)

@@ -1,0 +1,98 @@
+"""summary.json exactly as DESIGN §7; report.html and the PNG timeline agree with it."""
+
+import json
+from pathlib import Path
+
+from peakready.load.records import RequestRecord
+from peakready.report import html, timeline
+from peakready.report.summary import (
+    SCENARIO_KEYS,
+    DrillResult,
+    ScenarioResult,
+    validate,
+    write_json,
+)
+
+
+def result() -> DrillResult:
+    drill = DrillResult(
+        "lab", "dev", started="2026-11-22T01:00:00+00:00", finished="2026-11-22T01:09:00+00:00"
+    )
+    drill.scenarios.append(
+        ScenarioResult(
+            name="db-primary-loss",
+            status="passed",
+            rto_s=19.4,
+            requests=5120,
+            failed_requests=3,
+            acked_orders=2400,
+            steady_state_after=True,
+            journal="journals/db-primary-loss.json",
+            rto_objective_s=25.0,
+            timeline="timelines/db-primary-loss.png",
+        )
+    )
+    drill.scenarios.append(
+        ScenarioResult(
+            name="cache-primary-loss",
+            status="failed",
+            rto_s=0.2,
+            lost_orders=1,
+            reasons=["1 acknowledged orders lost"],
+            journal="journals/cache-primary-loss.json",
+        )
+    )
+    drill.backup = {
+        "rto_s": 9.8,
+        "rpo_s": 0.0,
+        "verified_orders": 2400,
+        "missing_orders": 0,
+        "passed": True,
+        "reasons": [],
+    }
+    return drill
+
+
+def test_summary_has_exactly_the_design_keys(tmp_path: Path) -> None:
+    summary = result().summary()
+    write_json(tmp_path / "summary.json", summary)
+    loaded = json.loads((tmp_path / "summary.json").read_text())
+    assert list(loaded) == [
+        "target",
+        "stack",
+        "started",
+        "finished",
+        "passed",
+        "scenarios",
+        "backup",
+    ]
+    assert all(tuple(s) == SCENARIO_KEYS for s in loaded["scenarios"])
+    assert list(loaded["backup"]) == ["rto_s", "rpo_s", "verified_orders", "missing_orders"]
+    assert loaded["passed"] is False  # one scenario failed
+    assert validate(loaded) == []
+
+
+def test_validate_catches_a_summary_that_says_passed_when_a_scenario_failed() -> None:
+    summary = result().summary()
+    summary["passed"] = True
+    assert validate(summary) == ["passed is True, scenarios say False"]
+
+
+def test_html_shows_every_scenario_with_its_verdict_figures_and_timeline() -> None:
+    page = html.render(result())
+    assert '<span class="failed">failed</span></h1>' in page
+    assert 'db-primary-loss — <span class="passed">passed</span>' in page
+    assert "19.40" in page and "≤ 25" in page
+    assert '<img src="timelines/db-primary-loss.png"' in page
+    assert "1 acknowledged orders lost" in page
+    assert 'id="backup"' in page and "9.80" in page
+
+
+def test_timeline_png_marks_fault_and_recovery(tmp_path: Path) -> None:
+    records = [
+        RequestRecord(100 + i * 0.1, 100.05 + i * 0.1, "order", 201, i % 7 != 0) for i in range(200)
+    ]
+    events = [{"type": "fault", "event": "x", "at": 105.0}]
+    out = timeline.plot(records, events, "db-primary-loss", tmp_path / "t" / "x.png", rto_s=3.0)
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
