@@ -209,6 +209,11 @@ class App(_Model):
         default=500, description="target tracking: ALB requests per target per minute"
     )
     ami: str | None = Field(default=None, description="AMI id; default: latest Debian 12")
+    package: str = Field(
+        default="peakready",
+        min_length=1,
+        description="pip requirement the default user data installs (a wheel URL, a git URL)",
+    )
     user_data: str | None = Field(
         default=None, description="user data replacing the storefront install script"
     )

@@ -1,0 +1,229 @@
+"""peakready on AWS: the stack file's topology, one component per tier, the DESIGN §3 outputs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+
+# Pulumi runs this folder as a script; make `infra.*` and the checkout's `peakready` importable.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.alarms import Alarms, AlarmsArgs
+from infra.app_tier import AppTier, AppTierArgs, PeakCapacity
+from infra.backup import Backup, BackupArgs
+from infra.cache import Cache, CacheArgs
+from infra.database import DB_NAME, DB_USER, Database, DatabaseArgs
+from infra.load_balancer import LoadBalancer, LoadBalancerArgs
+from infra.network import Network, NetworkArgs
+from infra.search import Search, SearchArgs
+from infra.security import CACHE_PORT, DB_PORT, SecurityChain, SecurityChainArgs
+from peakready import planner
+from peakready.topology import DatabaseDeployment, Topology
+
+# ----------------------------------------------------------------- config in
+topology = Topology.from_pulumi_config()
+stack = topology.stack
+azs = topology.az_names
+aws_region = pulumi.Config("aws").get("region")
+if aws_region and aws_region != topology.region:
+    raise pulumi.RunError(
+        f"aws:region {aws_region} differs from peakready:region {topology.region}: set both alike"
+    )
+# PEAKREADY_NOW (ISO 8601) pins "now" for reproducible previews of the pre-warm schedule.
+now = datetime.fromisoformat(os.environ["PEAKREADY_NOW"]) if "PEAKREADY_NOW" in os.environ else None
+tags = {
+    "peakready:stack": stack,
+    "peakready:protected": str(topology.protected).lower(),
+    "managed-by": "pulumi",
+}
+
+# ----------------------------------------------------------------- static stability
+capacity = planner.plan_for(topology)
+for failure in capacity.failures:
+    message = f"not statically stable: {failure.verdict()}"
+    (pulumi.log.error if topology.protected else pulumi.log.warn)(message)
+if topology.protected and not capacity.stable:
+    raise pulumi.RunError(
+        f"stack {stack} is protected and not statically stable: refusing to deploy; "
+        f"see `peakready plan --stack {stack}`"
+    )
+account_id = aws.get_caller_identity_output().account_id
+
+# ----------------------------------------------------------------- tiers
+network = Network(
+    "net",
+    NetworkArgs(
+        cidr=topology.network.cidr,
+        availability_zones=azs,
+        single_nat_gateway=topology.network.single_nat_gateway,
+        flow_logs_retention_days=topology.network.flow_logs_retention_days,
+        tags=tags,
+    ),
+)
+chain = SecurityChain("sg", SecurityChainArgs(vpc_id=network.vpc_id, tags=tags))
+lb = topology.load_balancer
+entry = LoadBalancer(
+    "edge",
+    LoadBalancerArgs(
+        vpc_id=network.vpc_id,
+        public_subnet_ids=network.public_subnet_ids,
+        security_group_id=chain.alb_sg_id,
+        health_check_path=lb.health_check_path,
+        health_check_interval_s=lb.health_check_interval_s,
+        deregistration_delay_s=lb.deregistration_delay_s,
+        idle_timeout_s=lb.idle_timeout_s,
+        certificate_arn=lb.certificate_arn,
+        protected=topology.protected,
+        tags=tags,
+    ),
+)
+db = topology.database
+database = Database(
+    "db",
+    DatabaseArgs(
+        identifier=f"peakready-{stack}",
+        availability_zones=azs,
+        data_subnet_ids=network.data_subnet_ids,
+        security_group_id=chain.db_sg_id,
+        engine_version=db.engine_version,
+        instance_class=db.instance_class,
+        deployment=db.deployment.value,
+        replicas=db.replicas,
+        storage_gb=db.storage_gb,
+        backup_retention_days=db.backup_retention_days,
+        protected=topology.protected,
+        tags=tags,
+    ),
+)
+cache = Cache(
+    "cache",
+    CacheArgs(
+        group_id=f"peakready-{stack}",
+        availability_zones=azs,
+        data_subnet_ids=network.data_subnet_ids,
+        security_group_id=chain.cache_sg_id,
+        node_type=topology.cache.node_type,
+        replicas=topology.cache.replicas,
+        snapshot_retention_days=topology.cache.snapshot_retention_days,
+        tags=tags,
+    ),
+)
+sr = topology.search
+search = Search(
+    "search",
+    SearchArgs(
+        domain_name=f"peakready-{stack}",
+        region=topology.region,
+        account_id=account_id,
+        availability_zones=azs,
+        data_subnet_ids=network.data_subnet_ids,
+        security_group_id=chain.search_sg_id,
+        instance_type=sr.instance_type,
+        instance_count=sr.instance_count,
+        dedicated_master_type=sr.dedicated_master_type,
+        dedicated_master_count=sr.dedicated_master_count,
+        volume_gb=sr.volume_gb,
+        tags=tags,
+    ),
+)
+app_settings = pulumi.Output.all(
+    database.writer_host,
+    pulumi.Output.all(*database.reader_hosts),
+    cache.primary_endpoint,
+    search.endpoint,
+).apply(
+    lambda v: {
+        "HOST": "0.0.0.0",
+        "PORT": "8000",
+        "DB_DSN": f"host={v[0]} port={DB_PORT} dbname={DB_NAME} user={DB_USER} "
+        "sslmode=require target_session_attrs=read-write connect_timeout=2",
+        "DB_READ_DSN": f"host={','.join([*v[1], v[0]])} port={DB_PORT} dbname={DB_NAME} "
+        f"user={DB_USER} sslmode=require target_session_attrs=prefer-standby connect_timeout=2",
+        "REDIS_URL": f"rediss://{v[2]}:{CACHE_PORT}/0",
+        "SEARCH_BACKEND": "opensearch",
+        "OPENSEARCH_URL": f"https://{v[3]}",
+        "MIGRATE": "1",
+    }
+)
+app = topology.app
+app_tier = AppTier(
+    "app",
+    AppTierArgs(
+        group_name=f"storefront-{stack}",
+        app_subnet_ids=network.app_subnet_ids,
+        security_group_id=chain.app_sg_id,
+        target_group_arn=entry.target_group_arn,
+        request_count_label=pulumi.Output.concat(
+            entry.arn_suffix, "/", entry.target_group_arn_suffix
+        ),
+        instance_type=app.instance_type,
+        min_size=app.min_size,
+        max_size=app.max_size,
+        desired_size=app.desired_size,
+        target_requests_per_target=app.target_requests_per_target,
+        region=topology.region,
+        settings=app_settings,
+        secret_arns=pulumi.Output.all(database.master_secret_arn, cache.auth_secret_arn).apply(
+            lambda arns: {"DB_PASSWORD": arns[0], "REDIS_PASSWORD": arns[1]}
+        ),
+        package=app.package,
+        image_id=app.ami,
+        user_data=app.user_data,
+        peak_windows=[
+            PeakCapacity(w.name, w.prewarm_utc, w.end_utc, w.app_min_capacity)
+            for w in topology.peak_windows
+            if w.app_min_capacity
+        ],
+        now=now,
+        tags=tags,
+    ),
+)
+bk = topology.backup
+backups = Backup(
+    "backup",
+    BackupArgs(
+        vault_name=f"peakready-{stack}",
+        full_schedule=bk.full_schedule,
+        incremental_schedule=bk.incremental_schedule,
+        retention_days=bk.retention_days,
+        copy_region=bk.copy_region,
+        protected=topology.protected,
+        tags=tags,
+    ),
+)
+al = topology.alarms
+Alarms(
+    "alarms",
+    AlarmsArgs(
+        alb_arn_suffix=entry.arn_suffix,
+        target_group_arn_suffix=entry.target_group_arn_suffix,
+        db_primary=database.primary_identifier,
+        db_replicas=database.replica_identifiers,
+        db_is_cluster=db.deployment is DatabaseDeployment.MULTI_AZ_CLUSTER,
+        cache_members=cache.member_ids,
+        search_domain=search.domain_name,
+        account_id=account_id,
+        replica_lag_s=al.replica_lag_s,
+        cpu_percent=al.cpu_percent,
+        free_storage_gb=al.free_storage_gb,
+        email=al.email,
+        tags=tags,
+    ),
+)
+
+# ----------------------------------------------------------------- outputs (DESIGN §3)
+pulumi.export("stack", stack)
+pulumi.export("target", "aws")
+pulumi.export("availability_zones", azs)
+pulumi.export("endpoint", entry.endpoint)
+pulumi.export("app_group", app_tier.group_name)
+pulumi.export("db_primary", database.primary_identifier)
+pulumi.export("db_replicas", database.replica_identifiers)
+pulumi.export("cache_group", cache.group_id)
+pulumi.export("search_domain", search.domain_name)
+pulumi.export("backup_vault", backups.vault_name)

@@ -1,0 +1,101 @@
+"""Per-tier AZ summary of an offline plan: which AZs each tier actually lands in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TierSpan:
+    tier: str
+    zones: list[str]
+    detail: str
+
+
+def _by_type(plan: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [r for r in plan.get("resources", []) if r["type"] == kind]
+
+
+def _subnet_zones(plan: dict[str, Any]) -> dict[str, str]:
+    """Mock subnet id (``<name>-id``) → AZ."""
+    return {
+        f"{r['name']}-id": r["inputs"].get("availabilityZone", "?")
+        for r in _by_type(plan, "aws:ec2/subnet:Subnet")
+    }
+
+
+def tier_spans(plan: dict[str, Any]) -> list[TierSpan]:
+    zones_of = _subnet_zones(plan)
+
+    def zones(subnet_ids: list[str] | None) -> list[str]:
+        return sorted({zones_of.get(s, "?") for s in subnet_ids or []})
+
+    spans: list[TierSpan] = []
+    for alb in _by_type(plan, "aws:lb/loadBalancer:LoadBalancer"):
+        spans.append(TierSpan("load balancer", zones(alb["inputs"].get("subnets")), "ALB subnets"))
+    for asg in _by_type(plan, "aws:autoscaling/group:Group"):
+        i = asg["inputs"]
+        spans.append(
+            TierSpan(
+                "app",
+                zones(i.get("vpcZoneIdentifiers")),
+                f"ASG {i.get('minSize')} to {i.get('maxSize')} instances",
+            )
+        )
+    instances = _by_type(plan, "aws:rds/instance:Instance")
+    primaries = [r for r in instances if not r["inputs"].get("replicateSourceDb")]
+    replicas = [r for r in instances if r["inputs"].get("replicateSourceDb")]
+    groups = _by_type(plan, "aws:rds/subnetGroup:SubnetGroup")
+    if primaries:
+        db_zones = zones(groups[0]["inputs"].get("subnetIds")) if groups else []
+        replica_zones = sorted({r["inputs"].get("availabilityZone", "?") for r in replicas})
+        multi = "Multi-AZ" if primaries[0]["inputs"].get("multiAz") else "single-AZ"
+        spans.append(
+            TierSpan(
+                "database",
+                db_zones,
+                f"primary {multi}; {len(replicas)} replicas in {', '.join(replica_zones) or '—'}",
+            )
+        )
+    for cluster in _by_type(plan, "aws:rds/cluster:Cluster"):
+        spans.append(
+            TierSpan(
+                "database",
+                sorted(cluster["inputs"].get("availabilityZones") or []),
+                "Multi-AZ DB cluster (writer + 2 readable standbys)",
+            )
+        )
+    for redis in _by_type(plan, "aws:elasticache/replicationGroup:ReplicationGroup"):
+        i = redis["inputs"]
+        spans.append(
+            TierSpan(
+                "cache",
+                sorted(set(i.get("preferredCacheClusterAzs") or [])),
+                f"{i.get('numCacheClusters')} nodes, failover "
+                f"{'on' if i.get('automaticFailoverEnabled') else 'off'}",
+            )
+        )
+    for domain in _by_type(plan, "aws:opensearch/domain:Domain"):
+        i = domain["inputs"]
+        cluster = i.get("clusterConfig") or {}
+        spans.append(
+            TierSpan(
+                "search",
+                zones((i.get("vpcOptions") or {}).get("subnetIds")),
+                f"{cluster.get('instanceCount')} data nodes, zone awareness "
+                f"{(cluster.get('zoneAwarenessConfig') or {}).get('availabilityZoneCount', '—')}",
+            )
+        )
+    return spans
+
+
+def to_markdown(spans: list[TierSpan], expected: int) -> str:
+    lines = ["| tier | AZs | spans | detail |", "| --- | --- | --- | --- |"]
+    for span in spans:
+        mark = "✅" if len(span.zones) >= expected else "⚠️" if len(span.zones) >= 2 else "❌"
+        lines.append(
+            f"| {span.tier} | {', '.join(span.zones) or '—'} | {mark} {len(span.zones)} "
+            f"| {span.detail} |"
+        )
+    return "\n".join(lines)
