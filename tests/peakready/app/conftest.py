@@ -230,63 +230,44 @@ class Redis:
         return [self.primary, self.replica, self.sentinel]
 
 
-@pytest.fixture(scope="session")
-def redis_servers(workdir: Path) -> Iterator[Redis]:
-    if shutil.which("redis-server") is None or shutil.which("redis-sentinel") is None:
-        pytest.skip("redis-server/redis-sentinel are not installed (make setup)")
-    root = workdir / "redis"
+def make_redis(root: Path, ports: tuple[int, int], sentinel_port: int) -> Redis:
+    """A Redis primary + replica and one Sentinel (quorum 1), not started yet."""
     root.mkdir()
     password = secrets.token_hex(16)
     common = [
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        str(root),
-        "--requirepass",
-        password,
-        "--masterauth",
-        password,
-        "--repl-diskless-sync-delay",
-        "0",
-        "--daemonize",
-        "no",
-    ]
+        "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(root),
+        "--requirepass", password, "--masterauth", password,
+        "--repl-diskless-sync-delay", "0", "--daemonize", "no",
+    ]  # fmt: skip
     primary = Server(
-        "redis-primary",
-        ["redis-server", "--port", str(REDIS_PORTS[0]), *common],
-        REDIS_PORTS[0],
+        "redis-primary", ["redis-server", "--port", str(ports[0]), *common], ports[0],
         root / "primary.log",
-    )
+    )  # fmt: skip
     replica = Server(
         "redis-replica",
-        [
-            "redis-server",
-            "--port",
-            str(REDIS_PORTS[1]),
-            *common,
-            "--replicaof",
-            "127.0.0.1",
-            str(REDIS_PORTS[0]),
-        ],
-        REDIS_PORTS[1],
-        root / "replica.log",
-    )
+        ["redis-server", "--port", str(ports[1]), *common,
+         "--replicaof", "127.0.0.1", str(ports[0])],
+        ports[1], root / "replica.log",
+    )  # fmt: skip
     conf = root / "sentinel.conf"
     conf.write_text(
-        f"port {SENTINEL_PORT}\nbind 127.0.0.1\ndir {root}\ndaemonize no\n"
-        f"sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {REDIS_PORTS[0]} 1\n"
+        f"port {sentinel_port}\nbind 127.0.0.1\ndir {root}\ndaemonize no\n"
+        f"sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {ports[0]} 1\n"
         f"sentinel auth-pass {SENTINEL_MASTER} {password}\n"
         f"sentinel down-after-milliseconds {SENTINEL_MASTER} 1000\n"
         f"sentinel failover-timeout {SENTINEL_MASTER} 3000\n"
     )
     sentinel = Server(
-        "sentinel", ["redis-sentinel", str(conf)], SENTINEL_PORT, root / "sentinel.log"
+        "sentinel", ["redis-sentinel", str(conf)], sentinel_port, root / "sentinel.log"
     )
-    redis = Redis(primary, replica, sentinel, password)
+    return Redis(primary, replica, sentinel, password)
+
+
+@pytest.fixture(scope="session")
+def redis_servers(workdir: Path) -> Iterator[Redis]:
+    if shutil.which("redis-server") is None or shutil.which("redis-sentinel") is None:
+        pytest.skip("redis-server/redis-sentinel are not installed (make setup)")
+    redis = make_redis(workdir / "redis", REDIS_PORTS, SENTINEL_PORT)
     try:
         for server in redis.servers:
             server.start()
@@ -335,27 +316,24 @@ class App:
     initial_stock: int = INITIAL_STOCK
 
 
-@pytest.fixture(scope="session")
-def app_server(
-    workdir: Path, postgres: Postgres, redis_servers: Redis, searchd: Server
-) -> Iterator[App]:
-    from peakready.app.search import feed_sphinx
-
+def start_app(
+    workdir: Path,
+    postgres: Postgres,
+    port: int,
+    redis: Redis | None,
+    search_port: int | None,
+    **overrides: str,
+) -> App:
+    """Start one storefront instance as a subprocess and wait for its readiness."""
     token = secrets.token_hex(16)
     env = {
         "PEAKREADY_APP_HOST": "127.0.0.1",
-        "PEAKREADY_APP_PORT": str(APP_PORT),
+        "PEAKREADY_APP_PORT": str(port),
         "PEAKREADY_APP_AZ": "test-az-a",
-        "PEAKREADY_APP_INSTANCE_ID": "app-test-0",
+        "PEAKREADY_APP_INSTANCE_ID": f"app-test-{port}",
         "PEAKREADY_APP_DB_DSN": postgres.app_dsn,
         "PEAKREADY_APP_DB_PASSWORD": postgres.app_password,
         "PEAKREADY_APP_DB_POOL_MAX": "10",
-        "PEAKREADY_APP_REDIS_SENTINELS": f"127.0.0.1:{SENTINEL_PORT}",
-        "PEAKREADY_APP_REDIS_MASTER": SENTINEL_MASTER,
-        "PEAKREADY_APP_REDIS_PASSWORD": redis_servers.password,
-        "PEAKREADY_APP_SEARCH_BACKEND": "sphinx",
-        "PEAKREADY_APP_SEARCH_HOSTS": f"127.0.0.1:{SEARCH_PORT}",
-        "PEAKREADY_APP_SEARCH_INDEX": "products",
         "PEAKREADY_APP_AUDIT_TOKEN": token,
         "PEAKREADY_APP_DEPENDENCY_TIMEOUT_S": "0.5",
         "PEAKREADY_APP_DEPENDENCY_BACKOFF_S": "1",
@@ -365,15 +343,74 @@ def app_server(
         "PEAKREADY_APP_INITIAL_STOCK": str(INITIAL_STOCK),
         "PYTHONPATH": str(REPO),
     }
+    if redis is not None:
+        env |= {
+            "PEAKREADY_APP_REDIS_SENTINELS": f"127.0.0.1:{redis.sentinel.port}",
+            "PEAKREADY_APP_REDIS_MASTER": redis.master_name,
+            "PEAKREADY_APP_REDIS_PASSWORD": redis.password,
+        }
+    if search_port is not None:
+        env |= {
+            "PEAKREADY_APP_SEARCH_BACKEND": "sphinx",
+            "PEAKREADY_APP_SEARCH_HOSTS": f"127.0.0.1:{search_port}",
+            "PEAKREADY_APP_SEARCH_INDEX": "products",
+        }
+    env |= {f"PEAKREADY_APP_{k.upper()}": v for k, v in overrides.items()}
     server = Server(
-        "app", [sys.executable, "-m", "peakready.app"], APP_PORT, workdir / "app.log", env=env
+        f"app-{port}",
+        [sys.executable, "-m", "peakready.app"],
+        port,
+        workdir / f"app-{port}.log",
+        env=env,
+    )
+    server.start(timeout=30)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: httpx.get(f"{url}/readyz").status_code == 200, 30, "app readiness")
+    except TimeoutError:
+        server.stop()
+        raise
+    return App(url, server, token)
+
+
+@pytest.fixture(scope="session")
+def app_server(
+    workdir: Path, postgres: Postgres, redis_servers: Redis, searchd: Server
+) -> Iterator[App]:
+    from peakready.app.search import feed_sphinx
+
+    app = start_app(
+        workdir, postgres, APP_PORT, redis_servers, SEARCH_PORT, instance_id="app-test-0"
     )
     try:
-        server.start(timeout=30)
-        url = f"http://127.0.0.1:{APP_PORT}"
-        wait_for(lambda: httpx.get(f"{url}/readyz").status_code == 200, 30, "app readiness")
         with psycopg.connect(postgres.admin_dsn()) as conn:
             feed_sphinx([("127.0.0.1", SEARCH_PORT)], "products", conn)
-        yield App(url, server, token)
+        yield app
     finally:
-        server.stop()
+        app.server.stop()
+
+
+@pytest.fixture
+def extra_apps(workdir: Path, postgres: Postgres) -> Iterator[list[App]]:
+    """Instances a test starts itself with :func:`start_app`; stopped after the test."""
+    apps: list[App] = []
+    try:
+        yield apps
+    finally:
+        for app in apps:
+            app.server.stop()
+
+
+@dataclass(frozen=True)
+class Helpers:
+    """Conftest functions for test modules (importlib mode cannot import conftest)."""
+
+    make_redis: Callable[[Path, tuple[int, int], int], Redis]
+    start_app: Callable[..., App]
+    wait_for: Callable[[Callable[[], bool], float, str], None]
+    port_open: Callable[[int], bool]
+
+
+@pytest.fixture(scope="session")
+def helpers() -> Helpers:
+    return Helpers(make_redis, start_app, wait_for, port_open)
