@@ -1,0 +1,203 @@
+"""Low-level process facts: start detached into a freezer cgroup, alive, belongs to the lab.
+
+Nothing here sends a signal: :mod:`peakready.lab.control` is the only code that does.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import subprocess
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from peakready.errors import PeakreadyError
+
+POSTGRES_USER = "postgres"
+
+
+def alive(pid: int | None) -> bool:
+    """Whether ``pid`` runs: exists and is not a zombie (``kill -0`` succeeds on zombies)."""
+    if not pid or pid <= 0:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return False
+    # The state letter follows the parenthesised command name, which may hold spaces.
+    state = stat.rsplit(")", 1)[1].split()[0]
+    return state not in ("Z", "X")
+
+
+def cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def belongs(pid: int, lab_dir: Path, data_dir: str | Path | None = None) -> bool:
+    """Whether ``pid`` is a lab process: its cmdline or cwd names the lab folder or data dir."""
+    if not alive(pid):
+        return False
+    marks = [str(lab_dir)]
+    if data_dir:
+        marks.append(str(data_dir))
+    args = cmdline(pid)
+    if any(mark in arg for arg in args for mark in marks):
+        return True
+    try:
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return False
+    return any(cwd == mark or cwd.startswith(mark + "/") for mark in marks)
+
+
+def postmaster_pid_from(data_dir: str | Path) -> int | None:
+    """The postmaster's PID from ``<data_dir>/postmaster.pid``, when it runs."""
+    try:
+        first = (Path(data_dir) / "postmaster.pid").read_text().splitlines()[0]
+        pid = int(first)
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if alive(pid) else None
+
+
+# --------------------------------------------------------------------------- cgroups
+
+
+def cgroup_path(stack: str) -> Path:
+    from peakready.lab.state import FREEZER_ROOT
+
+    return FREEZER_ROOT / "peakready" / stack
+
+
+def ensure_cgroups(cgroup: Path, azs: Iterable[str]) -> None:
+    """Create the lab's freezer cgroup and one child per AZ (cgroup v1)."""
+    if not cgroup.parent.parent.exists():
+        raise PeakreadyError(
+            f"{cgroup.parent.parent}: no cgroup v1 freezer here; the lab needs it to freeze AZs"
+        )
+    try:
+        for az in azs:
+            (cgroup / az).mkdir(parents=True, exist_ok=True)
+            (cgroup / az / "freezer.state").write_text("THAWED")
+    except OSError as exc:
+        raise PeakreadyError(f"{cgroup}: cannot create the lab's freezer cgroups: {exc}") from None
+
+
+def cgroup_pids(group: Path) -> list[int]:
+    try:
+        return [int(line) for line in (group / "cgroup.procs").read_text().split()]
+    except OSError:
+        return []
+
+
+def freezer_state(group: Path) -> str:
+    try:
+        return (group / "freezer.state").read_text().strip()
+    except OSError:
+        return "MISSING"
+
+
+def remove_cgroups(cgroup: Path) -> None:
+    """Remove the lab's cgroups (children first); they must be empty."""
+    if not cgroup.exists():
+        return
+    for child in sorted(cgroup.iterdir(), reverse=True):
+        if child.is_dir():
+            try:
+                child.rmdir()
+            except OSError as exc:
+                if exc.errno not in (errno.ENOENT,):
+                    raise
+    try:
+        cgroup.rmdir()
+        cgroup.parent.rmdir()  # .../peakready: only if no other lab uses it
+    except OSError:
+        pass
+
+
+# --------------------------------------------------------------------------- starting
+
+
+def spawn(
+    cmd: list[str],
+    *,
+    env: Mapping[str, str],
+    log: Path,
+    cgroup: Path | None,
+    cwd: Path,
+    as_postgres: bool = False,
+) -> subprocess.Popen[bytes]:
+    """Start ``cmd`` detached (own session), output appended to ``log``.
+
+    Before it execs, the child writes its own PID into ``<cgroup>/cgroup.procs`` so the
+    server (and whatever it forks) lives in that freezer cgroup from its first
+    instruction. ``as_postgres`` runs it as the postgres user through ``setpriv``.
+    """
+    if as_postgres:
+        cmd = [
+            "setpriv",
+            f"--reuid={POSTGRES_USER}",
+            f"--regid={POSTGRES_USER}",
+            "--init-groups",
+            *cmd,
+        ]
+    procs_file = str(cgroup / "cgroup.procs") if cgroup is not None else None
+
+    def enter_cgroup() -> None:
+        if procs_file is not None:
+            with open(procs_file, "w") as handle:
+                handle.write(str(os.getpid()))
+
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        try:
+            return subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=cwd,
+                env=dict(env),
+                start_new_session=True,
+                preexec_fn=enter_cgroup,
+                close_fds=True,
+            )
+        except OSError as exc:
+            raise PeakreadyError(f"cannot start {cmd[0]}: {exc.strerror}") from None
+
+
+# --------------------------------------------------------------------------- ports
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something listens on (or holds) ``host:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def listening_ports(ports: Iterable[int]) -> list[int]:
+    """Which of ``ports`` have a TCP socket in LISTEN state (any address), per /proc/net."""
+    wanted = set(ports)
+    found: set[int] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 3 and fields[3] == "0A":  # TCP_LISTEN
+                port = int(fields[1].rsplit(":", 1)[1], 16)
+                if port in wanted:
+                    found.add(port)
+    return sorted(found)

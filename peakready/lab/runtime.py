@@ -1,0 +1,1233 @@
+"""``lab up | status | down``: start the stack's shape from real servers, report, stop.
+
+``up`` checks everything it can before starting anything (stack, binaries, state file,
+ports), renders the configuration with the Ansible roles, starts every server detached
+into its AZ's freezer cgroup, records real PIDs in ``state.json`` as it goes, and returns
+only when every part is ready. On any failure or Ctrl-C it stops what it started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from peakready.errors import PeakreadyError
+from peakready.lab import control, observe
+from peakready.lab import proc as procmod
+from peakready.lab.render import run_playbook
+from peakready.lab.state import (
+    APP_SLOTS,
+    FREEZER_ROOT,
+    LabState,
+    Ports,
+    lab_dir,
+    load_or_create_secrets,
+    port_base,
+)
+from peakready.topology import Topology
+
+#: Where a binary comes from when it is missing (named in the error).
+PACKAGES = {
+    "patroni": "PyPI patroni[etcd3,psycopg3] in .venv (make setup)",
+    "postgres": "Debian package postgresql-15",
+    "etcd": "Debian package etcd-server",
+    "redis-server": "Debian package redis-server",
+    "redis-sentinel": "Debian package redis-sentinel",
+    "haproxy": "Debian package haproxy",
+    "searchd": "Debian package sphinxsearch",
+    "pgbackrest": "Debian package pgbackrest",
+    "setpriv": "Debian package util-linux",
+}
+POSTGRES_BIN_DIR = Path("/usr/lib/postgresql/15/bin")
+STANZA = "peakready"
+RT_INDEX, DIST_INDEX = "products_rt", "products"
+UP_TIMEOUT_S = 110.0
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+@dataclass
+class Plan:
+    """Everything ``up`` derives from the topology before it starts anything."""
+
+    topology: Topology
+    lab: Path
+    ports: Ports
+    binaries: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def stack(self) -> str:
+        return self.topology.stack
+
+    @property
+    def azs(self) -> list[str]:
+        return self.topology.az_names
+
+    @property
+    def cgroup(self) -> Path:
+        return FREEZER_ROOT / "peakready" / f"{self.stack}-{self.ports.base}"
+
+    @property
+    def scope(self) -> str:
+        return f"peakready-{self.stack}"
+
+    @property
+    def sentinel_master(self) -> str:
+        return f"peakready-{self.stack}"
+
+    @property
+    def app_group(self) -> str:
+        return f"storefront-{self.stack}"
+
+    @property
+    def pgbackrest_config(self) -> Path:
+        return self.lab / "pgbackrest" / "pgbackrest.conf"
+
+    def member(self, i: int) -> str:
+        return f"pg-{self.azs[i]}"
+
+    def pg_data(self, i: int) -> Path:
+        return self.lab / "pg" / self.azs[i]
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.lab / "run"
+
+    def resolve_binaries(self) -> None:
+        """Find every server binary: the stack's override, then .venv / PATH."""
+        overrides = dict(self.topology.lab.binaries)
+        search = os.pathsep.join(
+            [str(Path(sys.executable).parent), os.environ.get("PATH", ""), "/usr/sbin", "/sbin"]
+        )
+        for name, package in PACKAGES.items():
+            if name in overrides:
+                path = Path(overrides[name])  # type: ignore[index]
+                if not (path.is_file() and os.access(path, os.X_OK)):
+                    raise PeakreadyError(
+                        f"peakready:lab.binaries.{name}: {path} is not an executable file"
+                    )
+                self.binaries[name] = str(path)
+                continue
+            if name == "postgres":
+                found = POSTGRES_BIN_DIR / "postgres"
+                if not found.exists():
+                    raise PeakreadyError(
+                        f"postgres: not found in {POSTGRES_BIN_DIR} ({package}; run `make setup` "
+                        "or set peakready:lab.binaries.postgres)"
+                    )
+                self.binaries[name] = str(found)
+                continue
+            which = shutil.which(name, path=search)
+            if which is None:
+                raise PeakreadyError(
+                    f"{name}: not found on PATH ({package}; run `make setup` or set "
+                    f"peakready:lab.binaries.{name})"
+                )
+            self.binaries[name] = which
+
+    @property
+    def pg_bin_dir(self) -> str:
+        return str(Path(self.binaries["postgres"]).parent)
+
+    def check_ports(self) -> None:
+        for port, what in sorted(self.ports.server_ports(len(self.azs)).items()):
+            if procmod.port_in_use(port):
+                raise PeakreadyError(
+                    f"port {port} on 127.0.0.1 is in use (needed for {what}); stop what holds "
+                    "it or choose another peakready:lab.port_base / PEAKREADY_LAB_PORT_BASE"
+                )
+
+    # ----------------------------------------------------------------- derived views
+
+    def endpoints(self) -> dict[str, Any]:
+        p, n = self.ports, len(self.azs)
+        return {
+            "http": f"http://127.0.0.1:{p.http}",
+            "db_write": {"host": "127.0.0.1", "port": p.db_write},
+            "db_read": {"host": "127.0.0.1", "port": p.db_read},
+            "db_members": [
+                {
+                    "name": self.member(i),
+                    "host": "127.0.0.1",
+                    "port": p.postgres(i),
+                    "rest_port": p.patroni(i),
+                    "az": self.azs[i],
+                }
+                for i in range(n)
+            ],
+            "redis": [
+                {"host": "127.0.0.1", "port": p.redis(i), "az": self.azs[i]} for i in range(n)
+            ],
+            "sentinels": [
+                {"host": "127.0.0.1", "port": p.sentinel(i), "az": self.azs[i]} for i in range(n)
+            ],
+            "sentinel_master": self.sentinel_master,
+            "search": [
+                {"host": "127.0.0.1", "port": p.search_sql(i), "az": self.azs[i]} for i in range(n)
+            ],
+            "search_index": DIST_INDEX,
+            "search_rt_index": RT_INDEX,
+            "etcd": [f"http://127.0.0.1:{p.etcd_client(i)}" for i in range(n)],
+            "haproxy_socket": str(self.lab / "haproxy.sock"),
+            "haproxy_stats": f"http://127.0.0.1:{p.stats}/",
+            "pgbackrest": {
+                "config": str(self.pgbackrest_config),
+                "stanza": STANZA,
+                "binary": self.binaries.get("pgbackrest", "pgbackrest"),
+                "repos": [str(self.lab / "backup" / "repo1"), str(self.lab / "backup" / "repo2")],
+            },
+            "database": "shop",
+            "db_user": "shop",
+        }
+
+    def outputs(self, leader: str | None = None) -> dict[str, Any]:
+        members = [self.member(i) for i in range(len(self.azs))]
+        primary = leader or members[0]
+        return {
+            "stack": self.stack,
+            "target": "lab",
+            "availability_zones": self.azs,
+            "endpoint": f"http://127.0.0.1:{self.ports.http}",
+            "app_group": self.app_group,
+            "db_primary": primary,
+            "db_replicas": [m for m in members if m != primary],
+            "cache_group": self.sentinel_master,
+            "search_domain": f"search-{self.stack}",
+            "backup_vault": str(self.lab / "backup"),
+        }
+
+    def dsn(self, attrs: str) -> str:
+        n = len(self.azs)
+        hosts = ",".join(["127.0.0.1"] * n)
+        ports = ",".join(str(self.ports.postgres(i)) for i in range(n))
+        return (
+            f"host={hosts} port={ports} dbname=shop user=shop "
+            f"target_session_attrs={attrs} connect_timeout=2"
+        )
+
+    def member_vars(self, i: int) -> dict[str, Any]:
+        """Host variables of AZ ``i``'s inventory host: its members of each tier."""
+        p, lab, az = self.ports, self.lab, self.azs[i]
+        pgbackrest_cmd = (
+            f"{self.binaries['pgbackrest']} --config={self.pgbackrest_config} --stanza={STANZA}"
+        )
+        return {
+            "patroni_member": {
+                "name": self.member(i),
+                "az": az,
+                "port": p.postgres(i),
+                "rest_port": p.patroni(i),
+                "data_dir": str(self.pg_data(i)),
+                "config_path": str(lab / "patroni" / f"{az}.yml"),
+                "pgpass_path": str(lab / "patroni" / f"{az}.pgpass"),
+                "socket_dir": str(self.socket_dir),
+                "log_dir": str(lab / "logs" / f"postgres-{az}"),
+                # archive-push insists that pg1-path is the archiving server's own.
+                "archive_command": f"{pgbackrest_cmd} --pg1-path={self.pg_data(i)} archive-push %p",
+            },
+            "sentinel_redis_node": {
+                "name": f"redis-{az}",
+                "az": az,
+                "port": p.redis(i),
+                "config_path": str(lab / "redis" / f"{az}.conf"),
+                "dir": str(lab / "redis" / az),
+            },
+            "sentinel_node": {
+                "name": f"sentinel-{az}",
+                "az": az,
+                "port": p.sentinel(i),
+                "config_path": str(lab / "sentinel" / az / "sentinel.conf"),
+                "dir": str(lab / "sentinel" / az),
+            },
+            "sphinx_node": {
+                "name": f"searchd-{az}",
+                "az": az,
+                "sql_port": p.search_sql(i),
+                "api_port": p.search_api(i),
+                "config_path": str(lab / "sphinx" / f"{az}.conf"),
+                "data_dir": str(lab / "sphinx" / az),
+                "log_dir": str(lab / "logs"),
+            },
+        }
+
+    def inventory(self) -> dict[str, Any]:
+        """One host per AZ and a regional one, all this machine (rendered in parallel)."""
+        return {
+            "lab": {
+                "children": {
+                    "lab_regional": {"hosts": {"regional": {}}},
+                    "lab_azs": {
+                        "hosts": {f"az-{az}": self.member_vars(i) for i, az in enumerate(self.azs)}
+                    },
+                },
+                "vars": {
+                    "ansible_connection": "local",
+                    "ansible_python_interpreter": sys.executable,
+                },
+            }
+        }
+
+    def directories(self) -> list[tuple[Path, str, int]]:
+        """``(path, owner, mode)`` of every folder the servers need, made before rendering."""
+        lab = self.lab
+        dirs: list[tuple[Path, str, int]] = [
+            (lab / sub, "root", 0o755)
+            for sub in ("logs", "etcd", "haproxy", "redis", "sentinel", "sphinx")
+        ]
+        dirs += [
+            (lab / "storefront", "root", 0o700),
+            (lab / "run", "postgres", 0o755),
+            (lab / "pg", "postgres", 0o700),
+            (lab / "patroni", "postgres", 0o700),
+            (lab / "backup", "postgres", 0o750),
+            (lab / "pgbackrest", "postgres", 0o750),
+        ]
+        for sub in ("backup/repo1", "backup/repo2", "pgbackrest/log", "pgbackrest/lock"):
+            dirs.append((lab / sub, "postgres", 0o750))
+        dirs.append((lab / "pgbackrest" / "spool", "postgres", 0o750))
+        for i, az in enumerate(self.azs):
+            dirs += [
+                (self.pg_data(i), "postgres", 0o700),
+                (lab / "logs" / f"postgres-{az}", "postgres", 0o700),
+                (lab / "redis" / az, "root", 0o700),
+                (lab / "sentinel" / az, "root", 0o700),
+                (lab / "sphinx" / az, "root", 0o755),
+            ]
+        return dirs
+
+    def ansible_vars(self, secrets: dict[str, str]) -> dict[str, Any]:
+        """Variables shared by every host (secrets included: they go to a 0600 file)."""
+        p, n, lab = self.ports, len(self.azs), self.lab
+        return {
+            "patroni_manage_directories": False,
+            "sentinel_manage_directories": False,
+            "sphinx_manage_directories": False,
+            "pgbackrest_manage_directories": False,
+            "storefront_manage_directories": False,
+            "haproxy_binary": self.binaries["haproxy"],
+            "haproxy_config_path": str(lab / "haproxy" / "haproxy.cfg"),
+            "haproxy_http_port": p.http,
+            "haproxy_db_write_port": p.db_write,
+            "haproxy_db_read_port": p.db_read,
+            "haproxy_stats_port": p.stats,
+            "haproxy_socket_path": str(lab / "haproxy.sock"),
+            "haproxy_app_slots": APP_SLOTS,
+            "haproxy_app_placeholder_port": p.app(0),
+            "haproxy_db_members": [
+                {"name": self.member(i), "port": p.postgres(i), "rest_port": p.patroni(i)}
+                for i in range(n)
+            ],
+            "patroni_scope": self.scope,
+            "patroni_etcd_hosts": [f"127.0.0.1:{p.etcd_client(i)}" for i in range(n)],
+            "patroni_bin_dir": self.pg_bin_dir,
+            "patroni_superuser_password": secrets["db_superuser_password"],
+            "patroni_replication_password": secrets["db_replication_password"],
+            "sentinel_primary_port": p.redis(0),
+            "sentinel_master_name": self.sentinel_master,
+            "sentinel_redis_password": secrets["redis_password"],
+            "sphinx_mirror_ports": [p.search_api(i) for i in range(n)],
+            "sphinx_rt_index": RT_INDEX,
+            "sphinx_dist_index": DIST_INDEX,
+            "pgbackrest_config_path": str(self.pgbackrest_config),
+            "pgbackrest_stanza": STANZA,
+            "pgbackrest_repo_paths": [str(lab / "backup" / "repo1"), str(lab / "backup" / "repo2")],
+            "pgbackrest_log_path": str(lab / "pgbackrest" / "log"),
+            "pgbackrest_lock_path": str(lab / "pgbackrest" / "lock"),
+            "pgbackrest_spool_path": str(lab / "pgbackrest" / "spool"),
+            "pgbackrest_members": [
+                {
+                    "data_dir": str(self.pg_data(i)),
+                    "port": p.postgres(i),
+                    "socket_dir": str(self.socket_dir),
+                }
+                for i in range(n)
+            ],
+            "storefront_mode": "lab",
+            "storefront_env_path": str(lab / "storefront" / "storefront.env"),
+            "storefront_db_dsn": self.dsn("read-write"),
+            "storefront_db_read_dsn": self.dsn("prefer-standby"),
+            "storefront_db_password": secrets["db_app_password"],
+            "storefront_redis_sentinels": ",".join(f"127.0.0.1:{p.sentinel(i)}" for i in range(n)),
+            "storefront_redis_master": self.sentinel_master,
+            "storefront_redis_password": secrets["redis_password"],
+            "storefront_search_backend": "sphinx",
+            "storefront_search_hosts": ",".join(f"127.0.0.1:{p.search_sql(i)}" for i in range(n)),
+            "storefront_search_index": DIST_INDEX,
+            "storefront_audit_token": secrets["audit_token"],
+            "storefront_migrate": True,
+            "storefront_seed_products": self.topology.lab.products,
+            "storefront_initial_stock": self.topology.lab.initial_stock,
+        }
+
+
+def make_plan(topology: Topology) -> Plan:
+    return Plan(topology=topology, lab=lab_dir(topology.stack), ports=Ports(port_base(topology)))
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class Tracker:
+    """The live table ``up`` shows: one row per thing it waits on."""
+
+    ICONS: ClassVar[dict[str, str]] = {
+        "wait": "[yellow]…[/]",
+        "ok": "[green]✔[/]",
+        "fail": "[red]✘[/]",
+    }
+
+    def __init__(self) -> None:
+        self.rows: dict[str, tuple[str, str]] = {}
+        self.t0 = time.monotonic()
+        self.lock = threading.Lock()
+
+    def set(self, name: str, status: str, detail: str = "") -> None:
+        with self.lock:
+            if status == "ok":
+                previous = self.rows.get(name)
+                if previous and previous[0] == "ok" and previous[1].startswith(detail):
+                    return
+                detail = f"{detail} ({time.monotonic() - self.t0:.1f}s)"
+            self.rows[name] = (status, detail)
+
+    def pending(self) -> list[str]:
+        return [name for name, (status, _) in self.rows.items() if status != "ok"]
+
+    def __rich__(self) -> Table:
+        table = Table(
+            title=f"peakready lab up — {time.monotonic() - self.t0:4.1f}s", title_justify="left"
+        )
+        table.add_column("")
+        table.add_column("part")
+        table.add_column("state")
+        with self.lock:
+            for name, (status, detail) in self.rows.items():
+                table.add_row(self.ICONS.get(status, status), name, detail)
+        return table
+
+
+# --------------------------------------------------------------------------- up
+
+
+class Starter:
+    """Starts one lab and records it; :meth:`abort` stops whatever it started."""
+
+    def __init__(self, plan: Plan, tracker: Tracker) -> None:
+        self.plan = plan
+        self.tracker = tracker
+        self.secrets: dict[str, str] = {}
+        self.state = LabState(plan.lab / "state.json", {})
+        self.pool = ThreadPoolExecutor(max_workers=4)
+        self.jobs: dict[str, Any] = {}
+
+    # ----------------------------------------------------------------- recording
+
+    def record(self, entry: dict[str, Any]) -> None:
+        self.state.data["processes"].append(entry)
+        self.state.save()
+
+    def start(
+        self,
+        name: str,
+        kind: str,
+        az: str | None,
+        cmd: list[str],
+        *,
+        port: int,
+        cwd: Path | None = None,
+        as_postgres: bool = False,
+        extra: dict[str, Any] | None = None,
+    ) -> int:
+        plan = self.plan
+        env = {
+            "PATH": f"{plan.pg_bin_dir}:{Path(sys.executable).parent}:/usr/local/bin:"
+            "/usr/bin:/bin:/usr/sbin:/sbin",
+            "HOME": "/var/lib/postgresql" if as_postgres else os.environ.get("HOME", "/root"),
+            "LANG": "C.UTF-8",
+        }
+        if as_postgres:
+            cmd = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", *cmd]
+        log = plan.lab / "logs" / f"{name}.log"
+        cwd = cwd or plan.lab
+        group = plan.cgroup / az if az else plan.cgroup
+        child = procmod.spawn(cmd, env=env, log=log, cgroup=group, cwd=cwd)
+        entry: dict[str, Any] = {
+            "name": name,
+            "kind": kind,
+            "az": az,
+            "pid": child.pid,
+            "port": port,
+            "log": str(log),
+            "cwd": str(cwd),
+            "cmd": cmd,
+            "env": env,
+            **(extra or {}),
+        }
+        self.record(entry)
+        return child.pid
+
+    # ----------------------------------------------------------------- steps
+
+    def prepare(self) -> None:
+        plan = self.plan
+        plan.lab.mkdir(parents=True, exist_ok=True)
+        os.chmod(plan.lab, 0o755)
+        for path, owner, mode in plan.directories():
+            path.mkdir(parents=True, exist_ok=True)
+            shutil.chown(path, owner, owner)
+            os.chmod(path, mode)
+        procmod.ensure_cgroups(plan.cgroup, plan.azs)
+        self.secrets = load_or_create_secrets(plan.lab)
+        self.state.data = {
+            "stack": plan.stack,
+            "lab_dir": str(plan.lab),
+            "port_base": plan.ports.base,
+            "started": datetime.now(UTC).isoformat(timespec="seconds"),
+            "ready": False,
+            "azs": plan.azs,
+            "cgroup": str(plan.cgroup),
+            "processes": [],
+            "outputs": plan.outputs(),
+            "endpoints": plan.endpoints(),
+        }
+        self.state.save()
+
+    def start_etcd(self) -> None:
+        plan, p = self.plan, self.plan.ports
+        cluster = ",".join(
+            f"etcd-{az}=http://127.0.0.1:{p.etcd_peer(i)}" for i, az in enumerate(plan.azs)
+        )
+        for i, az in enumerate(plan.azs):
+            data = plan.lab / "etcd" / az
+            self.start(
+                f"etcd-{az}",
+                "etcd",
+                az,
+                [
+                    plan.binaries["etcd"],
+                    f"--name=etcd-{az}",
+                    f"--data-dir={data}",
+                    f"--listen-client-urls=http://127.0.0.1:{p.etcd_client(i)}",
+                    f"--advertise-client-urls=http://127.0.0.1:{p.etcd_client(i)}",
+                    f"--listen-peer-urls=http://127.0.0.1:{p.etcd_peer(i)}",
+                    f"--initial-advertise-peer-urls=http://127.0.0.1:{p.etcd_peer(i)}",
+                    f"--initial-cluster={cluster}",
+                    "--initial-cluster-state=new",
+                    f"--initial-cluster-token=peakready-{plan.stack}-{p.base}",
+                    "--heartbeat-interval=100",
+                    "--election-timeout=1000",
+                    "--quota-backend-bytes=268435456",
+                    "--logger=zap",
+                    "--log-level=warn",
+                ],
+                port=p.etcd_client(i),
+                extra={"peer_port": p.etcd_peer(i), "data_dir": str(data)},
+            )
+
+    def render(self) -> None:
+        self.tracker.set("configuration (ansible roles)", "wait", "rendering")
+        run_playbook(
+            "lab.yml",
+            self.plan.ansible_vars(self.secrets),
+            self.plan.lab / "ansible",
+            inventory=self.plan.inventory(),
+        )
+        self.tracker.set("configuration (ansible roles)", "ok", "rendered")
+
+    def clear_stale_dcs(self) -> None:
+        """A fresh bootstrap must not adopt a previous cluster's keys (LAB-NOTES)."""
+        plan = self.plan
+        if any((plan.pg_data(i) / "PG_VERSION").exists() for i in range(len(plan.azs))):
+            return
+        import base64
+        import urllib.request
+
+        prefix = f"/service/{plan.scope}/".encode()
+        end = prefix[:-1] + bytes([prefix[-1] + 1])
+        body = json.dumps(
+            {
+                "key": base64.b64encode(prefix).decode(),
+                "range_end": base64.b64encode(end).decode(),
+            }
+        ).encode()
+        url = f"http://127.0.0.1:{plan.ports.etcd_client(0)}/v3/kv/deleterange"
+        request = urllib.request.Request(url, data=body, method="POST")
+        with urllib.request.urlopen(request, timeout=3):
+            pass
+
+    def start_servers(self) -> None:
+        plan, p = self.plan, self.plan.ports
+        for i, az in enumerate(plan.azs):
+            self.start(
+                f"patroni-{az}",
+                "patroni",
+                az,
+                [plan.binaries["patroni"], str(plan.lab / "patroni" / f"{az}.yml")],
+                port=p.postgres(i),
+                as_postgres=True,
+                extra={
+                    "rest_port": p.patroni(i),
+                    "member": plan.member(i),
+                    "data_dir": str(plan.pg_data(i)),
+                    "config": str(plan.lab / "patroni" / f"{az}.yml"),
+                },
+            )
+        for i, az in enumerate(plan.azs):
+            self.start(
+                f"redis-{az}",
+                "redis",
+                az,
+                [plan.binaries["redis-server"], str(plan.lab / "redis" / f"{az}.conf")],
+                port=p.redis(i),
+                cwd=plan.lab / "redis" / az,
+                extra={"data_dir": str(plan.lab / "redis" / az)},
+            )
+        for i, az in enumerate(plan.azs):
+            data = plan.lab / "sphinx" / az
+            self.start(
+                f"searchd-{az}",
+                "searchd",
+                az,
+                [
+                    plan.binaries["searchd"],
+                    "--config",
+                    str(plan.lab / "sphinx" / f"{az}.conf"),
+                    "--nodetach",
+                ],
+                port=p.search_sql(i),
+                extra={"api_port": p.search_api(i), "data_dir": str(data)},
+            )
+        self.start(
+            "haproxy",
+            "haproxy",
+            None,
+            [plan.binaries["haproxy"], "-db", "-f", str(plan.lab / "haproxy" / "haproxy.cfg")],
+            port=p.http,
+            extra={
+                "db_write_port": p.db_write,
+                "db_read_port": p.db_read,
+                "stats_port": p.stats,
+                "socket": str(plan.lab / "haproxy.sock"),
+            },
+        )
+
+    def start_sentinels(self) -> None:
+        plan, p = self.plan, self.plan.ports
+        for i, az in enumerate(plan.azs):
+            self.start(
+                f"sentinel-{az}",
+                "sentinel",
+                az,
+                [
+                    plan.binaries["redis-sentinel"],
+                    str(plan.lab / "sentinel" / az / "sentinel.conf"),
+                ],
+                port=p.sentinel(i),
+                cwd=plan.lab / "sentinel" / az,
+                extra={"data_dir": str(plan.lab / "sentinel" / az)},
+            )
+
+    def start_supervisor(self) -> None:
+        plan = self.plan
+        config = {
+            "stack": plan.stack,
+            "group": plan.app_group,
+            "lab_dir": str(plan.lab),
+            "desired": plan.topology.lab.app_instances,
+            "azs": plan.azs,
+            "cgroup": str(plan.cgroup),
+            "port_base": plan.ports.base,
+            "slots": APP_SLOTS,
+            "env_file": str(plan.lab / "storefront" / "storefront.env"),
+            "python": sys.executable,
+            "haproxy_socket": str(plan.lab / "haproxy.sock"),
+        }
+        path = plan.lab / "supervisor.json"
+        path.write_text(json.dumps(config, indent=2))
+        (plan.lab / "app_group.json").unlink(missing_ok=True)
+        self.start(
+            "supervisor",
+            "supervisor",
+            None,
+            [sys.executable, "-m", "peakready.lab.supervisor", str(path)],
+            port=plan.ports.app(0),
+            extra={"config": str(path)},
+        )
+
+    # ----------------------------------------------------------------- background jobs
+
+    def launch(self, name: str, fn: Callable[[], Any]) -> None:
+        if name not in self.jobs:
+            self.jobs[name] = self.pool.submit(fn)
+
+    def job_done(self, name: str) -> bool:
+        job = self.jobs.get(name)
+        if job is None or not job.done():
+            return False
+        job.result()  # re-raises the job's error
+        return True
+
+    def setup_database(self, leader_port: int) -> None:
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(
+            host="127.0.0.1",
+            port=leader_port,
+            user="postgres",
+            password=self.secrets["db_superuser_password"],
+            dbname="postgres",
+            autocommit=True,
+            connect_timeout=5,
+        ) as conn:
+            password = sql.Literal(self.secrets["db_app_password"])
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'shop'").fetchone()
+            verb = "ALTER" if exists else "CREATE"
+            conn.execute(sql.SQL(verb + " ROLE shop LOGIN PASSWORD {}").format(password))
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'shop'").fetchone():
+                conn.execute("CREATE DATABASE shop OWNER shop")
+
+    def pgbackrest(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        cmd = [
+            "setpriv",
+            "--reuid=postgres",
+            "--regid=postgres",
+            "--init-groups",
+            self.plan.binaries["pgbackrest"],
+            f"--config={self.plan.pgbackrest_config}",
+            f"--stanza={STANZA}",
+            *args,
+        ]
+        result = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd="/tmp",
+            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+            check=False,
+        )
+        if result.returncode != 0:
+            last = (result.stderr or result.stdout).strip().splitlines() or ["no output"]
+            raise PeakreadyError(
+                f"pgbackrest {args[0]} failed (exit {result.returncode}): {last[-1][:300]}"
+            )
+        return result
+
+    def setup_backup(self) -> None:
+        self.tracker.set("pgBackRest stanza", "wait", "stanza-create")
+        self.pgbackrest("stanza-create")
+        self.tracker.set("pgBackRest stanza", "wait", "check (WAL archiving to repo1 + repo2)")
+        self.pgbackrest("check")
+        info = json.loads(self.pgbackrest("info", "--output=json").stdout or "[]")
+        if info and not info[0].get("backup"):
+            self.tracker.set("pgBackRest stanza", "wait", "first full backup to repo1")
+            self.pgbackrest("backup", "--repo=1", "--type=full", timeout=120)
+        self.tracker.set("pgBackRest stanza", "ok", "stanza-create, check, full backup in repo1")
+
+    def feed_search(self) -> int:
+        """Copy the catalogue from the database into every searchd's RT index."""
+        hosts = [(node["host"], node["port"]) for node in self.state.endpoints["search"]]
+        try:
+            from peakready.app.search import feed_sphinx as app_feed
+        except ImportError:
+            rows = fetch_catalogue(self.plan, self.secrets["db_app_password"])
+            for host, port in hosts:
+                feed_sphinx(host, port, rows)
+            return len(rows)
+        import psycopg
+
+        with psycopg.connect(
+            self.plan.dsn("any"), password=self.secrets["db_app_password"]
+        ) as conn:
+            return int(app_feed(hosts, RT_INDEX, conn))
+
+    # ----------------------------------------------------------------- the whole thing
+
+    def run(self) -> None:
+        plan, tracker = self.plan, self.tracker
+        for name in (
+            "configuration (ansible roles)",
+            "etcd",
+            "Patroni leader",
+            "Patroni sync standby",
+            "database shop",
+            "Redis replication",
+            "Sentinels",
+            "searchd",
+            "pgBackRest stanza",
+            "app instances",
+            "search index fed",
+            "HAProxy backends",
+        ):
+            tracker.set(name, "wait", "")
+        self.prepare()
+        self.start_etcd()
+        self.render()
+        self._wait("etcd", self._etcd_ready, 20)
+        self.clear_stale_dcs()
+        self.start_servers()
+        deadline = time.monotonic() + UP_TIMEOUT_S
+        n = len(plan.azs)
+        catalogue = 0
+        while True:
+            self._check_processes()
+            cluster = observe.patroni_cluster(self.state)
+            leader = cluster["leader"]
+            running = [m for m in cluster["members"] if m["state"] in ("running", "streaming")]
+            if leader:
+                tracker.set("Patroni leader", "ok", leader)
+                leader_port = next(
+                    m["port"] for m in self.state.endpoints["db_members"] if m["name"] == leader
+                )
+                self.launch("db", lambda port=leader_port: self.setup_database(port))
+                self.launch("backup", self.setup_backup)
+            else:
+                tracker.set("Patroni leader", "wait", f"{len(running)}/{n} members running")
+            if cluster["sync_standby"]:
+                tracker.set("Patroni sync standby", "ok", ", ".join(cluster["sync_standby"]))
+            else:
+                tracker.set("Patroni sync standby", "wait", "waiting for a synchronous standby")
+            if self.job_done("db"):
+                tracker.set("database shop", "ok", "role and database shop")
+                if not self.state.by_kind("supervisor"):
+                    self.start_supervisor()
+            elif leader:
+                tracker.set("database shop", "wait", "creating (commits wait for the sync standby)")
+
+            replicas = self._redis_replicas()
+            if replicas >= n - 1:
+                tracker.set("Redis replication", "ok", f"primary + {replicas} replicas")
+                if not self.state.by_kind("sentinel"):
+                    self.start_sentinels()
+            else:
+                tracker.set("Redis replication", "wait", f"{replicas}/{n - 1} replicas in sync")
+            if self.state.by_kind("sentinel"):
+                sentinels = observe.sentinel_master(self.state)
+                converged = sentinels_converged(sentinels, n)
+                tracker.set(
+                    "Sentinels",
+                    "ok" if converged else "wait",
+                    sentinel_detail(sentinels, n),
+                )
+
+            instances = (
+                observe.app_instances(self.state) if self.state.by_kind("supervisor") else []
+            )
+            ready_apps = [i for i in instances if i["ready"]]
+            desired = plan.topology.lab.app_instances
+            tracker.set(
+                "app instances",
+                "ok" if len(ready_apps) == desired else "wait",
+                f"{len(ready_apps)}/{desired} ready (/readyz)",
+            )
+            if ready_apps:
+                self.launch("feed", self.feed_search)
+            if self.job_done("feed"):
+                catalogue = self.jobs["feed"].result()
+            answers = [
+                observe.search_answers(node["host"], node["port"], DIST_INDEX, timeout=0.5)
+                for node in self.state.endpoints["search"]
+            ]
+            answering = sum(1 for a in answers if a is not None)
+            tracker.set("searchd", "ok" if answering == n else "wait", f"{answering}/{n} answering")
+            fed = self.job_done("feed") and all(a is not None and a >= 1 for a in answers)
+            tracker.set(
+                "search index fed",
+                "ok" if fed else "wait",
+                f"{catalogue} products on every node" if fed else "after the app seeds",
+            )
+            self.job_done("backup")
+            servers = observe.haproxy_servers(self.state)
+            haproxy_ok, detail = haproxy_ready(servers, n, desired)
+            tracker.set("HAProxy backends", "ok" if haproxy_ok else "wait", detail)
+            if not tracker.pending():
+                break
+            if time.monotonic() > deadline:
+                raise PeakreadyError(
+                    f"lab not ready after {UP_TIMEOUT_S:.0f}s, still waiting for: "
+                    f"{', '.join(tracker.pending())} (logs in {plan.lab / 'logs'})"
+                )
+            time.sleep(0.25)
+        self.state.data["outputs"] = plan.outputs(leader)
+        self.state.data["ready"] = True
+        self.state.data["ready_after_s"] = round(time.monotonic() - tracker.t0, 1)
+        self.state.save()
+        self.pool.shutdown(wait=False)
+
+    def _wait(self, name: str, check: Callable[[], bool], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            self._check_processes()
+            if time.monotonic() > deadline:
+                raise PeakreadyError(f"{name} not ready after {timeout:.0f}s")
+            time.sleep(0.1)
+        self.tracker.set(name, "ok", "healthy")
+
+    def _etcd_ready(self) -> bool:
+        health = observe.etcd_health(self.state)
+        self.tracker.set("etcd", "wait", f"{sum(health.values())}/{len(health)} healthy")
+        return all(health.values())
+
+    def _redis_replicas(self) -> int:
+        import redis
+
+        client = redis.Redis(
+            host="127.0.0.1",
+            port=self.plan.ports.redis(0),
+            password=self.secrets["redis_password"],
+            socket_timeout=0.5,
+            socket_connect_timeout=0.5,
+        )
+        try:
+            info = client.info("replication")
+        except (redis.RedisError, OSError):
+            return 0
+        finally:
+            client.close()
+        return sum(
+            1
+            for key, value in info.items()
+            if key.startswith("slave")
+            and isinstance(value, dict)
+            and value.get("state") == "online"
+        )
+
+    def _check_processes(self) -> None:
+        for entry in self.state.processes:
+            if not procmod.alive(entry["pid"]):
+                raise PeakreadyError(
+                    f"{entry['name']} exited during start-up: {last_log_line(Path(entry['log']))}"
+                    f" (log: {entry['log']})"
+                )
+
+
+def last_log_line(path: Path) -> str:
+    try:
+        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "no log"
+    return lines[-1][:200] if lines else "empty log"
+
+
+def sentinels_converged(view: dict[str, Any], n: int) -> bool:
+    sentinels = view["sentinels"]
+    return (
+        bool(sentinels)
+        and all(
+            v is not None
+            and v["num_slaves"] >= n - 1
+            and v["num_other_sentinels"] >= n - 1
+            and "down" not in v["flags"]
+            for v in sentinels.values()
+        )
+        and view["agreed"]
+    )
+
+
+def sentinel_detail(view: dict[str, Any], n: int) -> str:
+    parts = []
+    for name, v in view["sentinels"].items():
+        short = name.removeprefix("sentinel-")
+        if v is None:
+            parts.append(f"{short}: no answer")
+        else:
+            parts.append(
+                f"{short}: {v['num_slaves']}/{n - 1} replicas, "
+                f"{v['num_other_sentinels']}/{n - 1} peers"
+            )
+    return "; ".join(parts)
+
+
+def haproxy_ready(servers: dict[str, str], n: int, desired: int) -> tuple[bool, str]:
+    if not servers:
+        return False, "admin socket not answering"
+    write_up = [s for s, st in servers.items() if s.startswith("postgres_write/") and st == "UP"]
+    read_up = [s for s, st in servers.items() if s.startswith("postgres_read/") and st == "UP"]
+    app = {s: st for s, st in servers.items() if s.startswith("storefront/")}
+    app_up = [s for s, st in app.items() if st == "UP"]
+    ok = len(write_up) == 1 and len(read_up) == n - 1 and len(app_up) == len(app) == desired
+    detail = f"write {len(write_up)}/1, read {len(read_up)}/{n - 1}, app {len(app_up)}/{desired} UP"
+    return ok, detail
+
+
+def fetch_catalogue(plan: Plan, password: str) -> list[tuple[int, str, float]]:
+    import psycopg
+
+    with psycopg.connect(
+        plan.dsn("any").replace("connect_timeout=2", "connect_timeout=3"), password=password
+    ) as conn:
+        rows = conn.execute("SELECT id, name, price FROM products ORDER BY id").fetchall()
+    return [(int(r[0]), str(r[1]), float(r[2])) for r in rows]
+
+
+def feed_sphinx(host: str, port: int, rows: list[tuple[int, str, float]]) -> None:
+    """REPLACE the catalogue into one node's RT index (idempotent), in batches."""
+    import pymysql
+
+    conn = pymysql.connect(host=host, port=port, user="", connect_timeout=3, autocommit=True)
+    try:
+        with conn.cursor() as cursor:
+            for start in range(0, len(rows), 200):
+                batch = rows[start : start + 200]
+                values = ",".join(["(%s,%s,%s,%s)"] * len(batch))
+                params: list[Any] = []
+                for pid, name, price in batch:
+                    params.extend([pid, name, name, price])
+                cursor.execute(
+                    f"REPLACE INTO {RT_INDEX} (id, name, title, price) VALUES {values}", params
+                )
+    finally:
+        conn.close()
+
+
+def up(topology: Topology, console: Console) -> int:
+    """Start the lab of ``topology``; 0 when ready (or already running)."""
+    plan = make_plan(topology)
+    existing = running_state(topology.stack)
+    if existing is not None:
+        console.print(
+            f"lab for stack {topology.stack} already running since {existing.data.get('started')} "
+            f"({existing.lab_dir}); nothing changed. Endpoint: {existing.outputs.get('endpoint')}"
+        )
+        return 0
+    plan.resolve_binaries()
+    plan.check_ports()
+    tracker = Tracker()
+    starter = Starter(plan, tracker)
+    try:
+        with Live(tracker, console=console, refresh_per_second=4, transient=False):
+            starter.run()
+    except BaseException as exc:
+        starter.pool.shutdown(wait=False, cancel_futures=True)
+        console.print("[red]lab up failed[/]: stopping everything it started …")
+        if starter.state.data:
+            teardown(starter.state)
+            if starter.state.path.exists():
+                starter.state.path.replace(plan.lab / "state.last.json")
+        if isinstance(exc, KeyboardInterrupt):
+            raise PeakreadyError(
+                "interrupted: lab up stopped everything it had started", exit_code=130
+            ) from None
+        if isinstance(exc, PeakreadyError):
+            raise
+        raise PeakreadyError(f"lab up failed: {type(exc).__name__}: {exc}") from None
+    elapsed = time.monotonic() - tracker.t0
+    outputs = starter.state.outputs
+    console.print(
+        f"[green]lab {plan.stack} ready[/] in {elapsed:.1f}s — endpoint {outputs['endpoint']}, "
+        f"primary {outputs['db_primary']}, state {starter.state.path}"
+    )
+    return 0
+
+
+def running_state(stack: str) -> LabState | None:
+    """The lab's state when its processes run; None when there is no state file.
+
+    A state file whose recorded processes are all gone is stale: an error.
+    """
+    path = lab_dir(stack) / "state.json"
+    if not path.exists():
+        return None
+    state = LabState.load(stack)
+    procs = state.processes
+    if procs and any(procmod.alive(p["pid"]) for p in procs):
+        return state
+    raise PeakreadyError(
+        f"stale state file {path}: none of its recorded processes runs; "
+        f"run `peakready lab down --stack {stack}` to clear it"
+    )
+
+
+# --------------------------------------------------------------------------- status
+
+
+def health_report(state: LabState) -> dict[str, Any]:
+    """Health per component and the live outputs (DESIGN §3)."""
+    n = len(state.azs)
+    components: list[dict[str, Any]] = []
+
+    def add(name: str, healthy: bool, detail: str) -> None:
+        components.append({"name": name, "healthy": bool(healthy), "detail": detail})
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        f_cluster = pool.submit(observe.patroni_cluster, state)
+        f_sentinel = pool.submit(observe.sentinel_master, state)
+        f_roles = pool.submit(observe.redis_roles, state)
+        f_haproxy = pool.submit(observe.haproxy_servers, state)
+        f_apps = pool.submit(observe.app_instances, state)
+        f_etcd = pool.submit(observe.etcd_health, state)
+        f_search = [
+            pool.submit(observe.search_answers, node["host"], node["port"], DIST_INDEX)
+            for node in state.endpoints.get("search", [])
+        ]
+        f_http = pool.submit(observe.http_get, f"{state.outputs.get('endpoint')}/readyz")
+    for entry in state.processes:
+        ok = procmod.alive(entry["pid"]) and procmod.belongs(
+            entry["pid"], state.lab_dir, entry.get("data_dir")
+        )
+        frozen = entry.get("az") and procmod.freezer_state(state.cgroup / entry["az"]) == "FROZEN"
+        detail = f"pid {entry['pid']}, port {entry['port']}"
+        if frozen:
+            detail += ", AZ frozen"
+        add(f"process {entry['name']}", ok and not frozen, detail if ok else "not running")
+    etcd = f_etcd.result()
+    add("etcd cluster", all(etcd.values()), f"{sum(etcd.values())}/{len(etcd)} members healthy")
+    cluster = f_cluster.result()
+    add(
+        "database (Patroni)",
+        bool(cluster["leader"] and cluster["sync_standby"])
+        and sum(m["state"] in ("running", "streaming") for m in cluster["members"]) == n,
+        f"leader {cluster['leader']}, sync {', '.join(cluster['sync_standby']) or 'none'}, "
+        + ", ".join(f"{m['name']} {m['state']} lag {m['lag']}" for m in cluster["members"]),
+    )
+    sentinels = f_sentinel.result()
+    roles = f_roles.result()
+    add(
+        "cache (Redis + Sentinel)",
+        sentinels_converged(sentinels, n)
+        and list(roles.values()).count("master") == 1
+        and None not in roles.values(),
+        f"master {sentinels['master']}; " + sentinel_detail(sentinels, n),
+    )
+    answers = [f.result() for f in f_search]
+    add(
+        "search (searchd)",
+        bool(answers) and all(a is not None and a > 0 for a in answers),
+        ", ".join(
+            f"node {i}: {a if a is not None else 'no answer'}" for i, a in enumerate(answers)
+        ),
+    )
+    apps = f_apps.result()
+    desired = state.app_group().get("desired", 0)
+    ready = sum(1 for a in apps if a["ready"])
+    add(
+        "app group (supervisor)",
+        desired > 0 and ready == desired == len(apps),
+        f"{ready}/{desired} instances ready: " + ", ".join(f"{a['id']}@{a['az']}" for a in apps),
+    )
+    servers = f_haproxy.result()
+    ok, detail = haproxy_ready(servers, n, desired)
+    add("load balancer (HAProxy)", ok, detail)
+    status, _ = f_http.result()
+    add("endpoint /readyz", status == 200, f"HTTP {status or 'no answer'}")
+    outputs = state.outputs
+    if cluster["leader"]:
+        members = [m["name"] for m in state.endpoints.get("db_members", [])]
+        outputs["db_primary"] = cluster["leader"]
+        outputs["db_replicas"] = [m for m in members if m != cluster["leader"]]
+    return {
+        "healthy": all(c["healthy"] for c in components),
+        "components": components,
+        "outputs": outputs,
+    }
+
+
+def status(stack: str) -> tuple[int, dict[str, Any]]:
+    """``(exit code, report)``: 0 healthy, 1 degraded, 2 no lab."""
+    try:
+        state = LabState.load(stack)
+    except PeakreadyError as exc:
+        return 2, {"healthy": False, "components": [], "outputs": {}, "error": exc.lines[0]}
+    if not any(procmod.alive(p["pid"]) for p in state.processes):
+        return 2, {
+            "healthy": False,
+            "components": [],
+            "outputs": {},
+            "error": f"stale state file {state.path}: no recorded process runs",
+        }
+    report = health_report(state)
+    return (0 if report["healthy"] else 1), report
+
+
+# --------------------------------------------------------------------------- down
+
+
+def teardown(state: LabState) -> list[str]:
+    """Stop every process ``state`` records (and any left in the lab's cgroups)."""
+    problems: list[str] = []
+    if not state.data.get("processes") and not state.data.get("cgroup"):
+        return problems
+    control.thaw_all(state)
+    kinds = ["supervisor"]
+    control.stop_pids(state, _targets(state, kinds), timeout=10)
+    group = state.app_group()
+    apps = [
+        (int(i["pid"]), None) for i in group.get("instances", []) + group.get("terminating", [])
+    ]
+    control.stop_pids(state, apps, timeout=5)
+    control.stop_pids(state, _targets(state, ["haproxy", "searchd", "sentinel", "redis"]), 5)
+    control.stop_pids(state, _targets(state, ["patroni"]), timeout=20)
+    postmasters = [
+        (pid, entry.get("data_dir"))
+        for entry in state.by_kind("patroni")
+        if (pid := control.postmaster_pid(entry)) is not None
+    ]
+    control.stop_pids(state, postmasters, timeout=10)
+    control.stop_pids(state, _targets(state, ["etcd"]), timeout=5)
+    # Anything still in the lab's cgroups was started by the lab (app instances,
+    # PostgreSQL children): stop it too.
+    leftovers = [
+        (pid, None)
+        for sub in [state.cgroup, *(state.cgroup / az for az in state.azs)]
+        for pid in procmod.cgroup_pids(sub)
+    ]
+    left = control.stop_pids(state, leftovers, timeout=5)
+    if left:
+        problems.append(f"processes still running: {left}")
+    try:
+        procmod.remove_cgroups(state.cgroup)
+    except OSError as exc:
+        problems.append(f"cannot remove {state.cgroup}: {exc}")
+    return problems
+
+
+def _targets(state: LabState, kinds: list[str]) -> list[tuple[int, str | None]]:
+    return [(int(e["pid"]), e.get("data_dir")) for e in state.processes if e["kind"] in kinds]
+
+
+def down(stack: str, console: Console, purge: bool = False) -> int:
+    """Stop exactly what ``up`` started; safe to run twice. ``purge`` removes the lab folder."""
+    folder = lab_dir(stack)
+    path = folder / "state.json"
+    if not path.exists():
+        console.print(f"no lab running for stack {stack} ({folder}): nothing to stop")
+    else:
+        try:
+            state: LabState | None = LabState.load(stack)
+        except PeakreadyError:
+            state = None
+            path.unlink()
+        if state is not None:
+            started = time.monotonic()
+            problems = teardown(state)
+            listening = procmod.listening_ports(state.ports.block)
+            if listening:
+                problems.append(f"ports still listening: {listening}")
+            if problems:
+                raise PeakreadyError(f"lab down incomplete: {'; '.join(problems)}", exit_code=1)
+            path.replace(folder / "state.last.json")
+            console.print(
+                f"lab {stack} stopped in {time.monotonic() - started:.1f}s: no process left, "
+                f"no port listening in {state.ports.base}-{state.ports.block[-1]}"
+            )
+    if purge and folder.exists():
+        shutil.rmtree(folder)
+        console.print(f"removed {folder}")
+    return 0

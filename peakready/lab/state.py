@@ -1,0 +1,260 @@
+"""Where a lab lives and what it recorded: folders, ports, ``state.json``, secrets.
+
+The contract is docs/internals.md §"The lab". ``lab up`` alone writes ``state.json``;
+everything else (status, down, the chaos driver) reads it through :class:`LabState`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets as secrets_mod
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from peakready.errors import PeakreadyError
+from peakready.topology import REPO_ROOT, Topology
+
+#: Keys of ``secrets.json`` (internals.md).
+SECRET_KEYS = (
+    "db_superuser_password",
+    "db_replication_password",
+    "db_app_password",
+    "redis_password",
+    "audit_token",
+)
+
+#: Process kinds recorded in ``state.json``.
+KINDS = ("etcd", "patroni", "redis", "sentinel", "searchd", "haproxy", "supervisor")
+
+#: Root of the lab's freezer cgroups (cgroup v1).
+FREEZER_ROOT = Path("/sys/fs/cgroup/freezer")
+
+APP_SLOTS = 50
+
+
+def lab_dir(stack: str) -> Path:
+    """The lab folder: ``$PEAKREADY_LAB_DIR``, else ``<repo>/.lab/<stack>``."""
+    override = os.environ.get("PEAKREADY_LAB_DIR")
+    return Path(override).resolve() if override else REPO_ROOT / ".lab" / stack
+
+
+def port_base(topology: Topology) -> int:
+    """First port of the lab's block; ``PEAKREADY_LAB_PORT_BASE`` overrides the stack's."""
+    override = os.environ.get("PEAKREADY_LAB_PORT_BASE")
+    if override is None:
+        return topology.lab.port_base
+    if not override.isdigit() or not 1024 <= int(override) <= 32000:
+        raise PeakreadyError(
+            f"PEAKREADY_LAB_PORT_BASE={override!r}: expected a port from 1024 to 32000"
+        )
+    return int(override)
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The lab's port block (internals.md, "Ports")."""
+
+    base: int
+
+    @property
+    def http(self) -> int:
+        return self.base
+
+    @property
+    def db_write(self) -> int:
+        return self.base + 1
+
+    @property
+    def db_read(self) -> int:
+        return self.base + 2
+
+    @property
+    def stats(self) -> int:
+        return self.base + 3
+
+    def etcd_client(self, i: int) -> int:
+        return self.base + 10 + i
+
+    def etcd_peer(self, i: int) -> int:
+        return self.base + 20 + i
+
+    def postgres(self, i: int) -> int:
+        return self.base + 30 + i
+
+    def patroni(self, i: int) -> int:
+        return self.base + 40 + i
+
+    def redis(self, i: int) -> int:
+        return self.base + 50 + i
+
+    def sentinel(self, i: int) -> int:
+        return self.base + 60 + i
+
+    def search_sql(self, i: int) -> int:
+        return self.base + 70 + i
+
+    def search_api(self, i: int) -> int:
+        return self.base + 80 + i
+
+    def app(self, slot: int) -> int:
+        return self.base + 100 + slot
+
+    @property
+    def block(self) -> range:
+        """Every port the lab may listen on (scratch servers included)."""
+        return range(self.base, self.base + 160)
+
+    def server_ports(self, az_count: int) -> dict[int, str]:
+        """Port → what listens there, for the servers ``up`` starts itself."""
+        named = {
+            self.http: "HAProxy HTTP entry",
+            self.db_write: "HAProxy PostgreSQL write port",
+            self.db_read: "HAProxy PostgreSQL read port",
+            self.stats: "HAProxy stats",
+        }
+        for i in range(az_count):
+            named[self.etcd_client(i)] = f"etcd client, AZ {i}"
+            named[self.etcd_peer(i)] = f"etcd peer, AZ {i}"
+            named[self.postgres(i)] = f"PostgreSQL, AZ {i}"
+            named[self.patroni(i)] = f"Patroni REST API, AZ {i}"
+            named[self.redis(i)] = f"Redis, AZ {i}"
+            named[self.sentinel(i)] = f"Sentinel, AZ {i}"
+            named[self.search_sql(i)] = f"searchd SphinxQL, AZ {i}"
+            named[self.search_api(i)] = f"searchd API, AZ {i}"
+        for slot in range(APP_SLOTS):
+            named[self.app(slot)] = f"storefront slot {slot}"
+        return named
+
+
+def write_json_atomic(path: Path, data: Any, mode: int = 0o644) -> None:
+    """Write JSON to ``path`` through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2)
+            handle.write("\n")
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_or_create_secrets(folder: Path) -> dict[str, str]:
+    """The lab's generated secrets (``secrets.json``, 0600); created on first use."""
+    path = folder / "secrets.json"
+    if path.exists():
+        data = json.loads(path.read_text())
+        if all(isinstance(data.get(key), str) and data[key] for key in SECRET_KEYS):
+            return {key: data[key] for key in SECRET_KEYS}
+    data = {key: secrets_mod.token_urlsafe(24) for key in SECRET_KEYS}
+    write_json_atomic(path, data, mode=0o600)
+    return data
+
+
+class LabState:
+    """What ``lab up`` recorded in ``<lab>/state.json``."""
+
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+        self.path = path
+        self.data = data
+
+    @classmethod
+    def load(cls, stack: str) -> LabState:
+        """The running lab of ``stack``; ``PeakreadyError(exit_code=2)`` when there is none."""
+        path = lab_dir(stack) / "state.json"
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise PeakreadyError(
+                f"no lab running for stack {stack!r}: no {path} (start one with "
+                f"`peakready lab up --stack {stack}`)",
+                exit_code=2,
+            ) from None
+        except json.JSONDecodeError as exc:
+            raise PeakreadyError(
+                f"{path}: not valid JSON ({exc.msg}); run `peakready lab down --stack {stack}`",
+                exit_code=2,
+            ) from None
+        return cls(path, data)
+
+    # ----------------------------------------------------------------- plain fields
+
+    @property
+    def stack(self) -> str:
+        return str(self.data["stack"])
+
+    @property
+    def lab_dir(self) -> Path:
+        return Path(self.data["lab_dir"])
+
+    @property
+    def port_base(self) -> int:
+        return int(self.data["port_base"])
+
+    @property
+    def ports(self) -> Ports:
+        return Ports(self.port_base)
+
+    @property
+    def azs(self) -> list[str]:
+        return list(self.data["azs"])
+
+    @property
+    def cgroup(self) -> Path:
+        return Path(self.data["cgroup"])
+
+    @property
+    def processes(self) -> list[dict[str, Any]]:
+        return list(self.data.get("processes", []))
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        return dict(self.data.get("outputs", {}))
+
+    @property
+    def endpoints(self) -> dict[str, Any]:
+        return dict(self.data.get("endpoints", {}))
+
+    @property
+    def ready(self) -> bool:
+        """Whether ``up`` finished (a partial state is left by an interrupted ``up``)."""
+        return bool(self.data.get("ready", False))
+
+    def process(self, name: str) -> dict[str, Any]:
+        """The recorded process called ``name``."""
+        for proc in self.processes:
+            if proc["name"] == name:
+                return proc
+        known = ", ".join(p["name"] for p in self.processes)
+        raise PeakreadyError(f"no lab process named {name!r}; known: {known}")
+
+    def by_kind(self, kind: str) -> list[dict[str, Any]]:
+        return [p for p in self.processes if p["kind"] == kind]
+
+    def in_az(self, az: str) -> list[dict[str, Any]]:
+        return [p for p in self.processes if p.get("az") == az]
+
+    def secrets(self) -> dict[str, str]:
+        return dict(json.loads((self.lab_dir / "secrets.json").read_text()))
+
+    def app_group(self) -> dict[str, Any]:
+        """``app_group.json`` as the supervisor last wrote it (empty group if none yet)."""
+        try:
+            return dict(json.loads((self.lab_dir / "app_group.json").read_text()))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {"desired": 0, "instances": []}
+
+    def save(self) -> None:
+        write_json_atomic(self.path, self.data)
+
+    def replace_process(self, proc: dict[str, Any]) -> None:
+        """Record a restarted process (new PID) under its name."""
+        self.data["processes"] = [
+            proc if p["name"] == proc["name"] else p for p in self.data["processes"]
+        ]
+        self.save()

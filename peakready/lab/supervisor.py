@@ -1,0 +1,316 @@
+"""The lab's app-group supervisor: an Auto Scaling group in miniature.
+
+``python -m peakready.lab.supervisor <lab>/supervisor.json`` keeps ``desired`` storefront
+instances running, spread over the AZs. A lost instance (dead, or alive but not
+answering ``/healthz``, e.g. frozen with its AZ) is terminated and replaced in a
+healthy AZ — the one with the fewest instances, as an ASG rebalances — on the next
+free slot. HAProxy's server-template slots are kept in step through the admin socket.
+The group is published in ``<lab>/app_group.json`` (docs/internals.md).
+
+The supervisor is regional: it lives in no AZ's cgroup, so freezing an AZ never
+freezes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from peakready.lab import proc as procmod
+from peakready.lab.observe import haproxy_command, http_get
+from peakready.lab.state import write_json_atomic
+
+log = logging.getLogger("peakready.lab.supervisor")
+
+TICK_S = 0.5
+#: Consecutive failed liveness probes after which a started instance counts as lost.
+LOST_AFTER_FAILURES = 3
+#: How long a new instance may take to answer ``/healthz`` before it counts as lost.
+START_GRACE_S = 45.0
+HAPROXY_BACKEND = "storefront"
+
+
+@dataclass
+class Instance:
+    id: str
+    az: str
+    slot: int
+    port: int
+    pid: int
+    started: str
+    popen: subprocess.Popen[bytes] | None = None
+    started_at: float = field(default_factory=time.monotonic)
+    live: bool = False
+    failures: int = 0
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "az": self.az,
+            "pid": self.pid,
+            "port": self.port,
+            "slot": self.slot,
+            "started": self.started,
+        }
+
+
+class Supervisor:
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.lab_dir = Path(config["lab_dir"])
+        self.azs: list[str] = list(config["azs"])
+        self.desired = int(config["desired"])
+        self.slots = int(config["slots"])
+        self.port_base = int(config["port_base"])
+        self.cgroup = Path(config["cgroup"])
+        self.socket = str(config["haproxy_socket"])
+        self.group_file = self.lab_dir / "app_group.json"
+        self.instances: list[Instance] = []
+        self.terminating: list[Instance] = []
+        self.cursor = 0
+        self.stopping = False
+        self.last_sync = 0.0
+        self.app_env = self._app_env()
+
+    # ----------------------------------------------------------------- environment
+
+    def _app_env(self) -> dict[str, str]:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": os.environ.get("HOME", "/root"),
+            "LANG": "C.UTF-8",
+            "PYTHONUNBUFFERED": "1",
+        }
+        for line in Path(self.config["env_file"]).read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep and not key.startswith("#") and value:
+                env[key.strip()] = value
+        return env
+
+    # ----------------------------------------------------------------- group file
+
+    def adopt(self) -> None:
+        """Take over instances a previous supervisor left running (after a restart)."""
+        try:
+            data = json.loads(self.group_file.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return
+        for rec in data.get("instances", []):
+            if procmod.alive(rec["pid"]) and procmod.belongs(rec["pid"], self.lab_dir):
+                inst = Instance(
+                    rec["id"], rec["az"], rec["slot"], rec["port"], rec["pid"], rec["started"]
+                )
+                inst.live = True
+                self.instances.append(inst)
+                self.cursor = max(self.cursor, rec["slot"] + 1) % self.slots
+
+    def publish(self) -> None:
+        write_json_atomic(
+            self.group_file,
+            {
+                "group": self.config["group"],
+                "desired": self.desired,
+                "instances": [i.record() for i in self.instances],
+                "terminating": [i.record() for i in self.terminating],
+                "updated": datetime.now(UTC).isoformat(timespec="seconds"),
+            },
+        )
+
+    # ----------------------------------------------------------------- placement
+
+    def az_healthy(self, az: str) -> bool:
+        if procmod.freezer_state(self.cgroup / az) not in ("THAWED", "MISSING"):
+            return False
+        return not any(i.az == az and i.failures > 0 for i in self.instances)
+
+    def pick_az(self) -> str | None:
+        healthy = [az for az in self.azs if self.az_healthy(az)]
+        if not healthy:
+            return None
+        counts = {az: sum(1 for i in self.instances if i.az == az) for az in healthy}
+        return min(healthy, key=lambda az: (counts[az], self.azs.index(az)))
+
+    def next_slot(self) -> int | None:
+        used = {i.slot for i in self.instances + self.terminating}
+        for step in range(self.slots):
+            slot = (self.cursor + step) % self.slots
+            if slot not in used:
+                self.cursor = (slot + 1) % self.slots
+                return slot
+        return None
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def launch(self) -> Instance | None:
+        az, slot = self.pick_az(), self.next_slot()
+        if az is None or slot is None:
+            return None
+        port = self.port_base + 100 + slot
+        inst_id = f"app-{slot}"
+        env = {
+            **self.app_env,
+            "PEAKREADY_APP_HOST": "127.0.0.1",
+            "PEAKREADY_APP_PORT": str(port),
+            "PEAKREADY_APP_AZ": az,
+            "PEAKREADY_APP_INSTANCE_ID": inst_id,
+        }
+        popen = procmod.spawn(
+            [self.config["python"], "-m", "peakready.app"],
+            env=env,
+            log=self.lab_dir / "logs" / f"{inst_id}.log",
+            cgroup=self.cgroup / az,
+            cwd=self.lab_dir,
+        )
+        inst = Instance(
+            inst_id,
+            az,
+            slot,
+            port,
+            popen.pid,
+            datetime.now(UTC).isoformat(timespec="seconds"),
+            popen,
+        )
+        self.instances.append(inst)
+        log.info("launched %s in %s on port %d (pid %d)", inst_id, az, port, popen.pid)
+        self.haproxy_enable(inst)
+        return inst
+
+    def terminate(self, inst: Instance, reason: str) -> None:
+        log.warning("instance %s in %s lost (%s): terminating", inst.id, inst.az, reason)
+        self.haproxy_disable(inst.slot)
+        self.instances.remove(inst)
+        if procmod.alive(inst.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(inst.pid, signal.SIGKILL)  # delivered at thaw if its AZ is frozen
+            self.terminating.append(inst)
+
+    def check(self, inst: Instance) -> None:
+        if inst.popen is not None:
+            inst.popen.poll()
+        if not procmod.alive(inst.pid):
+            self.terminate(inst, "process exited")
+            return
+        status, _ = http_get(f"http://127.0.0.1:{inst.port}/healthz", timeout=1.0)
+        if status == 200:
+            inst.live, inst.failures = True, 0
+            return
+        if not inst.live:
+            if time.monotonic() - inst.started_at > START_GRACE_S:
+                self.terminate(inst, f"no /healthz within {START_GRACE_S:.0f}s")
+            return
+        inst.failures += 1
+        if inst.failures >= LOST_AFTER_FAILURES:
+            self.terminate(inst, f"/healthz failed {inst.failures} times")
+
+    def reap(self) -> None:
+        for inst in list(self.terminating):
+            if inst.popen is not None:
+                inst.popen.poll()
+            if not procmod.alive(inst.pid):
+                self.terminating.remove(inst)
+
+    # ----------------------------------------------------------------- HAProxy
+
+    def _haproxy(self, command: str) -> str:
+        try:
+            return haproxy_command(self.socket, command)
+        except OSError as exc:
+            log.warning("haproxy socket: %s: %s", command, exc)
+            return ""
+
+    def haproxy_enable(self, inst: Instance) -> None:
+        server = f"{HAPROXY_BACKEND}/app{inst.slot}"
+        self._haproxy(f"set server {server} addr 127.0.0.1 port {inst.port}")
+        self._haproxy(f"set server {server} state ready")
+
+    def haproxy_disable(self, slot: int) -> None:
+        self._haproxy(f"set server {HAPROXY_BACKEND}/app{slot} state maint")
+
+    def haproxy_sync(self) -> None:
+        """Re-apply the group to HAProxy (it forgets run-time changes when restarted)."""
+        answer = self._haproxy(f"show servers state {HAPROXY_BACKEND}")
+        wanted = {i.slot: i for i in self.instances}
+        for line in answer.splitlines():
+            fields = line.split()
+            if len(fields) < 19 or not fields[3].startswith("app") or fields[0].startswith("#"):
+                continue
+            slot = int(fields[3][3:])
+            in_maint = int(fields[6]) & 0x01 or int(fields[6]) & 0x04
+            port = int(fields[18])
+            inst = wanted.get(slot)
+            if inst is None and not in_maint:
+                self.haproxy_disable(slot)
+            elif inst is not None and (in_maint or port != inst.port):
+                self.haproxy_enable(inst)
+
+    # ----------------------------------------------------------------- loop
+
+    def stop(self, *_: Any) -> None:
+        self.stopping = True
+
+    def shutdown(self) -> None:
+        everyone = self.instances + self.terminating
+        for inst in everyone:
+            self.haproxy_disable(inst.slot)
+            if procmod.alive(inst.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(inst.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(procmod.alive(i.pid) for i in everyone):
+            for inst in everyone:
+                if inst.popen is not None:
+                    inst.popen.poll()
+            time.sleep(0.05)
+        for inst in everyone:
+            if procmod.alive(inst.pid):
+                os.kill(inst.pid, signal.SIGKILL)
+        self.instances, self.terminating = [], []
+        self.publish()
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        self.adopt()
+        self.haproxy_sync()
+        self.publish()
+        while not self.stopping:
+            before = [i.record() for i in self.instances], len(self.terminating)
+            for inst in list(self.instances):
+                self.check(inst)
+            self.reap()
+            while len(self.instances) < self.desired and self.launch() is not None:
+                pass
+            if time.monotonic() - self.last_sync > 2.0:
+                self.haproxy_sync()
+                self.last_sync = time.monotonic()
+            if ([i.record() for i in self.instances], len(self.terminating)) != before:
+                self.publish()
+            time.sleep(TICK_S)
+        self.shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m peakready.lab.supervisor <lab>/supervisor.json", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config = json.loads(Path(args[0]).read_text())
+    Supervisor(config).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
