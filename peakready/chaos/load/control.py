@@ -14,9 +14,9 @@ generator (its own process, 127.0.0.1 only on the lab, bounded in rate, count an
 time) and waits for its first success, so that the steady-state hypothesis runs with
 load flowing; after the experiment — also after a failure or Ctrl-C — it stops it.
 
-It also makes rollbacks unconditional: it asks chaoslib for the ``always`` rollback
-strategy (unless settings chose one), and if no rollback ran at all (a second Ctrl-C)
-it restores the environment itself.
+Rollbacks are unconditional: every experiment declares ``runtime.rollbacks.strategy:
+always``; and should no rollback have run at all (a second Ctrl-C during them), this
+control restores the environment itself after the experiment.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import logging
 from typing import Any
 
 from chaoslib.exceptions import ActivityFailed, InterruptExecution
-from chaoslib.settings import get_loaded_settings
 from chaoslib.types import Configuration, Experiment, Journal, Secrets
 
 from peakready.chaos import shared
@@ -38,18 +37,6 @@ logger = logging.getLogger("chaostoolkit")
 # The generator started by this control, keyed by run folder: the one piece of state a
 # control must keep between its before- and after-experiment hooks.
 _running: dict[str, process.LoadProcess] = {}
-
-
-def configure_control(
-    configuration: Configuration = None,
-    secrets: Secrets = None,
-    experiment: Experiment = None,
-    **kwargs: Any,
-) -> None:
-    settings = get_loaded_settings()
-    rollbacks = settings.setdefault("runtime", {}).setdefault("rollbacks", {})
-    if rollbacks.get("strategy", "default") == "default":
-        rollbacks["strategy"] = "always"
 
 
 def before_experiment_control(

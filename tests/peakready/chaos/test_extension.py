@@ -8,11 +8,9 @@ import pytest
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.experiment import ensure_experiment_is_valid
 from chaoslib.loader import load_experiment
-from chaoslib.settings import get_loaded_settings
 
 import peakready.chaos as extension
 from peakready.chaos import shared
-from peakready.chaos.load import control
 from peakready.topology import REPO_ROOT, SCENARIOS
 
 EXPERIMENTS = sorted((REPO_ROOT / "chaos").glob("*.yaml"))
@@ -73,18 +71,8 @@ def test_experiment_is_valid_with_load_and_rollback(path: Path) -> None:
         "peakready.chaos.load.control"
     ]
     assert [r["provider"]["func"] for r in experiment["rollbacks"]] == ["restore"]
+    assert experiment["runtime"]["rollbacks"]["strategy"] == "always"  # also on Ctrl-C
     assert experiment["method"][0]["type"] == "action"
-
-
-def test_the_load_control_makes_rollbacks_unconditional() -> None:
-    settings = get_loaded_settings()
-    settings.pop("runtime", None)
-    control.configure_control(configuration={})
-    assert settings["runtime"]["rollbacks"]["strategy"] == "always"
-    settings["runtime"]["rollbacks"]["strategy"] = "never"  # an explicit choice stays
-    control.configure_control(configuration={})
-    assert settings["runtime"]["rollbacks"]["strategy"] == "never"
-    settings.pop("runtime")
 
 
 def test_unknown_target_or_scenario_is_refused_by_name() -> None:
