@@ -3,7 +3,8 @@
 The stack's ``backup.full_schedule`` / ``backup.incremental_schedule`` drive both the
 AWS Backup plan and the lab's pgBackRest cadence, so the lab reads the same AWS form.
 Supported: ``*``, ``?``, numbers, ``a-b`` ranges, ``,`` lists, ``/`` steps, month names
-``JAN``–``DEC``, weekday names ``SUN``–``SAT`` (AWS numbers weekdays 1–7 from Sunday)
+``JAN`` to ``DEC``, weekday names ``SUN`` to ``SAT`` (AWS numbers weekdays 1 to 7 from
+Sunday)
 and ``L`` (last day of the month) in the day-of-month field. All times are UTC, as in
 AWS Backup.
 """
@@ -20,7 +21,7 @@ from peakready.errors import ConfigError
 _MONTHS = {name: i for i, name in enumerate(calendar.month_abbr) if name}
 _MONTHS = {name.upper(): i for name, i in _MONTHS.items()}
 _WEEKDAYS = {"SUN": 1, "MON": 2, "TUE": 3, "WED": 4, "THU": 5, "FRI": 6, "SAT": 7}
-_FIELDS = (
+_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
     ("minutes", 0, 59, {}),
     ("hours", 0, 23, {}),
     ("day-of-month", 1, 31, {}),

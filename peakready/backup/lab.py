@@ -53,6 +53,7 @@ from peakready.backup.scratch import (
 )
 from peakready.backup.search_rebuild import drill_search
 from peakready.errors import PeakreadyError
+from peakready.load import ledger as load_ledger
 from peakready.topology import Topology
 
 SCENARIO = "backup-restore"
@@ -117,6 +118,7 @@ class RepoResult:
     verified_orders: int = 0
     missing_orders: int = 0
     unexpected_orders: int = 0
+    oversold_units: int = 0
     restore_s: float | None = None
     recovery_s: float | None = None
     verify_s: float | None = None
@@ -136,6 +138,7 @@ class RepoResult:
             "verified_orders": self.verified_orders,
             "missing_orders": self.missing_orders,
             "unexpected_orders": self.unexpected_orders,
+            "oversold_units": self.oversold_units,
             "restore_s": self.restore_s,
             "recovery_s": self.recovery_s,
             "verify_s": self.verify_s,
@@ -251,6 +254,7 @@ def run_backup_drill(
     objective = topology.objective(SCENARIO)
     ledger = Ledger()
     client = orders or HttpOrderClient(lab.endpoint)
+    writer = load_ledger.LedgerWriter(work_dir / load_ledger.LEDGER_FILE)
     try:
         # 1. as found ------------------------------------------------------------
         archiver = lab.archiver()
@@ -268,7 +272,7 @@ def run_backup_drill(
         product_ids = [int(p["id"]) for p in client.products() if int(p.get("stock", 0)) > 0]
         if not product_ids:
             raise PeakreadyError("backup drill: the storefront lists no product in stock")
-        first = place_batch(client, ledger, "before", batch, product_ids)
+        first = place_batch(client, ledger, "before", batch, product_ids, writer=writer)
         acked = [e for e in first if e.acknowledged]
         if not acked:
             result.reasons.append("no order of the first batch was acknowledged: nothing to verify")
@@ -279,7 +283,7 @@ def run_backup_drill(
         target = _pg_time(target_ts + 0.01)
         result.target = target
         time.sleep(0.05)
-        place_batch(client, ledger, "after", after_target, product_ids)
+        place_batch(client, ledger, "after", after_target, product_ids, writer=writer)
         result.orders_before_target = len(acked)
         result.orders_after_target = len(ledger.acked("after"))
         ledger.save(work_dir / "backup-ledger.json")
@@ -331,6 +335,7 @@ def run_backup_drill(
     finally:
         if orders is None:
             client.close()
+        writer.close()
         ledger.save(work_dir / "backup-ledger.json")
         result.finished = _iso(time.time())
 
@@ -383,7 +388,10 @@ def _drill_repo(
     scratch: ScratchPostgres | None = None
     started = time.monotonic()
     try:
+        # a known-damaged backup cannot restore: do not wait out pgBackRest's retries
+        retries = ["--job-retry=0"] if out.problems else []
         restore = lab.pgbr.run(
+            *retries,
             f"--pg1-path={data}",
             "--type=time",
             f"--target={target}",
@@ -396,7 +404,8 @@ def _drill_repo(
         out.restore_s = round(restore.seconds, 3)
         if restore.returncode != 0:
             out.reason = _with_problems(
-                f"restore of backup {chosen.label} failed (exit {restore.returncode}): {restore.error_line}",
+                f"restore of backup {chosen.label} failed (exit {restore.returncode}): "
+                + restore.error_line,
                 out.problems,
             )
             return out
@@ -434,6 +443,7 @@ def _verify(
     expected: Checksums,
     target_ts: float,
 ) -> None:
+    """Count the restored orders against the ledger, then the checksums at the target."""
     before = ledger.acked("before")
     after = ledger.batch("after")
     keys = [e.key for e in before + after]
@@ -443,13 +453,34 @@ def _verify(
             " WHERE idempotency_key = ANY(%s)",
             (keys,),
         ).fetchall()
+        products = conn.execute(
+            "SELECT p.id, p.stock, p.initial_stock, coalesce(sum(o.quantity), 0)"
+            " FROM products p LEFT JOIN orders o ON o.product_id = p.id GROUP BY p.id"
+        ).fetchall()
         restored = Checksums.read(conn)
-    found = {str(r[0]): (int(r[1]), int(r[2]), int(r[3])) for r in rows}
-    missing = [e for e in before if found.get(e.key) != (e.order_id, e.product_id, e.quantity)]
+    found = {str(r[0]): {"id": r[1], "product_id": r[2], "quantity": r[3]} for r in rows}
+    audit = {
+        "orders": {e.key: found.get(e.key) for e in before},
+        "orders_per_key": {key: 1 for key in found},  # idempotency_key is unique
+        "products": [
+            {"id": p[0], "stock": p[1], "initial_stock": p[2], "sold": int(p[3])} for p in products
+        ],
+    }
+    check = load_ledger.compare(ledger.as_load_entries("before"), audit)
+    wrong = set(check.lost_keys)
+    if check.mismatched_orders:
+        wrong |= {
+            e.key
+            for e in before
+            if (found.get(e.key) or {}).get("id") not in (None, e.order_id)
+            or (found.get(e.key) or {}).get("quantity") not in (None, e.quantity)
+        }
+    missing = [e for e in before if e.key in wrong]
     unexpected = [e for e in after if e.key in found]
     out.verified_orders = len(before) - len(missing)
     out.missing_orders = len(missing)
     out.unexpected_orders = len(unexpected)
+    out.oversold_units = check.oversold_units
     out.rpo_s = round(target_ts - min(_acked(e) for e in missing), 3) if missing else 0.0
     diffs = restored.differences(expected)
     if missing:
@@ -461,9 +492,10 @@ def _verify(
         out.reason = f"{len(unexpected)} orders placed after the recovery target were restored"
     elif diffs:
         out.reason = "checksums differ from the source at the target: " + "; ".join(diffs)
-    elif restored.inconsistent_products:
+    elif check.oversold_units or restored.inconsistent_products:
         out.reason = (
-            f"{restored.inconsistent_products} products whose stock disagrees with their orders"
+            f"restored stock disagrees with restored orders: {check.oversold_units} units"
+            f" oversold, {restored.inconsistent_products} products inconsistent"
         )
 
 
@@ -473,11 +505,13 @@ def _wait_promoted(scratch: ScratchPostgres, user: str, timeout: float) -> str |
     while time.monotonic() < deadline:
         if scratch.exited():
             return _recovery_failure(scratch.log_tail(60))
-        with contextlib.suppress(psycopg.Error):
-            with psycopg.connect(scratch.conninfo, user=user, dbname="postgres") as conn:
-                row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
-                if row is not None and row[0] is False:
-                    return None
+        with (
+            contextlib.suppress(psycopg.Error),
+            psycopg.connect(scratch.conninfo, user=user, dbname="postgres") as conn,
+        ):
+            row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+            if row is not None and row[0] is False:
+                return None
         time.sleep(0.1)
     return f"scratch PostgreSQL still in recovery after {timeout:.0f} s"
 
@@ -525,7 +559,10 @@ def _policy(
         if archive.missing:
             wal += f" ({_gap_text(archive)})"
         if archiver.get("failing"):
-            wal += f"; WAL archiving failing since {archiver['last_failed_time']} ({archiver['last_failed_wal']})"
+            wal += (
+                f"; WAL archiving failing since {archiver['last_failed_time']}"
+                f" ({archiver['last_failed_wal']})"
+            )
         breach = (
             f"repo{repo}: RPO policy breach: newest backup {newest.label} finished "
             f"{now - newest.stop:.0f} s ago and {wal}; newest recoverable point is "
@@ -562,9 +599,10 @@ def _covered_until(
 
 def _gap_text(archive: ArchiveCheck) -> str:
     shown = ", ".join(archive.missing[:3]) + (" …" if len(archive.missing) > 3 else "")
-    return (
-        f"WAL gap: {len(archive.missing)} segment(s) missing from the archive: {shown}"
+    return f"WAL gap: {len(archive.missing)} segment(s) missing from the archive: {shown}" + (
         f" (archive runs from {archive.first} to {archive.last})"
+        if archive.last
+        else f" (nothing archived from {archive.first} onwards)"
     )
 
 

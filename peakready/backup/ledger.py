@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 import httpx
 
+from peakready.load import ledger as load_ledger
+
 
 @dataclass
 class LedgerEntry:
@@ -50,9 +52,24 @@ class Ledger:
         return [e for e in self.entries if e.batch == batch]
 
     def save(self, path: Path) -> None:
+        """The whole ledger (batches, unacknowledged attempts) as one JSON document."""
         path.write_text(
             json.dumps({"run_id": self.run_id, "entries": [asdict(e) for e in self.entries]})
         )
+
+    def as_load_entries(self, batch: str) -> list[load_ledger.LedgerEntry]:
+        """The acknowledged orders of ``batch`` in the load generator's ledger format."""
+        return [
+            load_ledger.LedgerEntry(
+                key=e.key,
+                order_id=int(e.order_id or 0),
+                product_id=e.product_id,
+                quantity=e.quantity,
+                acked_at=float(e.acked or 0),
+                status=int(e.status or 201),
+            )
+            for e in self.acked(batch)
+        ]
 
 
 class OrderClient(Protocol):
@@ -107,11 +124,13 @@ def place_batch(
     product_ids: Sequence[int],
     deadline_s: float = 60.0,
     attempts: int = 5,
+    writer: load_ledger.LedgerWriter | None = None,
 ) -> list[LedgerEntry]:
     """Place ``count`` orders of one unit, round-robin over ``product_ids``.
 
-    Bounded: each order is retried with the same idempotency key at most ``attempts``
-    times, and the whole batch stops at ``deadline_s``.
+    Each acknowledgement is also appended (flushed, synced) through ``writer``, the
+    load generator's ledger file, when given. Bounded: each order is retried with the
+    same idempotency key at most ``attempts`` times, and the batch stops at ``deadline_s``.
     """
     stop_at = time.monotonic() + deadline_s
     placed: list[LedgerEntry] = []
@@ -139,6 +158,8 @@ def place_batch(
                 entry.acked = time.time()
                 entry.order_id = int(body["id"])
                 entry.error = None
+                if writer is not None:
+                    writer.append(ledger.as_load_entries(batch)[-1])
                 break
             entry.error = f"HTTP {status}"
             if status < 500:

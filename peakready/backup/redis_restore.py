@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -22,7 +24,7 @@ def find_primary(nodes: list[dict[str, Any]], password: str | None) -> redis.Red
             host=node["host"], port=int(node["port"]), password=password, socket_timeout=2
         )
         try:
-            if client.info("replication").get("role") == "master":
+            if _info(client, "replication").get("role") == "master":
                 return client
         except redis.RedisError:
             pass
@@ -51,11 +53,9 @@ def drill_redis(
         if saved_at is None:
             result["reason"] = "redis: BGSAVE on the primary did not complete within 60 s"
             return result
-        directory, filename = (
-            primary.config_get("dir")["dir"],
-            primary.config_get("dbfilename")["dbfilename"],
-        )
-        source = Path(directory) / filename
+        config = cast(dict[str, str], primary.config_get("dir"))
+        config.update(cast(dict[str, str], primary.config_get("dbfilename")))
+        source = Path(config["dir"]) / config["dbfilename"]
         copy = work / "dump.rdb"
         shutil.copyfile(source, copy)
         result["snapshot"] = str(source)
@@ -70,7 +70,7 @@ def drill_redis(
                 )
                 return result
             restored_keys = {k.decode() for k in restored.scan_iter(count=1000)}
-            values = restored.mget(list(markers))
+            values = cast(list[bytes | None], restored.mget(list(markers)))
             result["rto_s"] = round(time.monotonic() - started, 3)
             result["port"] = scratch.port
             restored.close()
@@ -99,10 +99,8 @@ def drill_redis(
         result["reason"] = f"redis: {type(exc).__name__}: {exc}"[:300]
         return result
     finally:
-        try:
+        with contextlib.suppress(redis.RedisError):
             primary.delete(*markers)
-        except redis.RedisError:
-            pass
         primary.close()
 
 
@@ -121,7 +119,7 @@ def _persistent_keys(client: redis.Redis) -> set[str]:
 
 
 def _bgsave(client: redis.Redis, timeout: float = 60) -> float | None:
-    last = client.lastsave()
+    last = cast(datetime, client.lastsave())
     if time.time() - last.timestamp() < 1.1:
         time.sleep(1.1)  # LASTSAVE counts seconds: make ours distinguishable
     deadline = time.monotonic() + timeout
@@ -132,7 +130,7 @@ def _bgsave(client: redis.Redis, timeout: float = 60) -> float | None:
         except redis.ResponseError:  # a save already running: wait for it, then ours
             time.sleep(0.2)
     while time.monotonic() < deadline:
-        info = client.info("persistence")
+        info = _info(client, "persistence")
         if (
             not info.get("rdb_bgsave_in_progress")
             and client.lastsave() != last
@@ -143,8 +141,12 @@ def _bgsave(client: redis.Redis, timeout: float = 60) -> float | None:
     return None
 
 
+def _info(client: redis.Redis, section: str) -> dict[str, Any]:
+    return cast(dict[str, Any], client.info(section))
+
+
 def _loaded(client: redis.Redis) -> bool:
     try:
-        return bool(client.ping()) and client.info("persistence").get("loading") == 0
+        return bool(client.ping()) and _info(client, "persistence").get("loading") == 0
     except redis.RedisError:
         return False

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import pymysql
+import pymysql  # type: ignore[import-untyped]
 
 from peakready.backup.scratch import ScratchSearchd, free_port, wait_for
 

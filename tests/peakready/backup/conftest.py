@@ -96,7 +96,7 @@ class MiniLab:
             done = self.pgbr.run("--type=full", "backup", repo=repo, timeout=120)
             assert done.returncode == 0, done.error_line
 
-    def write_and_switch(self, rows: int = 5) -> str:
+    def write_and_switch(self, rows: int = 5, wait: bool = True) -> str:
         """Some committed orders, then a WAL switch; returns the closed segment's name."""
         client = SqlOrderClient(self.conninfo())
         try:
@@ -104,13 +104,18 @@ class MiniLab:
                 client.place(f"pre-{time.time_ns()}-{n}", 1 + n % PRODUCTS, 1)
         finally:
             client.close()
-        return str(self.sql("SELECT pg_walfile_name(pg_switch_wal())")[0][0])
+        segment = str(self.sql("SELECT pg_walfile_name(pg_switch_wal())")[0][0])
+        if not wait:
+            return segment
+        archived = lambda: self.sql("SELECT last_archived_wal FROM pg_stat_archiver")[0][0] or ""  # noqa: E731
+        assert wait_for(lambda: archived() >= segment, 30), f"{segment} never archived"
+        return segment
 
     def start_redis(self) -> None:
         conf = self.root / "redis.conf"
         conf.write_text(
             f"bind 127.0.0.1\nport {REDIS_PORT}\ndir {self.root}\ndbfilename src.rdb\n"
-            f"requirepass {self.password}\nsave \"\"\nappendonly no\ndaemonize no\n"
+            f'requirepass {self.password}\nsave ""\nappendonly no\ndaemonize no\n'
             f"logfile {self.root / 'redis.log'}\n"
         )
         proc = subprocess.Popen(["redis-server", str(conf)], start_new_session=True)
@@ -179,7 +184,11 @@ def minilab() -> Iterator[MiniLab]:
     finally:
         for proc in lab.procs:
             if proc.poll() is None:
-                proc.send_signal(signal.SIGQUIT if "postgres" in " ".join(map(str, proc.args)) else signal.SIGTERM)
+                proc.send_signal(
+                    signal.SIGQUIT
+                    if "postgres" in " ".join(map(str, proc.args))
+                    else signal.SIGTERM
+                )
                 try:
                     proc.wait(10)
                 except subprocess.TimeoutExpired:
@@ -198,20 +207,33 @@ def _setup_postgres(lab: MiniLab) -> None:
     shutil.chown(pwfile, "postgres", "postgres")
     pwfile.chmod(0o600)
     subprocess.run(
-        as_postgres([str(PG_BIN / "initdb"), "-D", str(lab.data), "-U", "postgres",
-                     f"--pwfile={pwfile}", "-A", "scram-sha-256", "--no-sync"]),
-        check=True, capture_output=True, cwd="/",
+        as_postgres(
+            [
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(lab.data),
+                "-U",
+                "postgres",
+                f"--pwfile={pwfile}",
+                "-A",
+                "scram-sha-256",
+                "--no-sync",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+        cwd="/",
     )
     pwfile.unlink()
     lab.config.write_text(
         f"""[global]
-repo1-path={root / 'repo1'}
-repo2-path={root / 'repo2'}
+repo1-path={root / "repo1"}
+repo2-path={root / "repo2"}
 repo1-retention-full=2
 repo2-retention-full=2
-log-path={root / 'log'}
-lock-path={root / 'lock'}
-spool-path={root / 'spool'}
+log-path={root / "log"}
+lock-path={root / "lock"}
+spool-path={root / "spool"}
 start-fast=y
 log-level-console=warn
 log-level-file=info
@@ -219,7 +241,7 @@ log-level-file=info
 [peakready]
 pg1-path={lab.data}
 pg1-port={PG_PORT}
-pg1-socket-path={root / 'sock'}
+pg1-socket-path={root / "sock"}
 """
     )
     (lab.data / "pg_hba.conf").write_text(
@@ -230,7 +252,7 @@ pg1-socket-path={root / 'sock'}
             f"""
 port = {PG_PORT}
 listen_addresses = '127.0.0.1'
-unix_socket_directories = '{root / 'sock'}'
+unix_socket_directories = '{root / "sock"}'
 wal_level = replica
 archive_mode = on
 archive_command = 'pgbackrest --config={lab.config} --stanza=peakready archive-push %p'
@@ -238,11 +260,14 @@ shared_buffers = 32MB
 max_wal_size = 256MB
 """
         )
-    proc = subprocess.Popen(
-        as_postgres([str(PG_BIN / "postgres"), "-D", str(lab.data)]),
-        stdout=open(root / "pg.log", "ab"), stderr=subprocess.STDOUT, cwd="/",
-        start_new_session=True,
-    )
+    with open(root / "pg.log", "ab") as log:
+        proc = subprocess.Popen(
+            as_postgres([str(PG_BIN / "postgres"), "-D", str(lab.data)]),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd="/",
+            start_new_session=True,
+        )
     lab.procs.append(proc)
     assert wait_for(lambda: _connects(lab), 20), (root / "pg.log").read_text()[-2000:]
     lab.sql("CREATE DATABASE shop", dbname="postgres")

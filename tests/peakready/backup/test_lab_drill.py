@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.lab
 
 
 if TYPE_CHECKING:
-    from conftest import MiniLab, SqlOrderClient
+    from conftest import MiniLab, Policies, SqlOrderClient
 
 
 def test_healthy_drill_restores_every_acknowledged_order_from_each_repository(
@@ -76,3 +77,62 @@ def test_missing_wal_segment_fails_the_drill_naming_the_segment(
     assert repo1["rto_s"] is None
     assert repo2["passed"] is True and repo2["missing_orders"] == 0
     assert any(segment in reason for reason in summary["reasons"])
+
+
+def test_truncated_backup_file_fails_the_drill_naming_the_file(
+    minilab: MiniLab, orders: SqlOrderClient, topology: Topology, tmp_path: Path
+) -> None:
+    minilab.full_backups()
+    label = minilab.pgbr.backups(repo=1)[-1].label
+    files = (minilab.pgbr.backup_dir(1) / label / "pg_data" / "base").rglob("*.gz")
+    victim = max(files, key=lambda p: p.stat().st_size)
+    size = victim.stat().st_size
+    with open(victim, "r+b") as handle:
+        handle.truncate(size // 2)
+    relative = str(victim.relative_to(minilab.pgbr.backup_dir(1) / label))
+
+    result = run_backup_drill(
+        topology, minilab, tmp_path, orders=orders, redis_drill=False, search_drill=False
+    )
+    summary = result.summary()
+    print(json.dumps(summary, indent=1))
+
+    assert summary["passed"] is False
+    repo1, repo2 = summary["repositories"]
+    assert repo1["passed"] is False and repo1["rto_s"] is None
+    assert f"backup {label}: {relative} truncated ({size // 2} of {size} bytes)" in repo1["reason"]
+    assert repo2["passed"] is True and repo2["missing_orders"] == 0
+
+
+def test_backup_older_than_the_rpo_policy_is_a_breach(
+    minilab: MiniLab, orders: SqlOrderClient, policies: Policies, tmp_path: Path
+) -> None:
+    minilab.full_backups()
+    # archiving stalls after the backups: nothing newer than them can be recovered
+    minilab.sql("ALTER SYSTEM SET archive_command = '/bin/false'")
+    minilab.sql("SELECT pg_reload_conf()")
+    minilab.write_and_switch(wait=False)
+    time.sleep(3)
+
+    result = run_backup_drill(
+        policies.with_rpo(2),
+        minilab,
+        tmp_path,
+        orders=orders,
+        check_timeout_s=3,
+        redis_drill=False,
+        search_drill=False,
+    )
+    summary = result.summary()
+    print(json.dumps(summary, indent=1))
+
+    assert summary["passed"] is False
+    for policy in summary["policy"]:
+        assert policy["exposure_s"] > 2
+        assert policy["breach"].startswith(
+            f"repo{policy['repo']}: RPO policy breach: newest backup"
+        )
+        assert "the stack allows 2 s" in policy["breach"]
+        assert "WAL archiving failing since" in policy["breach"]
+    assert sum("RPO policy breach" in r for r in summary["reasons"]) == 2
+    assert summary["backup_age_s"] >= 3
