@@ -31,6 +31,8 @@ Secrets: ``peakready_db_password``, or configuration ``peakready_db_password_sec
 from __future__ import annotations
 
 import json
+import os
+import sys
 import tempfile
 import time
 import uuid
@@ -289,6 +291,11 @@ class AnsibleSsmVerifier:
         with tempfile.TemporaryDirectory(prefix="peakready-verify-") as private:
             run = ansible_runner.run(
                 private_data_dir=private,
+                envvars={
+                    "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/bin')}",
+                    "ANSIBLE_NOCOLOR": "1",
+                    "ANSIBLE_RETRY_FILES_ENABLED": "0",
+                },
                 project_dir=str(self.project_dir),
                 playbook=PLAYBOOK,
                 inventory={"verify_restore": {"hosts": {scratch.verify_host: host_vars}}},
@@ -297,11 +304,11 @@ class AnsibleSsmVerifier:
                 timeout=self.timeout_s,
             )
             events = list(run.events)
-        if run.status != "successful" or run.rc != 0:
-            raise VerifyFailed(
-                f"verification playbook on {scratch.verify_host}: {run.status} "
-                f"(rc {run.rc}): {_failure_text(events)}"
-            )
+            if run.status != "successful" or run.rc != 0:
+                raise VerifyFailed(
+                    f"verification playbook on {scratch.verify_host}: {run.status} "
+                    f"(rc {run.rc}): {_failure_text(events, run.stdout.read())}"
+                )
         facts = _stats(events).get("verify_restore")
         if not isinstance(facts, dict):
             raise VerifyFailed(
@@ -624,11 +631,12 @@ def _stats(events: list[dict[str, Any]]) -> dict[str, Any]:
     return {}
 
 
-def _failure_text(events: list[dict[str, Any]]) -> str:
+def _failure_text(events: list[dict[str, Any]], stdout: str = "") -> str:
     for event in reversed(events):
         if event.get("event") in ("runner_on_failed", "runner_on_unreachable"):
             data = event.get("event_data", {})
             res = data.get("res", {})
             detail = res.get("stderr") or res.get("msg") or "no message"
             return f"task '{data.get('task', '?')}': {str(detail).strip()[:300]}"
-    return "no failed task reported"
+    lines = [ln.strip() for ln in stdout.splitlines() if ln.strip()]
+    return lines[-1][:300] if lines else "no failed task reported"
