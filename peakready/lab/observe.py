@@ -10,6 +10,7 @@ import json
 import socket
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 from peakready.lab.state import LabState
@@ -222,3 +223,22 @@ def etcd_health(state: LabState) -> dict[str, bool]:
         status, body = http_get(f"http://127.0.0.1:{proc['port']}/health")
         health[proc["name"]] = status == 200 and '"true"' in body
     return health
+
+
+def memory_pss_kib(state: LabState) -> dict[str, int]:
+    """Proportional set size (KiB) of every process in the lab's cgroups, per cgroup."""
+    from peakready.lab import proc as procmod
+
+    totals: dict[str, int] = {}
+    for group in [state.cgroup, *(state.cgroup / az for az in state.azs)]:
+        total = 0
+        for pid in procmod.cgroup_pids(group):
+            try:
+                text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            except OSError:
+                continue
+            for line in text.splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        totals[group.name if group != state.cgroup else "regional"] = total
+    return totals

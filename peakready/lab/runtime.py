@@ -1172,8 +1172,8 @@ def teardown(state: LabState) -> list[str]:
         (int(i["pid"]), None) for i in group.get("instances", []) + group.get("terminating", [])
     ]
     control.stop_pids(state, apps, timeout=5)
-    control.stop_pids(state, _targets(state, ["haproxy", "searchd", "sentinel", "redis"]), 5)
-    control.stop_pids(state, _targets(state, ["patroni"]), timeout=20)
+    servers = ["haproxy", "searchd", "sentinel", "redis", "patroni"]
+    control.stop_pids(state, _targets(state, servers), timeout=20)
     postmasters = [
         (pid, entry.get("data_dir"))
         for entry in state.by_kind("patroni")

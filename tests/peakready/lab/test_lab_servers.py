@@ -1,0 +1,287 @@
+"""The lab with real servers: up, orders through HAProxy, status, the supervisor, down.
+
+One lab per module (starting it is the expensive part). Its folder and port block are
+the test's own: ``<repo>/.lab/pytest-<base>`` with ``PEAKREADY_LAB_TEST_PORT_BASE``
+(default 20000, the dev stack's block) so a developer's own lab is never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from peakready.lab import control, observe, proc
+from peakready.lab.state import LabState
+
+pytestmark = pytest.mark.lab
+
+REPO = Path(__file__).resolve().parents[3]
+BASE = int(os.environ.get("PEAKREADY_LAB_TEST_PORT_BASE", "20000"))
+LAB_DIR = REPO / ".lab" / f"pytest-{BASE}"
+PEAKREADY = str(Path(sys.executable).parent / "peakready")
+
+
+def lab_env(base: int = BASE, lab_dir: Path = LAB_DIR) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PEAKREADY_LAB_DIR": str(lab_dir),
+        "PEAKREADY_LAB_PORT_BASE": str(base),
+        "COLUMNS": "120",
+    }
+
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 150) -> Any:
+    return subprocess.run(
+        [PEAKREADY, "lab", *args],
+        env=env or lab_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[LabState]:
+    os.environ["PEAKREADY_LAB_DIR"] = str(LAB_DIR)
+    cli("down", "--stack", "dev", "--purge")
+    try:
+        result = cli("up", "--stack", "dev")
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr
+        yield LabState.load("dev")
+    finally:
+        cli("down", "--stack", "dev", "--purge")
+        os.environ.pop("PEAKREADY_LAB_DIR", None)
+
+
+def psql(port: int, sql: str, password: str) -> str:
+    result = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-d", "shop", "-AtXc", sql],
+        env={**os.environ, "PGPASSWORD": password, "PGCONNECT_TIMEOUT": "3"},
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=True,
+    )
+    return result.stdout.strip()
+
+
+def member_port(lab: LabState, name: str) -> int:
+    return next(m["port"] for m in lab.endpoints["db_members"] if m["name"] == name)
+
+
+def eventually(check: Any, timeout: float = 10.0, every: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(every)
+
+
+def order(client: httpx.Client, product_id: int, key: str, quantity: int = 1) -> httpx.Response:
+    return client.post(
+        "/orders",
+        json={"product_id": product_id, "quantity": quantity},
+        headers={"Idempotency-Key": key},
+    )
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_order_through_haproxy_is_on_primary_and_replica_cached_and_searchable(
+    lab: LabState,
+) -> None:
+    secrets = lab.secrets()
+    endpoint = lab.outputs["endpoint"]
+    key = f"test-{uuid.uuid4()}"
+    with httpx.Client(base_url=endpoint, timeout=10) as client:
+        product = client.get("/products/3").json()
+        created = order(client, 3, key)
+        assert created.status_code == 201, created.text
+        order_id = created.json()["id"]
+
+        cluster = observe.patroni_cluster(lab)
+        replica = next(m["name"] for m in cluster["members"] if m["name"] != cluster["leader"])
+        query = f"SELECT id FROM orders WHERE idempotency_key = '{key}'"
+        assert psql(member_port(lab, cluster["leader"]), query, secrets["db_superuser_password"])
+        seen = eventually(
+            lambda: psql(member_port(lab, replica), query, secrets["db_superuser_password"])
+        )
+        assert seen == str(order_id)
+
+        redis_primary = observe.sentinel_master(lab)["master"].split(":")[1]
+        assert client.get("/products/3").status_code == 200
+
+        def cached() -> str:
+            return subprocess.run(
+                [
+                    "redis-cli",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    redis_primary,
+                    "--no-auth-warning",
+                    "GET",
+                    "product:3",
+                ],
+                env={**os.environ, "REDISCLI_AUTH": secrets["redis_password"]},
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=True,
+            ).stdout.strip()
+
+        assert json.loads(eventually(cached))["id"] == 3
+
+        hits = client.get("/search", params={"q": product["name"]})
+        assert hits.status_code == 200
+        assert 3 in [hit["id"] for hit in hits.json()]
+
+
+def test_status_json_reports_every_component_healthy(lab: LabState) -> None:
+    result = cli("status", "--stack", "dev", "--json")
+    report = json.loads(result.stdout)
+    assert result.returncode == 0, [c for c in report["components"] if not c["healthy"]]
+    assert report["healthy"] is True
+    names = {c["name"] for c in report["components"]}
+    assert {"database (Patroni)", "cache (Redis + Sentinel)", "search (searchd)"} <= names
+    assert report["outputs"]["endpoint"] == f"http://127.0.0.1:{BASE}"
+    assert report["outputs"]["db_primary"] == observe.patroni_cluster(lab)["leader"]
+
+
+def test_up_on_a_running_lab_changes_nothing(lab: LabState) -> None:
+    before = lab.path.read_text()
+    result = cli("up", "--stack", "dev")
+    assert result.returncode == 0
+    assert "already running" in result.stdout and "nothing changed" in result.stdout
+    assert lab.path.read_text() == before
+
+
+def test_secrets_stay_in_private_files(lab: LabState) -> None:
+    secrets = lab.secrets()
+    private = [
+        lab.lab_dir / "secrets.json",
+        lab.lab_dir / "storefront" / "storefront.env",
+        *(lab.lab_dir / "patroni").glob("*.yml"),
+        *(lab.lab_dir / "redis").glob("*.conf"),
+    ]
+    for path in private:
+        assert path.stat().st_mode & 0o077 == 0, path
+    for entry in lab.processes:
+        assert not any(value in " ".join(entry["cmd"]) for value in secrets.values())
+    logs = "".join(p.read_text(errors="replace") for p in (lab.lab_dir / "logs").glob("*.log"))
+    assert not any(value in logs for value in secrets.values())
+
+
+def test_same_idempotency_key_twice_gives_one_order(lab: LabState) -> None:
+    key = f"idem-{uuid.uuid4()}"
+    with httpx.Client(base_url=lab.outputs["endpoint"], timeout=10) as client:
+        first, second = order(client, 5, key), order(client, 5, key)
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert first.json()["id"] == second.json()["id"]
+    leader = observe.patroni_cluster(lab)["leader"]
+    count = psql(
+        member_port(lab, leader),
+        f"SELECT count(*) FROM orders WHERE idempotency_key = '{key}'",
+        lab.secrets()["db_superuser_password"],
+    )
+    assert count == "1"
+
+
+def test_fifty_buyers_for_ten_units_never_oversell(lab: LabState) -> None:
+    password = lab.secrets()["db_superuser_password"]
+    leader_port = member_port(lab, observe.patroni_cluster(lab)["leader"])
+    psql(leader_port, "UPDATE products SET stock = 10 WHERE id = 7", password)
+    run = uuid.uuid4()
+    with (
+        httpx.Client(base_url=lab.outputs["endpoint"], timeout=20) as client,
+        ThreadPoolExecutor(max_workers=50) as pool,
+    ):
+        answers = list(
+            pool.map(lambda i: order(client, 7, f"buy-{run}-{i}").status_code, range(50))
+        )
+    assert answers.count(201) == 10, answers
+    assert answers.count(409) == 40, answers
+    assert psql(leader_port, "SELECT stock FROM products WHERE id = 7", password) == "0"
+
+
+def test_supervisor_replaces_a_killed_instance_and_haproxy_routes_to_it(lab: LabState) -> None:
+    group = lab.app_group()
+    victim = group["instances"][0]
+    control.kill_process(lab, victim["id"])
+
+    def replaced() -> list[dict[str, Any]] | None:
+        instances = observe.app_instances(lab)
+        fresh = [i for i in instances if i["id"] != victim["id"] and i["ready"]]
+        ids = {i["id"] for i in lab.app_group()["instances"]}
+        return instances if len(fresh) == group["desired"] and victim["id"] not in ids else None
+
+    instances = eventually(replaced, timeout=40, every=0.5)
+    assert instances, lab.app_group()
+    newcomer = next(i for i in instances if i["id"] not in {x["id"] for x in group["instances"]})
+    assert newcomer["az"] in lab.azs
+    assert newcomer["slot"] != victim["slot"]  # the next free slot, not the dead one's
+
+    def routed() -> bool:
+        with httpx.Client(base_url=lab.outputs["endpoint"], timeout=5) as client:
+            seen = {client.get("/healthz").json().get("instance") for _ in range(12)}
+        return newcomer["id"] in seen
+
+    assert eventually(routed, timeout=10)
+    servers = observe.haproxy_servers(lab)
+    assert servers[f"storefront/app{newcomer['slot']}"] == "UP"
+    assert f"storefront/app{victim['slot']}" not in servers
+
+
+def test_up_with_a_port_in_use_is_one_line_and_starts_nothing(lab: LabState) -> None:
+    base = BASE + 200
+    lab_dir = REPO / ".lab" / f"pytest-{base}"
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", base + 1))
+        holder.listen()
+        result = cli("up", "--stack", "dev", env=lab_env(base, lab_dir))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert (
+        f"port {base + 1} on 127.0.0.1 is in use (needed for HAProxy PostgreSQL write port)"
+        in (lines[0])
+    )
+    assert not (lab_dir / "state.json").exists()
+
+
+def test_unknown_stack_is_one_line() -> None:
+    result = cli("up", "--stack", "nope")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("peakready: error: unknown stack 'nope'")
+
+
+def test_down_leaves_no_process_and_no_port_and_is_safe_twice(lab: LabState) -> None:
+    group = lab.app_group()
+    pids = [p["pid"] for p in lab.processes] + [i["pid"] for i in group["instances"]]
+    postmasters = [control.postmaster_pid(p) for p in lab.by_kind("patroni")]
+    pids += [pid for pid in postmasters if pid]
+    result = cli("down", "--stack", "dev")
+    assert result.returncode == 0, result.stderr
+    assert [pid for pid in pids if proc.alive(pid)] == []
+    assert proc.listening_ports(range(BASE, BASE + 160)) == []
+    assert not lab.cgroup.exists()
+    again = cli("down", "--stack", "dev")
+    assert again.returncode == 0 and "nothing to stop" in again.stdout
+    status = cli("status", "--stack", "dev", "--json")
+    assert status.returncode == 2

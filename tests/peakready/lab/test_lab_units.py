@@ -1,0 +1,214 @@
+"""Fast checks of the lab's pure parts: ports, readiness rules, parsing, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from peakready.errors import PeakreadyError
+from peakready.lab import observe, proc, runtime, state
+from peakready.topology import Topology
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def dev_topology(**lab: object) -> Topology:
+    base = Topology.load("dev")
+    if not lab:
+        return base
+    data = base.model_dump()
+    data["lab"].update(lab)
+    return Topology.model_validate(data)
+
+
+def test_ports_follow_the_internals_table() -> None:
+    ports = state.Ports(20000)
+    assert (ports.http, ports.db_write, ports.db_read, ports.stats) == (20000, 20001, 20002, 20003)
+    assert (ports.etcd_client(2), ports.etcd_peer(0)) == (20012, 20020)
+    assert (ports.postgres(1), ports.patroni(1)) == (20031, 20041)
+    assert (ports.redis(0), ports.sentinel(2)) == (20050, 20062)
+    assert (ports.search_sql(1), ports.search_api(1)) == (20071, 20081)
+    assert (ports.app(0), ports.app(49)) == (20100, 20149)
+    assert max(ports.block) == 20159 < 32768
+
+
+def test_every_server_port_is_distinct_and_named() -> None:
+    named = state.Ports(20000).server_ports(6)
+    assert len(named) == 4 + 6 * 8 + state.APP_SLOTS
+    assert all(20000 <= port < 20160 for port in named)
+
+
+def test_outputs_carry_every_design_key() -> None:
+    plan = runtime.make_plan(dev_topology())
+    outputs = plan.outputs("pg-eu-central-1b")
+    assert set(outputs) == {
+        "stack",
+        "target",
+        "availability_zones",
+        "endpoint",
+        "app_group",
+        "db_primary",
+        "db_replicas",
+        "cache_group",
+        "search_domain",
+        "backup_vault",
+    }
+    assert outputs["db_primary"] == "pg-eu-central-1b"
+    assert outputs["db_replicas"] == ["pg-eu-central-1a", "pg-eu-central-1c"]
+    assert outputs["target"] == "lab"
+
+
+def test_app_dsn_is_multi_host_and_read_write() -> None:
+    dsn = runtime.make_plan(dev_topology()).dsn("read-write")
+    assert "host=127.0.0.1,127.0.0.1,127.0.0.1" in dsn
+    assert "port=20030,20031,20032" in dsn
+    assert "target_session_attrs=read-write" in dsn
+    assert "password" not in dsn
+
+
+def test_binary_override_that_is_missing_names_the_setting(tmp_path: Path) -> None:
+    plan = runtime.make_plan(dev_topology(binaries={"haproxy": str(tmp_path / "haproxy")}))
+    with pytest.raises(PeakreadyError) as caught:
+        plan.resolve_binaries()
+    assert caught.value.lines == [
+        f"peakready:lab.binaries.haproxy: {tmp_path / 'haproxy'} is not an executable file"
+    ]
+
+
+def test_binary_missing_from_path_names_the_debian_package(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_which = runtime.shutil.which
+
+    def which(name: str, path: str | None = None) -> str | None:
+        return None if name == "searchd" else real_which(name, path=path)
+
+    monkeypatch.setattr(runtime.shutil, "which", which)
+    plan = runtime.make_plan(dev_topology())
+    with pytest.raises(PeakreadyError) as caught:
+        plan.resolve_binaries()
+    assert len(caught.value.lines) == 1
+    assert "searchd: not found on PATH (Debian package sphinxsearch" in caught.value.lines[0]
+
+
+def test_haproxy_readiness_needs_one_writer_all_readers_and_the_whole_group() -> None:
+    servers = {
+        "postgres_write/pg-a": "UP",
+        "postgres_write/pg-b": "DOWN",
+        "postgres_write/pg-c": "DOWN",
+        "postgres_read/pg-a": "DOWN",
+        "postgres_read/pg-b": "UP",
+        "postgres_read/pg-c": "UP",
+        "storefront/app0": "UP",
+        "storefront/app1": "UP",
+        "storefront/app2": "DOWN",
+    }
+    ok, detail = runtime.haproxy_ready(servers, 3, 3)
+    assert not ok and "app 2/3 UP" in detail
+    servers["storefront/app2"] = "UP"
+    assert runtime.haproxy_ready(servers, 3, 3)[0]
+    servers["postgres_write/pg-b"] = "UP"  # two writers: split brain, not ready
+    assert not runtime.haproxy_ready(servers, 3, 3)[0]
+
+
+def test_show_stat_parsing_skips_unused_template_slots() -> None:
+    csv = (
+        "# pxname,svname,qcur,status,weight\n"
+        "storefront,FRONTEND,0,OPEN,\n"
+        "storefront,app0,0,UP,1\n"
+        "storefront,app1,0,MAINT,1\n"
+        "postgres_write,pg-a,0,DOWN,1\n"
+        "stats,BACKEND,0,UP,0\n"
+    )
+    assert observe.parse_show_stat(csv) == {
+        "storefront/app0": "UP",
+        "postgres_write/pg-a": "DOWN",
+    }
+
+
+def test_sentinels_converge_only_when_all_see_replicas_and_peers() -> None:
+    view = {
+        "master": "127.0.0.1:20050",
+        "agreed": True,
+        "sentinels": {
+            f"sentinel-{az}": {
+                "master": "127.0.0.1:20050",
+                "num_slaves": 2,
+                "num_other_sentinels": 2,
+                "flags": "master",
+            }
+            for az in "abc"
+        },
+    }
+    assert runtime.sentinels_converged(view, 3)
+    view["sentinels"]["sentinel-b"]["num_other_sentinels"] = 1
+    assert not runtime.sentinels_converged(view, 3)
+
+
+def test_alive_treats_zombies_as_dead() -> None:
+    import subprocess
+
+    child = subprocess.Popen(["true"])
+    for _ in range(100):
+        if not proc.alive(child.pid):
+            break
+        import time
+
+        time.sleep(0.02)
+    assert not proc.alive(child.pid)  # exited, not yet reaped: a zombie
+    child.wait()
+
+
+def test_status_without_a_lab_exits_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PEAKREADY_LAB_DIR", str(tmp_path / "none"))
+    code, report = runtime.status("dev")
+    assert code == 2
+    assert report["healthy"] is False and "no lab running" in report["error"]
+
+
+def test_up_on_a_stale_state_file_is_one_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PEAKREADY_LAB_DIR", str(tmp_path))
+    (tmp_path / "state.json").write_text(
+        json.dumps({"stack": "dev", "processes": [{"name": "haproxy", "pid": 2**22 + 7}]})
+    )
+    with pytest.raises(PeakreadyError) as caught:
+        runtime.running_state("dev")
+    assert caught.value.lines == [
+        f"stale state file {tmp_path / 'state.json'}: none of its recorded processes runs; "
+        "run `peakready lab down --stack dev` to clear it"
+    ]
+
+
+def test_secrets_file_is_private_and_stable(tmp_path: Path) -> None:
+    first = state.load_or_create_secrets(tmp_path)
+    assert set(first) == set(state.SECRET_KEYS)
+    assert (tmp_path / "secrets.json").stat().st_mode & 0o777 == 0o600
+    assert state.load_or_create_secrets(tmp_path) == first
+
+
+def test_playbooks_pass_yamllint() -> None:
+    import subprocess
+    import sys
+
+    mine = [
+        "playbooks/project/lab.yml",
+        "playbooks/project/storefront-aws.yml",
+        "playbooks/inventory",
+        "playbooks/env/settings",
+        *(
+            f"playbooks/roles/{role}"
+            for role in ("haproxy", "patroni", "sentinel", "sphinx", "pgbackrest", "storefront")
+        ),
+    ]
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "yamllint"), "-s", *mine],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout
