@@ -626,7 +626,11 @@ class _LabView:
             ) from None
         self.endpoint = str(self.endpoints.get("http", ""))
         self.redis_nodes: list[dict[str, Any]] = list(self.endpoints.get("redis") or [])
-        self.search_index = str(self.endpoints.get("search_index", "products"))
+        self.search_index = str(
+            self.endpoints.get("search_rt_index")
+            or self.endpoints.get("search_index")
+            or "products"
+        )
         base = _get(state, "port_base") or os.environ.get("PEAKREADY_LAB_PORT_BASE")
         self.port_base = int(base) if base else topology.lab.port_base
         self._secrets: dict[str, Any] = dict(state.secrets())
@@ -678,6 +682,11 @@ class _LabView:
             "last_failed_time": row[3].isoformat() if row[3] else None,
             "failing": failing,
         }
+
+
+def lab_pgbackrest(topology: Topology, state: Any) -> PgBackRest:
+    """The lab's pgBackRest stanza, as recorded in its state."""
+    return _LabView(topology, state).pgbr
 
 
 # private

@@ -223,16 +223,11 @@ class ScratchSearchd:
     def __enter__(self) -> ScratchSearchd:
         (self.work / "data").mkdir(exist_ok=True)
         config = self.work / "sphinx.conf"
-        config.write_text(
-            f"""index {self.index}
-{{
-    type = rt
-    path = {self.work / "data" / self.index}
-    rt_field = name
-    rt_attr_float = price
-    rt_attr_uint = stock
-}}
+        from peakready.app.search import sphinx_index_config
 
+        config.write_text(
+            sphinx_index_config(self.index, str(self.work / "data" / self.index))
+            + f"""
 searchd
 {{
     listen = 127.0.0.1:{self.port}:mysql41

@@ -49,6 +49,7 @@ def test_healthy_drill_restores_every_acknowledged_order_from_each_repository(
     assert summary["redis"]["keys_restored"] >= 29
     assert summary["search"]["passed"] is True
     assert summary["search"]["documents"] == summary["search"]["catalogue"] == 40
+    assert summary["search"]["sample_hits"] == 40  # every product is named "product N"
     # the scratch servers are gone
     assert not list(Path("/tmp").glob("peakready-restore-repo*"))
 
