@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 __all__ = ["discover"]
 
 ACTIONS = ("app", "az", "db", "cache", "search", "stack")
-PROBES = ("app", "db", "stack", "verify")
+PROBES = ("app", "cache", "db", "stack", "verify")
 
 
 def discover(discover_system: bool = True) -> Discovery:

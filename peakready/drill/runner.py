@@ -171,6 +171,7 @@ def _copy(figures: Figures, result: ScenarioResult) -> None:
         "failed_orders": figures.failed_orders,
         "read_p95_ms": figures.read_p95_ms,
         "stale_primary_ok": figures.stale_primary_ok,
+        "cache_failover_s": figures.cache_failover_s,
         "path": figures.path,
         "ledger": figures.ledger,
     }

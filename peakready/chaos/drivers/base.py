@@ -55,6 +55,11 @@ class Driver(Protocol):
         ...
 
     # cache ------------------------------------------------------------------
+    def cache_primary(self) -> dict[str, Any]:
+        """``{"id", "az", "agreed": bool}`` of the current cache primary (``agreed``: every
+        observer — lab: each Sentinel; AWS: the replication group — names the same one)."""
+        ...
+
     def fail_cache_primary(self) -> dict[str, Any]:
         """The Redis primary dies (lab: kill -9; AWS: TestFailover)."""
         ...

@@ -120,14 +120,19 @@ class LabDriver:
         return {"member": member_id, "attempts": attempts, **seen, "ok": seen["accepted"] == 0}
 
     # cache ------------------------------------------------------------------
-    def fail_cache_primary(self) -> dict[str, Any]:
-        master = observe.sentinel_master(self.state).get("master")
+    def cache_primary(self) -> dict[str, Any]:
+        view = observe.sentinel_master(self.state)
+        master = view.get("master")
         redis = next(
             (p for p in self.state.by_kind("redis") if master and master.endswith(f":{p['port']}")),
             None,
         )
         if redis is None:
-            raise ActivityFailed(f"fail cache primary: no lab Redis at {master}")
+            raise ActivityFailed(f"cache primary: no lab Redis at {master}")
+        return {"id": redis["name"], "az": redis.get("az"), "agreed": bool(view.get("agreed"))}
+
+    def fail_cache_primary(self) -> dict[str, Any]:
+        redis = self.state.process(self.cache_primary()["id"])
         pid = self._signal(redis["name"])
         return {"id": redis["name"], "az": redis.get("az"), "pid": pid}
 

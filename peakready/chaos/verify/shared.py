@@ -49,6 +49,7 @@ class Figures:
     fault_at: float | None = None
     path: str = "writes"
     stale_primary_ok: bool | None = None
+    cache_failover_s: float | None = None
     ledger: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -76,6 +77,9 @@ def measure(
         fault_at=fault_at,
         path=path,
         stale_primary_ok=bool(stale[-1].get("ok")) if stale else None,
+        cache_failover_s=next(
+            (float(e["failover_s"]) for e in events if e.get("event") == "cache_failover"), None
+        ),
     )
     if check is not None:
         figures.acked_orders = check.acked_orders
@@ -119,6 +123,10 @@ def judge(
     if scenario == "degraded-dependencies" and figures.read_p95_ms > DEGRADED_READ_P95_MS:
         reasons.append(
             f"degraded reads slow: p95 {figures.read_p95_ms:.0f} ms > {DEGRADED_READ_P95_MS:.0f} ms"
+        )
+    if figures.cache_failover_s is not None and figures.cache_failover_s > limit:
+        reasons.append(
+            f"cache failover took {figures.cache_failover_s:.1f} s, objective {limit:g} s"
         )
     if figures.stale_primary_ok is False:
         reasons.append("the stale primary accepted a write")

@@ -86,3 +86,14 @@ def test_measure_takes_rto_on_the_scenarios_path() -> None:
     assert measure("db-primary-loss", records, events, None).rto_s == 3.0
     cache = measure("cache-primary-loss", records, events, None)
     assert (cache.rto_s, cache.failed_requests, cache.failed_orders) == (0.6, 1, 0)
+
+
+def test_a_slow_cache_failover_fails_cache_primary_loss() -> None:
+    slow = figures(rto_s=0.1, cache_failover_s=7.5)
+    assert judge("cache-primary-loss", slow, Objective(rto_s=5)) == [
+        "cache failover took 7.5 s, objective 5 s"
+    ]
+    assert (
+        judge("cache-primary-loss", figures(rto_s=0.1, cache_failover_s=3.3), Objective(rto_s=5))
+        == []
+    )
