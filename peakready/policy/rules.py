@@ -133,8 +133,8 @@ def validate_encryption(args: ResourceValidationArgs, report: ReportViolation) -
             _report(report, "OpenSearch must enforce HTTPS (domainEndpointOptions.enforceHttps)")
     elif kind == LAUNCH_TEMPLATE:
         for mapping in props.get("blockDeviceMappings") or []:
-            ebs = mapping.get("ebs") or {}
-            if ebs and not _true(ebs.get("encrypted")):
+            ebs = mapping.get("ebs")
+            if ebs is not None and not _true(ebs.get("encrypted")):
                 _report(report, f"volume {mapping.get('deviceName')} must be encrypted")
 
 

@@ -70,8 +70,10 @@ def install(provider: str = "pulumi_aws", services: tuple[str, ...] = SERVICES) 
     for service in services:
         name = f"{provider}.{service}"
         current = sys.modules.get(name)
-        if current is not None and type(current) is types.ModuleType:
-            continue  # already fully imported: keep it
+        if isinstance(current, _SlimPackage) or type(current) is types.ModuleType:
+            continue  # slim already, or fully imported: keep it
+        # Otherwise it is pulumi's not-yet-loaded lazy module: call install() before
+        # anything keeps a reference to it (the offline preview does so first thing).
         spec = importlib.util.find_spec(name) if current is None else current.__spec__
         if spec is None or spec.submodule_search_locations is None:
             continue
