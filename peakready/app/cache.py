@@ -56,14 +56,11 @@ class Cache:
             return
         self.runner.fire(self.guard, lambda: client.delete(*keys))
 
-    def ping(self) -> bool:
-        client = self.client
-        if client is None:
-            return False
-        try:
-            return bool(self.runner.call(self.guard, client.ping))
-        except DependencyDown:
-            return False
+    def check(self) -> None:
+        """One round trip to the current primary; raises when it does not answer."""
+        if self.client is None:
+            raise DependencyDown("no cache configured")
+        self.client.ping()
 
 
 def make_client(settings: AppSettings) -> redis.Redis | None:

@@ -33,6 +33,7 @@ class DependencyGuard:
         self._down_until = 0.0
         self._last_error = ""
         self._lock = threading.Lock()
+        self._probing = False
 
     @property
     def degraded(self) -> bool:
@@ -99,6 +100,34 @@ class BoundedRunner:
                 guard.mark_down(f"{type(exc).__name__}: {exc}")
 
         self._pool.submit(run)
+
+    def probe(self, guard: DependencyGuard, check: Callable[[], object]) -> None:
+        """Check the dependency in the background (at most one probe in flight per guard).
+
+        Unlike requests, probes also run during the back-off: they notice recovery.
+        Readiness uses them so that it never waits on an optional dependency.
+        """
+        with guard._lock:
+            if guard._probing:
+                return
+            guard._probing = True
+
+        def run() -> None:
+            try:
+                check()
+            except Exception as exc:  # any client error means "down" for an optional dependency
+                guard.mark_down(f"{type(exc).__name__}: {exc}")
+            else:
+                guard.mark_up()
+            finally:
+                with guard._lock:
+                    guard._probing = False
+
+        try:
+            self._pool.submit(run)
+        except RuntimeError:  # shutting down
+            with guard._lock:
+                guard._probing = False
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -173,11 +173,16 @@ def create_app(settings: AppSettings) -> FastAPI:
             body.update(status="unready", database=f"unavailable: {exc}")
             return JSONResponse(body, status_code=503)
         sf.db_degraded = False
+        # Optional dependencies: report what is known, refresh it in the background.
         degraded = []
-        if sf.cache.enabled and not sf.cache.ping():
-            degraded.append("cache")
-        if sf.search.name != "none" and not sf.search.ping():
-            degraded.append("search")
+        if sf.cache.enabled:
+            sf.runner.probe(sf.cache_guard, sf.cache.check)
+            if sf.cache_guard.degraded:
+                degraded.append("cache")
+        if sf.search.name != "none":
+            sf.runner.probe(sf.search_guard, sf.search.check)
+            if sf.search_guard.degraded:
+                degraded.append("search")
         body.update(status="degraded" if degraded else "ready", database="ok", degraded=degraded)
         return JSONResponse(body)
 

@@ -33,7 +33,9 @@ class SearchBackend(Protocol):
 
     def search(self, q: str) -> list[dict[str, Any]]: ...
 
-    def ping(self) -> bool: ...
+    def check(self) -> None:
+        """One query, bounded by the dependency timeout; raises when search cannot answer."""
+        ...
 
 
 class NoSearch:
@@ -44,8 +46,8 @@ class NoSearch:
     def search(self, q: str) -> list[dict[str, Any]]:
         raise DependencyDown("no search backend configured")
 
-    def ping(self) -> bool:
-        return False
+    def check(self) -> None:
+        raise DependencyDown("no search backend configured")
 
 
 class SphinxSearch:
@@ -79,12 +81,8 @@ class SphinxSearch:
             return []
         return self.runner.call(self.guard, lambda: self._search_hosts(words))
 
-    def ping(self) -> bool:
-        try:
-            self.runner.call(self.guard, lambda: self._search_hosts("ping"))
-        except DependencyDown:
-            return False
-        return True
+    def check(self) -> None:
+        self._search_hosts("ping")
 
     # private
 
@@ -159,12 +157,8 @@ class OpenSearchSearch:
             return []
         return self.runner.call(self.guard, lambda: self._search(words))
 
-    def ping(self) -> bool:
-        try:
-            self.runner.call(self.guard, lambda: self.client.get(self.url).raise_for_status())
-        except DependencyDown:
-            return False
-        return True
+    def check(self) -> None:
+        self.client.get(self.url).raise_for_status()
 
     def _search(self, words: str) -> list[dict[str, Any]]:
         body = {"size": MAX_HITS, "query": {"match": {"name": {"query": words, "operator": "and"}}}}

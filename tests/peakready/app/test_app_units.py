@@ -150,3 +150,33 @@ def test_unreachable_database_at_start_is_one_line_and_exit_1() -> None:
     assert len(lines) == 1
     assert lines[0].startswith("peakready-app: error: migrations: database unavailable: ")
     assert "23199" in lines[0]
+
+
+def test_probe_runs_once_at_a_time_and_updates_the_guard() -> None:
+    runner = BoundedRunner(workers=4)
+    guard = DependencyGuard("search", timeout_s=1, backoff_s=5)
+    release = threading.Event()
+    calls: list[int] = []
+
+    def slow_failure() -> None:
+        calls.append(1)
+        release.wait(5)
+        raise TimeoutError("frozen")
+
+    try:
+        runner.probe(guard, slow_failure)
+        runner.probe(guard, slow_failure)  # skipped: one already in flight
+        release.set()
+        deadline = time.monotonic() + 2
+        while not guard.degraded and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert calls == [1]
+        assert guard.degraded and guard.backing_off
+        runner.probe(guard, lambda: None)  # probes run during the back-off, and see recovery
+        deadline = time.monotonic() + 2
+        while guard.degraded and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not guard.degraded and not guard.backing_off
+    finally:
+        release.set()
+        runner.shutdown()

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.lab
 
 BOUND_S = 0.5  # PEAKREADY_APP_DEPENDENCY_TIMEOUT_S of the test app
-SLACK_S = 0.4  # HTTP, scheduling, a loaded 2-core machine
+SLACK_S = 0.6  # HTTP, scheduling, a loaded 2-core machine (load average 15+ seen)
 
 
 def timed(call: Callable[[], httpx.Response]) -> tuple[httpx.Response, float]:
@@ -54,7 +54,9 @@ def check_degraded(app: App) -> None:
     assert response.status_code == 200
     assert took < BOUND_S + SLACK_S
 
-    response = httpx.get(f"{app.url}/readyz", timeout=10)
+    # Readiness never waits on cache or search: a load balancer's check must not time out.
+    response, took = timed(lambda: httpx.get(f"{app.url}/readyz", timeout=10))
+    assert took < SLACK_S
     assert response.status_code == 200
     assert response.json()["status"] == "degraded"
     assert response.json()["degraded"] == ["cache", "search"]
