@@ -138,7 +138,8 @@ def redis_roles(state: LabState) -> dict[str, str | None]:
             socket_connect_timeout=TIMEOUT_S,
         )
         try:
-            roles[proc["name"]] = str(client.info("replication").get("role"))
+            info: dict[str, Any] = client.info("replication")  # type: ignore[assignment]
+            roles[proc["name"]] = str(info.get("role"))
         except (redis.RedisError, OSError):
             roles[proc["name"]] = None
         finally:
@@ -182,7 +183,7 @@ def parse_show_stat(csv: str) -> dict[str, str]:
 
 def search_answers(host: str, port: int, index: str, timeout: float = TIMEOUT_S) -> int | None:
     """Documents a node's ``index`` returns for a match-all query; None when it fails."""
-    import pymysql
+    import pymysql  # type: ignore[import-untyped]
 
     try:
         conn = pymysql.connect(

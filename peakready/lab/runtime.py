@@ -8,6 +8,7 @@ only when every part is ready. On any failure or Ctrl-C it stops what it started
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -796,7 +797,7 @@ class Starter:
                 leader_port = next(
                     m["port"] for m in self.state.endpoints["db_members"] if m["name"] == leader
                 )
-                self.launch("db", lambda port=leader_port: self.setup_database(port))
+                self.launch("db", functools.partial(self.setup_database, leader_port))
                 self.launch("backup", self.setup_backup)
             else:
                 tracker.set("Patroni leader", "wait", f"{len(running)}/{n} members running")
@@ -896,7 +897,7 @@ class Starter:
             socket_connect_timeout=0.5,
         )
         try:
-            info = client.info("replication")
+            info: dict[str, Any] = client.info("replication")  # type: ignore[assignment]
         except (redis.RedisError, OSError):
             return 0
         finally:
@@ -979,7 +980,7 @@ def fetch_catalogue(plan: Plan, password: str) -> list[tuple[int, str, float]]:
 
 def feed_sphinx(host: str, port: int, rows: list[tuple[int, str, float]]) -> None:
     """REPLACE the catalogue into one node's RT index (idempotent), in batches."""
-    import pymysql
+    import pymysql  # type: ignore[import-untyped]
 
     conn = pymysql.connect(host=host, port=port, user="", connect_timeout=3, autocommit=True)
     try:
