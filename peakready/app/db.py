@@ -88,13 +88,18 @@ def seed_price(product_id: int) -> Decimal:
 
 
 def make_pool(
-    conninfo: str, password: str | None, max_size: int, timeout_s: float, name: str
+    conninfo: str,
+    password: str | None,
+    max_size: int,
+    timeout_s: float,
+    name: str,
+    check_timeout_s: float = 1.0,
 ) -> Pool:
     """A pool that checks each connection on checkout and reconnects on demand."""
     kwargs: dict[str, Any] = {"autocommit": False}
     if password is not None:
         kwargs["password"] = password
-    return Pool(conninfo, kwargs, max_size, timeout_s, name)
+    return Pool(conninfo, kwargs, max_size, timeout_s, name, check_timeout_s)
 
 
 def migrate(

@@ -49,6 +49,7 @@ class Storefront:
             settings.db_pool_max,
             settings.db_pool_timeout_s,
             "write",
+            settings.db_check_timeout_s,
         )
         self.read_pool = (
             db.make_pool(
@@ -57,6 +58,7 @@ class Storefront:
                 settings.db_pool_max,
                 settings.db_pool_timeout_s,
                 "read",
+                settings.db_check_timeout_s,
             )
             if settings.db_read_dsn
             else None
@@ -262,7 +264,7 @@ def create_app(settings: AppSettings) -> FastAPI:
     @app.post("/audit")
     def audit(body: AuditIn, authorization: Annotated[str | None, Header()] = None) -> Any:
         token = settings.audit_token.get_secret_value() if settings.audit_token else None
-        if token is None:
+        if not token:
             raise HTTPException(404, "audit is not enabled on this instance")
         expected = f"Bearer {token}".encode()
         if authorization is None or not hmac.compare_digest(authorization.encode(), expected):

@@ -6,11 +6,17 @@ after the database. Here there is no background work: a request takes an idle
 connection, checks it with one round trip (discarding it when broken), or opens a new
 one right away on the conninfo, which finds the current read-write primary by itself.
 So the first request after a failover already reaches the new primary.
+
+The check has a client-side deadline: a frozen server (an AZ "power loss" in the lab)
+still holds its TCP connections open, and a plain round trip would hang until it thaws.
+When a check fails, every idle connection to the same server is dropped with it.
 """
 
 from __future__ import annotations
 
+import select
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +24,6 @@ from typing import Any
 
 import psycopg
 from psycopg import pq
-from psycopg_pool import ConnectionPool
 
 
 class PoolExhausted(Exception):
@@ -29,13 +34,20 @@ class Pool:
     """At most ``max_size`` connections in use; idle ones are reused newest first."""
 
     def __init__(
-        self, conninfo: str, kwargs: dict[str, Any], max_size: int, timeout_s: float, name: str
+        self,
+        conninfo: str,
+        kwargs: dict[str, Any],
+        max_size: int,
+        timeout_s: float,
+        name: str,
+        check_timeout_s: float = 1.0,
     ) -> None:
         self.conninfo = conninfo
         self.kwargs = kwargs
         self.max_size = max_size
         self.timeout_s = timeout_s
         self.name = name
+        self.check_timeout_s = check_timeout_s
         self._slots = threading.BoundedSemaphore(max_size)
         self._idle: deque[psycopg.Connection[Any]] = deque()
         self._lock = threading.Lock()
@@ -71,11 +83,20 @@ class Pool:
                 conn = self._idle.pop() if self._idle else None
             if conn is None:
                 return psycopg.connect(self.conninfo, **self.kwargs)
+            server = _server(conn)
             try:
-                ConnectionPool.check_connection(conn)
+                check_alive(conn, self.check_timeout_s)
                 return conn
             except psycopg.Error:
-                conn.close()  # broken (server restarted, failed over): try the next one
+                conn.close()  # broken, frozen, restarted, failed over
+                self._drop_idle(server)
+
+    def _drop_idle(self, server: tuple[str, int] | None) -> None:
+        with self._lock:
+            dropped = [c for c in self._idle if c.closed or _server(c) == server]
+            self._idle = deque(c for c in self._idle if c not in dropped)
+        for conn in dropped:
+            conn.close()
 
     def _checkin(self, conn: psycopg.Connection[Any]) -> None:
         if not conn.closed:
@@ -92,3 +113,35 @@ class Pool:
             return
         with self._lock:
             self._idle.append(conn)
+
+
+class CheckTimeout(psycopg.OperationalError):
+    """The server did not answer the liveness round trip in time."""
+
+
+def check_alive(conn: psycopg.Connection[Any], timeout_s: float) -> None:
+    """One empty-query round trip within ``timeout_s``, or a :class:`psycopg.Error`."""
+    if conn.closed or conn.info.transaction_status != pq.TransactionStatus.IDLE:
+        raise psycopg.OperationalError("connection is not idle")
+    pgconn = conn.pgconn
+    pgconn.send_query(b"")
+    deadline = time.monotonic() + timeout_s
+    while True:
+        pgconn.consume_input()
+        if not pgconn.is_busy():
+            break
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise CheckTimeout(f"no answer from the server within {timeout_s:.1f}s")
+        select.select([pgconn.socket], [], [], left)
+    while (result := pgconn.get_result()) is not None:
+        if result.status not in (pq.ExecStatus.EMPTY_QUERY, pq.ExecStatus.COMMAND_OK):
+            message = (result.error_message or b"").decode(errors="replace").strip()
+            raise psycopg.OperationalError(f"liveness check failed: {message}")
+
+
+def _server(conn: psycopg.Connection[Any]) -> tuple[str, int] | None:
+    try:
+        return (conn.info.host, conn.info.port)
+    except psycopg.Error:
+        return None

@@ -13,7 +13,9 @@ from peakready.errors import PeakreadyError
 class AppSettings(BaseSettings):
     """Everything one storefront instance needs; see docs/internals.md, "The storefront app"."""
 
-    model_config = SettingsConfigDict(env_prefix="PEAKREADY_APP_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="PEAKREADY_APP_", extra="ignore", env_ignore_empty=True
+    )
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
@@ -25,6 +27,7 @@ class AppSettings(BaseSettings):
     db_password: SecretStr | None = None
     db_pool_max: int = Field(10, ge=1)
     db_pool_timeout_s: float = Field(5.0, gt=0)
+    db_check_timeout_s: float = Field(1.0, gt=0)
 
     redis_sentinels: str | None = None
     redis_master: str = "peakready"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
@@ -68,3 +71,48 @@ def test_pool_recovers_after_a_database_restart_without_app_restart(
     for _ in range(15):
         assert place(app_server, f"after-{uuid.uuid4()}").status_code == 201
     assert httpx.get(f"{app_server.url}/readyz", timeout=10).status_code == 200
+
+
+def postgres_pids(postgres: Postgres) -> list[int]:
+    """The postmaster first, then its children (backends, walwriter, …)."""
+    postmaster = int((postgres.data / "postmaster.pid").read_text().splitlines()[0])
+    children = [
+        int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _ppid(p) == postmaster
+    ]
+    return [postmaster, *children]
+
+
+def _ppid(proc: Path) -> int | None:
+    try:
+        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def test_frozen_database_answers_503_in_bounded_time_then_recovers(
+    app_server: App, postgres: Postgres
+) -> None:
+    for _ in range(5):  # the pool now holds connections to the soon-frozen server
+        assert place(app_server, f"warm-{uuid.uuid4()}").status_code == 201
+    pids = postgres_pids(postgres)
+    try:
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        # check (1 s) fails, every idle connection to that server is dropped, then a new
+        # connection times out (connect_timeout=2): never the 10 x 1 s of checking each.
+        for _ in range(2):
+            start = time.monotonic()
+            response = place(app_server, f"frozen-{uuid.uuid4()}")
+            took = time.monotonic() - start
+            assert response.status_code == 503, response.text
+            assert took < 4.5
+        start = time.monotonic()
+        assert httpx.get(f"{app_server.url}/readyz", timeout=10).status_code == 503
+        assert time.monotonic() - start < 4.5
+        assert httpx.get(f"{app_server.url}/healthz", timeout=1).status_code == 200
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    start = time.monotonic()
+    assert place(app_server, f"thawed-{uuid.uuid4()}").status_code == 201
+    assert time.monotonic() - start < 2
