@@ -253,14 +253,25 @@ def run(stack: str) -> int:
 
     topology = Topology.load(stack)
     plan = plan_for(topology)
-    console = Console(width=max(Console().width, 120))
+    console = Console(width=max(Console().width, 150))
     table = Table(
         title=f"capacity plan — stack {plan.stack}, {plan.az_count} AZs, "
         f"headroom {plan.headroom:.0%}",
         title_justify="left",
     )
-    for column in ("tier", "scenario", "load/s", "needed", "in place", "after AZ loss", "verdict"):
-        table.add_column(column, justify="left" if column in ("tier", "scenario") else "right")
+    columns = (
+        "tier",
+        "scenario",
+        "load/s",
+        "needed",
+        "in place",
+        "after AZ loss",
+        "verdict",
+        "basis",
+    )
+    for column in columns:
+        left = column in ("tier", "scenario", "basis")
+        table.add_column(column, justify="left" if left else "right")
     for check in plan.checks:
         verdict = "[green]ok[/]" if check.ok else f"[red]short {_fmt(check.shortfall)}[/]"
         table.add_row(
@@ -271,8 +282,14 @@ def run(stack: str) -> int:
             _fmt(check.capacity),
             _fmt(check.after_az_loss),
             verdict,
+            check.basis,
         )
     console.print(table)
+    console.print(
+        "needed = load x (1 + headroom); after AZ loss = what still runs when the worst AZ "
+        "(ceil(N / AZs) of N spread nodes) is gone, with no scaling during the event",
+        highlight=False,
+    )
     console.print(
         f"app instance serves {_fmt(plan.requests_per_instance)} requests/s "
         f"({plan.requests_per_instance_source})",
