@@ -148,6 +148,10 @@ def render(
         "",
         summary.to_markdown(summary.tier_spans(plan), topology.az_count),
         "",
+        "#### Peak windows: scheduled app capacity",
+        "",
+        summary.schedule_markdown(plan),
+        "",
     ]
     if baseline is not None:
         lines += [

@@ -99,3 +99,21 @@ def to_markdown(spans: list[TierSpan], expected: int) -> str:
             f"| {span.detail} |"
         )
     return "\n".join(lines)
+
+
+def schedule_markdown(plan: dict[str, Any]) -> str:
+    """The app tier's scheduled actions (pre-warm and release), in time order."""
+    actions = sorted(
+        (r["inputs"] for r in _by_type(plan, "aws:autoscaling/schedule:Schedule")),
+        key=lambda a: a.get("startTime", ""),
+    )
+    if not actions:
+        return "No scheduled capacity changes (no peak window ahead)."
+    lines = ["| action | at (UTC) | min | max | desired |", "| --- | --- | --- | --- | --- |"]
+    for a in actions:
+        desired = a.get("desiredCapacity")
+        lines.append(
+            f"| {a.get('scheduledActionName')} | {a.get('startTime')} | {a.get('minSize')} "
+            f"| {a.get('maxSize')} | {'unchanged' if desired == -1 else desired} |"
+        )
+    return "\n".join(lines)
