@@ -68,6 +68,8 @@ def run_playbook(
         quiet=True,
         settings={"suppress_ansible_output": True},
     )
+    if result.status == "canceled":
+        raise KeyboardInterrupt  # ansible-runner took the Ctrl-C meant for us
     if result.status != "successful" or result.rc != 0:
         raise PeakreadyError(
             f"ansible playbook {playbook} {result.status} (rc {result.rc}): "

@@ -1166,15 +1166,15 @@ def teardown(state: LabState) -> list[str]:
     if not state.data.get("processes") and not state.data.get("cgroup"):
         return problems
     control.thaw_all(state)
-    kinds = ["supervisor"]
-    control.stop_pids(state, _targets(state, kinds), timeout=10)
+    # Everything but etcd at once: the supervisor stops relaunching as soon as it gets
+    # SIGTERM, app instances and servers shut down in parallel; Patroni stops its
+    # PostgreSQL while etcd is still there to release the leader key.
     group = state.app_group()
     apps = [
         (int(i["pid"]), None) for i in group.get("instances", []) + group.get("terminating", [])
     ]
-    control.stop_pids(state, apps, timeout=5)
-    servers = ["haproxy", "searchd", "sentinel", "redis", "patroni"]
-    control.stop_pids(state, _targets(state, servers), timeout=20)
+    servers = ["supervisor", "haproxy", "searchd", "sentinel", "redis", "patroni"]
+    control.stop_pids(state, _targets(state, servers) + apps, timeout=20)
     postmasters = [
         (pid, entry.get("data_dir"))
         for entry in state.by_kind("patroni")

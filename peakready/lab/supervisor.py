@@ -152,6 +152,8 @@ class Supervisor:
     # ----------------------------------------------------------------- lifecycle
 
     def launch(self) -> Instance | None:
+        if self.stopping:
+            return None
         az, slot = self.pick_az(), self.next_slot()
         if az is None or slot is None:
             return None
