@@ -1,0 +1,269 @@
+"""Drills on a real lab: two scenarios end to end, verdicts that can fail, Ctrl-C.
+
+One lab for the module (starting it is the expensive part), in its own folder
+``<repo>/.lab/pytest-chaos-<base>`` on the port block ``PEAKREADY_CHAOS_TEST_PORT_BASE``
+(default 21000), torn down at the end whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from peakready.chaos.verify.shared import figures_of, judge
+from peakready.drill.runner import judge_run
+from peakready.lab import control
+from peakready.lab.state import LabState
+from peakready.load.ledger import LEDGER_FILE, LedgerEntry, LedgerWriter
+from peakready.report.summary import ScenarioResult, validate
+from peakready.topology import REPO_ROOT, Objective, Topology
+
+pytestmark = pytest.mark.lab
+
+BASE = int(os.environ.get("PEAKREADY_CHAOS_TEST_PORT_BASE", "21000"))
+LAB_DIR = REPO_ROOT / ".lab" / f"pytest-chaos-{BASE}"
+BIN = Path(sys.executable).parent
+ENV = {
+    **os.environ,
+    "PEAKREADY_LAB_DIR": str(LAB_DIR),
+    "PEAKREADY_LAB_PORT_BASE": str(BASE),
+    "COLUMNS": "120",
+}
+
+
+def peakready(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "peakready"), *args],
+        env=ENV,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def lab_status() -> int:
+    return peakready("lab", "status", "--stack", "dev", timeout=60).returncode
+
+
+def summary_of(report: Path) -> dict[str, Any]:
+    return dict(json.loads((report / "summary.json").read_text()))
+
+
+def scenario(summary: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(s for s in summary["scenarios"] if s["name"] == name)
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[LabState]:
+    os.environ["PEAKREADY_LAB_DIR"] = str(LAB_DIR)
+    os.environ["PEAKREADY_LAB_PORT_BASE"] = str(BASE)
+    peakready("lab", "down", "--stack", "dev", "--purge", timeout=120)
+    try:
+        up = peakready("lab", "up", "--stack", "dev", timeout=300)
+        assert up.returncode == 0, up.stdout[-2000:] + up.stderr
+        yield LabState.load("dev")
+    finally:
+        peakready("lab", "down", "--stack", "dev", "--purge", timeout=120)
+        os.environ.pop("PEAKREADY_LAB_DIR", None)
+        os.environ.pop("PEAKREADY_LAB_PORT_BASE", None)
+
+
+@pytest.fixture(scope="module")
+def drill(lab: LabState, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """app-instance-loss and db-primary-loss, through `peakready drill`."""
+    report = tmp_path_factory.mktemp("report")
+    done = peakready(
+        "drill",
+        "--target",
+        "lab",
+        "--stack",
+        "dev",
+        "--report-dir",
+        str(report),
+        "--scenario",
+        "app-instance-loss",
+        "--scenario",
+        "db-primary-loss",
+    )
+    (report / "stdout.txt").write_text(done.stdout + done.stderr)
+    (report / "exit_code").write_text(str(done.returncode))
+    return report
+
+
+def test_the_drill_passes_and_its_reports_agree(drill: Path) -> None:
+    summary = summary_of(drill)
+    output = (drill / "stdout.txt").read_text()
+    assert validate(summary) == []
+    assert [s["name"] for s in summary["scenarios"]] == ["app-instance-loss", "db-primary-loss"]
+    for entry in summary["scenarios"]:
+        assert entry["acked_orders"] > 50, entry
+        assert (entry["lost_orders"], entry["duplicate_orders"], entry["oversold_units"]) == (
+            0,
+            0,
+            0,
+        )
+        assert entry["steady_state_after"] is True
+        assert (drill / entry["journal"]).exists()
+        assert (drill / "timelines" / f"{entry['name']}.png").stat().st_size > 10_000
+        journal = json.loads((drill / entry["journal"]).read_text())
+        assert journal["status"] == "completed", entry
+    db = scenario(summary, "db-primary-loss")
+    assert db["rto_s"] is not None and 0 < db["rto_s"] <= 25, output
+    assert scenario(summary, "app-instance-loss")["failed_requests"] == 0, output
+    assert summary["passed"] is True and (drill / "exit_code").read_text() == "0", output
+    page = (drill / "report.html").read_text()
+    assert f"{db['rto_s']:.2f}" in page and 'src="timelines/db-primary-loss.png"' in page
+    details = json.loads((drill / "details.json").read_text())
+    assert (
+        next(s for s in details["scenarios"] if s["name"] == "db-primary-loss")["stale_primary_ok"]
+        is True
+    )
+    assert lab_status() == 0
+
+
+def test_an_order_the_database_lacks_is_reported_lost_and_fails_the_scenario(
+    drill: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(drill / "runs" / "db-primary-loss", run)
+    configuration = {
+        "peakready_target": "lab",
+        "peakready_stack": "dev",
+        "peakready_run_dir": str(run),
+    }
+    writer = LedgerWriter(run / LEDGER_FILE)
+    writer.append(LedgerEntry(f"never-placed-{uuid.uuid4()}", 999_999_999, 1, 1, time.time()))
+    writer.close()
+    figures = figures_of(run, "db-primary-loss", configuration, None)
+    assert figures.lost_orders == 1
+    assert figures.duplicate_orders == figures.oversold_units == 0
+    assert "1 acknowledged orders lost" in judge(
+        "db-primary-loss", figures, Objective(rto_s=25), 25.0
+    )
+
+
+def test_a_policy_rto_below_the_measured_one_fails_the_scenario(drill: Path) -> None:
+    strict = Topology.load("dev").model_copy(
+        update={"resiliency": {"db-primary-loss": Objective(rto_s=1.0, rpo_s=0)}}
+    )
+    db_journal = json.loads((drill / "journals" / "db-primary-loss.json").read_text())
+    result = ScenarioResult(name="db-primary-loss")
+    configuration = {
+        "peakready_target": "lab",
+        "peakready_stack": "dev",
+        "peakready_run_dir": str(drill / "runs" / "db-primary-loss"),
+    }
+    judge_run(result, db_journal, drill / "runs" / "db-primary-loss", strict, configuration, False)
+    assert result.status == "failed"
+    assert result.reasons == [f"RTO {result.rto_s:.1f} s exceeds the objective 1 s"]
+
+
+def _haproxy_without_retries(lab: LabState, unsafe: bool) -> None:
+    """Render HAProxy with (or without) retries, then restart it in place."""
+    state = LabState.load("dev")
+    proc = state.process("haproxy")
+    cfg = Path(proc["cmd"][-1])
+    saved = cfg.with_suffix(".cfg.safe")
+    if unsafe:
+        text = cfg.read_text()
+        saved.write_text(text)
+        lines = [
+            "    retries 0" if line.strip().startswith("retries ") else line
+            for line in text.splitlines()
+            if not line.strip().startswith(("retry-on", "option redispatch"))
+        ]
+        cfg.write_text("\n".join(lines) + "\n")
+    else:
+        cfg.write_text(saved.read_text())
+    control.kill_process(state, "haproxy", signal.SIGKILL)
+    time.sleep(0.5)
+    control.restart_process(LabState.load("dev"), "haproxy")
+    control.wait_healthy(LabState.load("dev"), timeout=60)
+
+
+def test_without_load_balancer_retries_app_instance_loss_reports_failed_requests(
+    lab: LabState, drill: Path, tmp_path: Path
+) -> None:
+    _haproxy_without_retries(lab, unsafe=True)
+    try:
+        done = peakready("drill", "--scenario", "app-instance-loss", "--report-dir", str(tmp_path))
+    finally:
+        _haproxy_without_retries(lab, unsafe=False)
+    entry = scenario(summary_of(tmp_path), "app-instance-loss")
+    assert done.returncode == 1, done.stdout
+    assert entry["status"] == "failed" and entry["failed_requests"] > 0
+    assert "failed requests (allowed 0)" in done.stdout
+    assert lab_status() == 0
+
+
+def test_plain_chaos_run_works_against_the_lab(lab: LabState, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            str(BIN / "chaos"),
+            "--log-file",
+            str(tmp_path / "chaos.log"),
+            "run",
+            "--journal-path",
+            str(tmp_path / "journal.json"),
+            "chaos/app-instance-loss.yaml",
+        ],
+        env={**ENV, "PEAKREADY_RUN_DIR": str(tmp_path / "run")},
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    journal = json.loads((tmp_path / "journal.json").read_text())
+    assert journal["status"] == "completed" and not journal["deviated"], done.stderr[-3000:]
+    assert [r["activity"]["name"] for r in journal["rollbacks"]] == ["restore"]
+    assert (tmp_path / "run" / "ledger.jsonl").stat().st_size > 0
+    assert lab_status() == 0
+
+
+def test_ctrl_c_in_the_middle_of_a_drill_leaves_the_lab_healthy(
+    lab: LabState, tmp_path: Path
+) -> None:
+    process = subprocess.Popen(
+        [
+            str(BIN / "peakready"),
+            "drill",
+            "--scenario",
+            "az-power-loss",
+            "--report-dir",
+            str(tmp_path),
+        ],
+        env=ENV,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    faults = tmp_path / "runs" / "az-power-loss" / "faults.jsonl"
+    deadline = time.monotonic() + 120
+    while not (faults.exists() and "power_off_az" in faults.read_text()):
+        assert process.poll() is None and time.monotonic() < deadline, "no fault injected"
+        time.sleep(0.2)
+    time.sleep(3)  # halfway: the AZ is frozen, writes are failing over
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=240)
+    assert process.returncode == 130, output
+    entry = scenario(summary_of(tmp_path), "az-power-loss")
+    assert entry["status"] == "aborted"
+    assert lab_status() == 0, output
+    state = LabState.load("dev")
+    for az in state.azs:
+        assert (state.cgroup / az / "freezer.state").read_text().strip() == "THAWED"
