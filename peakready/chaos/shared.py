@@ -97,9 +97,10 @@ def topology(configuration: Configuration) -> Topology:
         raise ActivityFailed(f"stack: {exc}") from None
 
 
-def rto_limit(configuration: Configuration, scenario: str) -> float:
-    """The RTO a scenario must meet: the stack's policy, and DESIGN §8 on the lab."""
-    objective: Objective = topology(configuration).objective(scenario)
+def rto_limit(configuration: Configuration, scenario: str, model: Topology | None = None) -> float:
+    """The RTO a scenario must meet: the stack's policy (of ``model``, default: the
+    configured stack's), tightened on the lab by DESIGN §8's targets."""
+    objective: Objective = (model or topology(configuration)).objective(scenario)
     limit = float(objective.rto_s)
     if target_of(configuration) == "lab" and scenario in LAB_RTO_TARGETS:
         limit = min(limit, LAB_RTO_TARGETS[scenario])

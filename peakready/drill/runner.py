@@ -127,7 +127,7 @@ def judge_run(
     """Fill ``result`` with the figures of ``run`` and the verdict on them."""
     scenario = result.name
     objective = topology.objective(scenario)
-    result.rto_objective_s = shared.rto_limit(configuration, scenario)
+    result.rto_objective_s = shared.rto_limit(configuration, scenario, topology)
     result.max_failed_requests = objective.max_failed_requests
     if scenario == "app-instance-loss" and result.max_failed_requests is None:
         result.max_failed_requests = 0
@@ -169,6 +169,8 @@ def _copy(figures: Figures, result: ScenarioResult) -> None:
     result.oversold_units = figures.oversold_units
     result.extra = {
         "failed_orders": figures.failed_orders,
+        "baseline_requests": figures.baseline_requests,
+        "baseline_failed_requests": figures.baseline_failed_requests,
         "read_p95_ms": figures.read_p95_ms,
         "stale_primary_ok": figures.stale_primary_ok,
         "cache_failover_s": figures.cache_failover_s,

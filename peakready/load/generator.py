@@ -182,7 +182,8 @@ def run(settings: LoadSettings, run_dir: Path) -> int:
     gevent.signal_handler(signal.SIGTERM, stop)
     gevent.signal_handler(signal.SIGINT, stop)
     total_users = len(classes) * settings.users_per_kind
-    runner.start(total_users, spawn_rate=total_users)
+    # Ramp up over ~2 s rather than all at once: a burst at start is not the steady state.
+    runner.start(total_users, spawn_rate=max(total_users / 2.0, 1.0))
     deadline = time.time() + settings.duration_s
 
     def watchdog() -> None:

@@ -40,8 +40,11 @@ def reset_run_dir(run_dir: Path) -> None:
         (run_dir / name).unlink(missing_ok=True)
 
 
-def start(settings: LoadSettings, run_dir: Path, wait_s: float = 30.0) -> LoadProcess:
-    """Start the generator and wait until it has seen its first successful request."""
+def start(
+    settings: LoadSettings, run_dir: Path, wait_s: float = 30.0, warmup_s: float = 0.0
+) -> LoadProcess:
+    """Start the generator, wait for its first successful request, then ``warmup_s``
+    more seconds so that what follows sees the steady state, not the ramp-up."""
     run_dir.mkdir(parents=True, exist_ok=True)
     log = (run_dir / LOG_FILE).open("ab")
     process = subprocess.Popen(
@@ -70,6 +73,7 @@ def start(settings: LoadSettings, run_dir: Path, wait_s: float = 30.0) -> LoadPr
                 f"load generator exited ({process.returncode}): {' '.join(tail) or 'no output'}"
             )
         if any(r.ok for r in read_records(run_dir / REQUESTS_FILE)):
+            time.sleep(warmup_s)
             return load
         time.sleep(0.3)
     stop(load)

@@ -21,8 +21,8 @@ class LoadSettings:
 
     endpoint: str
     orders_per_s: float = 10.0
-    reads_per_s: float = 22.0
-    searches_per_s: float = 8.0
+    reads_per_s: float = 24.0
+    searches_per_s: float = 6.0
     duration_s: float = 300.0  # hard stop, whatever the control does
     max_orders: int = 20000  # hard stop on orders placed
     request_timeout_s: float = 4.0  # per attempt

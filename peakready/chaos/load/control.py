@@ -7,7 +7,7 @@ Declare it in an experiment's ``controls``::
         provider:
           type: python
           module: peakready.chaos.load.control
-          arguments: {orders_per_s: 10, reads_per_s: 22, searches_per_s: 8}
+          arguments: {orders_per_s: 10, reads_per_s: 24, searches_per_s: 6}
 
 Before the experiment it empties the run folder and starts the headless Locust
 generator (its own process, 127.0.0.1 only on the lab, bounded in rate, count and
@@ -44,10 +44,11 @@ def before_experiment_control(
     configuration: Configuration = None,
     secrets: Secrets = None,
     orders_per_s: float = 10.0,
-    reads_per_s: float = 22.0,
-    searches_per_s: float = 8.0,
+    reads_per_s: float = 24.0,
+    searches_per_s: float = 6.0,
     duration_s: float = 300.0,
     max_orders: int = 5000,
+    warmup_s: float = 3.0,
     **kwargs: Any,
 ) -> None:
     run = shared.run_dir(configuration)
@@ -64,7 +65,7 @@ def before_experiment_control(
             duration_s=float(duration_s),
             max_orders=int(max_orders),
         )
-        _running[str(run)] = process.start(settings, run)
+        _running[str(run)] = process.start(settings, run, warmup_s=float(warmup_s))
     except (PeakreadyError, ActivityFailed, KeyError) as exc:
         raise InterruptExecution(f"load: cannot start: {exc}") from None
     logger.info(f"Load flowing against {endpoint}: {settings.total_per_s:g} requests/s")

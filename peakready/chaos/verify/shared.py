@@ -40,6 +40,8 @@ class Figures:
     requests: int = 0
     failed_requests: int = 0
     failed_orders: int = 0
+    baseline_requests: int = 0
+    baseline_failed_requests: int = 0
     acked_orders: int = 0
     lost_orders: int = 0
     duplicate_orders: int = 0
@@ -62,17 +64,24 @@ def measure(
     events: Sequence[dict[str, Any]],
     check: LedgerCheck | None,
 ) -> Figures:
-    """Figures from a run's records, fault events and ledger check (pure)."""
+    """Figures from a run's records, fault events and ledger check (pure).
+
+    Requests and failures count from the first fault to the end of the load: the
+    window the fault can affect. What failed before it (the baseline, checked by the
+    steady-state hypothesis) is reported apart as ``baseline_failed_requests``.
+    """
     path = shared.AFFECTED_PATH.get(scenario, "writes")
     fault_at = first_fault_at(events)
-    after = [r for r in records if fault_at is None or r.t0 >= fault_at]
-    reads = [r.latency * 1000 for r in after if r.kind in ("product", "search")]
+    window = [r for r in records if fault_at is None or r.t0 >= fault_at]
+    reads = [r.latency * 1000 for r in window if r.kind in ("product", "search")]
     stale = [e for e in events if e.get("event") == "stale_primary"]
     figures = Figures(
         rto_s=recovery_time(records, fault_at, path) if fault_at is not None else None,
-        requests=len(records),
-        failed_requests=failed(records),
-        failed_orders=failed(records, WRITE_KINDS),
+        requests=len(window),
+        failed_requests=failed(window),
+        failed_orders=failed(window, WRITE_KINDS),
+        baseline_requests=len(records) - len(window),
+        baseline_failed_requests=failed(records) - failed(window),
         read_p95_ms=round(percentile(reads, 0.95), 1),
         fault_at=fault_at,
         path=path,

@@ -97,3 +97,16 @@ def test_a_slow_cache_failover_fails_cache_primary_loss() -> None:
         judge("cache-primary-loss", figures(rto_s=0.1, cache_failover_s=3.3), Objective(rto_s=5))
         == []
     )
+
+
+def test_failures_before_the_fault_are_baseline_not_the_scenarios() -> None:
+    records = [
+        RequestRecord(98.0, 98.6, "search", 503, False),
+        RequestRecord(99.0, 99.1, "order", 201, True),
+        RequestRecord(100.2, 100.3, "product", 502, False),
+        RequestRecord(100.4, 100.5, "product", 200, True),
+    ]
+    events = [{"type": "fault", "event": "kill_app_instance", "at": 100.0}]
+    result = measure("app-instance-loss", records, events, None)
+    assert (result.requests, result.failed_requests) == (2, 1)
+    assert (result.baseline_requests, result.baseline_failed_requests) == (2, 1)
