@@ -219,6 +219,28 @@ def test_fifty_buyers_for_ten_units_never_oversell(lab: LabState) -> None:
     assert psql(leader_port, "SELECT stock FROM products WHERE id = 7", password) == "0"
 
 
+def test_orders_still_succeed_with_redis_and_searchd_down(lab: LabState) -> None:
+    dependencies = [p["name"] for p in lab.processes if p["kind"] in ("redis", "searchd")]
+    try:
+        for name in dependencies:
+            control.kill_process(lab, name)
+        with httpx.Client(base_url=lab.outputs["endpoint"], timeout=10) as client:
+            created = order(client, 11, f"degraded-{uuid.uuid4()}")
+            assert created.status_code == 201, created.text
+            started = time.monotonic()
+            search = client.get("/search", params={"q": "Widget"})
+            assert search.status_code in (200, 503)
+            assert time.monotonic() - started < 3.0
+            assert client.get("/products/11").status_code == 200
+    finally:
+        for name in dependencies:
+            if not proc.alive(LabState.load("dev").process(name)["pid"]):
+                control.restart_process(LabState.load("dev"), name)
+    # The restarted servers come back (searchd's RT index from its binlog).
+    report = control.wait_healthy(LabState.load("dev"), timeout=60)
+    assert report["healthy"]
+
+
 def test_supervisor_replaces_a_killed_instance_and_haproxy_routes_to_it(lab: LabState) -> None:
     group = lab.app_group()
     victim = group["instances"][0]

@@ -212,3 +212,31 @@ def test_playbooks_pass_yamllint() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout
+
+
+def test_playbooks_pass_ansible_lint() -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    lint = Path(sys.executable).parent / "ansible-lint"
+    if not lint.exists() and shutil.which("ansible-lint") is None:
+        pytest.skip("ansible-lint is not installed (pip install -e '.[dev]')")
+    roles = [f"roles/{r}" for r in ("haproxy", "patroni", "sentinel", "sphinx", "pgbackrest")]
+    result = subprocess.run(
+        [
+            str(lint if lint.exists() else "ansible-lint"),
+            "-q",
+            "--nocolor",
+            "project/lab.yml",
+            "project/storefront-aws.yml",
+            *roles,
+            "roles/storefront",
+        ],
+        cwd=REPO / "playbooks",
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
