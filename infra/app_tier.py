@@ -87,6 +87,11 @@ def image_for(instance_type: str) -> str:
     return DEBIAN_IMAGE.format(arch=arch)
 
 
+def _env_quote(value: str) -> str:
+    """A systemd EnvironmentFile value: double-quoted, backslashes and quotes escaped."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def render_user_data(
     settings: dict[str, str], secret_arns: dict[str, str], package: str, region: str
 ) -> str:
@@ -95,7 +100,9 @@ def render_user_data(
     Secrets never appear in user data: the unit fetches them from Secrets Manager with
     the instance role into a 0600 file under /run before each start.
     """
-    env_lines = "\n".join(f"PEAKREADY_APP_{key}={value}" for key, value in sorted(settings.items()))
+    env_lines = "\n".join(
+        f"PEAKREADY_APP_{key}={_env_quote(value)}" for key, value in sorted(settings.items())
+    )
     secrets = json.dumps(secret_arns, sort_keys=True)
     return f"""#!/bin/bash
 # peakready storefront bootstrap (override with peakready:app.user_data)
@@ -131,7 +138,8 @@ for var, arn in json.load(open("/etc/peakready/secrets.json")).items():
     value = client.get_secret_value(SecretId=arn)["SecretString"]
     if value.startswith("{{"):
         value = json.loads(value)["password"]
-    lines.append(f"PEAKREADY_APP_{{var}}={{value}}")
+    quoted = value.replace("\\\\", "\\\\\\\\").replace('"', '\\\\"')
+    lines.append(f'PEAKREADY_APP_{{var}}="{{quoted}}"')
 os.makedirs("/run/peakready", mode=0o700, exist_ok=True)
 fd = os.open("/run/peakready/secrets.env", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
 os.write(fd, ("\\n".join(lines) + "\\n").encode())

@@ -28,8 +28,8 @@ def test_user_data_installs_and_starts_the_storefront_without_secrets(prod_plan,
     assert script.startswith("#!/bin/bash")
     assert "ExecStart=/opt/peakready/bin/python -m peakready.app" in script
     assert "systemctl enable --now storefront.service" in script
-    assert "PEAKREADY_APP_SEARCH_BACKEND=opensearch" in script
-    assert "PEAKREADY_APP_REDIS_URL=rediss://" in script
+    assert 'PEAKREADY_APP_SEARCH_BACKEND="opensearch"' in script
+    assert 'PEAKREADY_APP_REDIS_URL="rediss://' in script
     assert "target_session_attrs=read-write" in script
     # Secrets are referenced by ARN and fetched at start, never embedded.
     assert '"DB_PASSWORD": "arn:aws:secretsmanager:' in script
@@ -117,5 +117,5 @@ def test_graviton_instance_types_get_the_arm64_image():
 def test_render_user_data_quotes_the_package():
     script = render_user_data({"PORT": "8000"}, {}, "peakready @ git+https://x/y.git", "eu-west-1")
     assert "pip install -q 'peakready @ git+https://x/y.git'" in script
-    assert "PEAKREADY_APP_PORT=8000" in script
+    assert 'PEAKREADY_APP_PORT="8000"' in script
     assert "region_name='eu-west-1'" in script
