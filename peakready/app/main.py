@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -13,6 +13,7 @@ from fastapi import FastAPI, Header, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from peakready.app import db
 from peakready.app.cache import Cache, make_client
@@ -119,6 +120,36 @@ def _make_search(
     return NoSearch()
 
 
+class ObserveMiddleware:
+    """Count and time every request by route template, method and status (plain ASGI)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_observed)
+        finally:
+            # The router records the matched route in the (shared) scope.
+            path = getattr(scope.get("route"), "path", "unmatched")
+            labels = (path, scope["method"], str(status))
+            self.metrics.requests.labels(*labels).inc()
+            self.metrics.latency.labels(*labels).observe(time.perf_counter() - start)
+
+
 def unavailable(detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": RETRY_AFTER_S})
 
@@ -138,22 +169,7 @@ def create_app(settings: AppSettings) -> FastAPI:
     app = FastAPI(title="peakready storefront", lifespan=lifespan)
     app.state.storefront = sf
 
-    @app.middleware("http")
-    async def observe(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        start = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            route = request.scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            labels = (path, request.method, str(status))
-            sf.metrics.requests.labels(*labels).inc()
-            sf.metrics.latency.labels(*labels).observe(time.perf_counter() - start)
+    app.add_middleware(ObserveMiddleware, metrics=sf.metrics)
 
     @app.exception_handler(db.DatabaseUnavailable)
     async def db_unavailable(_: Request, exc: db.DatabaseUnavailable) -> JSONResponse:
