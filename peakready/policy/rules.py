@@ -102,8 +102,13 @@ def validate_multi_az(args: ResourceValidationArgs, report: ReportViolation) -> 
         zones = _get(cluster, "zoneAwarenessConfig", "availabilityZoneCount") or 2
         if not _true(cluster.get("zoneAwarenessEnabled")) or zones < 2:
             _report(report, "OpenSearch must have zone awareness over at least 2 AZs")
-        if (cluster.get("instanceCount") or 1) < zones:
-            _report(report, f"OpenSearch needs at least one data node per AZ ({zones})")
+        nodes = cluster.get("instanceCount") or 1
+        if nodes < zones or nodes % zones:
+            _report(
+                report,
+                f"OpenSearch data nodes ({nodes}) must be a multiple of its AZ count ({zones}) "
+                "so that every AZ holds the same share",
+            )
         if (
             _true(cluster.get("dedicatedMasterEnabled"))
             and (cluster.get("dedicatedMasterCount") or 0) < 3

@@ -48,6 +48,7 @@ GOOD_TEMPLATE = {
     "blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {"encrypted": "true"}}],
     "networkInterfaces": [{"associatePublicIpAddress": "false"}],
 }
+ZONES_2 = {"zoneAwarenessEnabled": True, "zoneAwarenessConfig": {"availabilityZoneCount": 2}}
 DB = "aws:rds/instance:Instance"
 REDIS = "aws:elasticache/replicationGroup:ReplicationGroup"
 LT = "aws:ec2/launchTemplate:LaunchTemplate"
@@ -93,6 +94,13 @@ def test_prod_plan_passes_every_policy(prod_plan):
             {"vpcZoneIdentifiers": ["a", "b"]},
             {"vpcZoneIdentifiers": ["a"]},
             "at least 2 AZs",
+        ),
+        (
+            "every-tier-multi-az",
+            "aws:opensearch/domain:Domain",
+            {"clusterConfig": {**ZONES_2, "instanceCount": 4}},
+            {"clusterConfig": {**ZONES_2, "instanceCount": 3}},
+            "must be a multiple of its AZ count (2)",
         ),
         ("encryption-on", DB, GOOD_DB, _with(GOOD_DB, storageEncrypted=False), "encrypted"),
         (
