@@ -154,11 +154,20 @@ def assess(topology: Topology, rpi: float, rpi_source: str = "given") -> Capacit
         )
         checks.extend(_data_tiers(topology, scenario, rps, orders, grow))
 
-    if per_target_min < rpi * 60 / 2:
+    # The largest per-target load at which the tracked fleet still survives an AZ loss.
+    stable_target = rpi * 60 * (azs - 1) / azs / grow
+    if per_target_min > stable_target:
+        notes.append(
+            f"app.target_requests_per_target {per_target_min}/min lets target tracking run a "
+            f"fleet that an AZ loss overloads; at most {stable_target:,.0f}/min keeps it "
+            "statically stable"
+        )
+    elif per_target_min < stable_target / 4:
         notes.append(
             f"app.target_requests_per_target {per_target_min}/min is far below what one "
             f"instance serves ({_fmt(rpi * 60)}/min): the group scales out early, to "
-            f"max_size {app.max_size} at {_fmt(app.max_size * per_target_min / 60)} requests/s"
+            f"max_size {app.max_size} at {_fmt(app.max_size * per_target_min / 60)} requests/s; "
+            f"about {stable_target:,.0f}/min keeps it statically stable"
         )
     return CapacityPlan(
         stack=topology.stack,

@@ -122,3 +122,11 @@ def test_cluster_keeps_one_reader_after_an_az_loss():
     reads = _check(assess(cluster, 250), "database reads", "forecast peak")
     assert reads.capacity == 2 * cluster.database.replica_reads_per_s
     assert reads.after_az_loss == cluster.database.replica_reads_per_s
+
+
+def test_planner_suggests_a_statically_stable_tracking_target():
+    topology = Topology.load("prod")
+    app = topology.app.model_copy(update={"target_requests_per_target": 12000})
+    plan = assess(topology.model_copy(update={"app": app}), 250)
+    # 250 req/s * 60 * 2/3 / 1.3 = 7,692 per target per minute.
+    assert any("at most 7,692/min keeps it statically stable" in note for note in plan.notes)
