@@ -840,7 +840,8 @@ class Starter:
             )
             if ready_apps:
                 self.launch("feed", self.feed_search)
-            if self.job_done("feed"):
+            feed_done = self.job_done("feed")
+            if feed_done:
                 catalogue = self.jobs["feed"].result()
             answers = [
                 observe.search_answers(node["host"], node["port"], DIST_INDEX, timeout=0.5)
@@ -848,7 +849,7 @@ class Starter:
             ]
             answering = sum(1 for a in answers if a is not None)
             tracker.set("searchd", "ok" if answering == n else "wait", f"{answering}/{n} answering")
-            fed = self.job_done("feed") and all(a is not None and a >= 1 for a in answers)
+            fed = feed_done and all(a is not None and a >= min(catalogue, 1) for a in answers)
             tracker.set(
                 "search index fed",
                 "ok" if fed else "wait",
@@ -1170,7 +1171,7 @@ def teardown(state: LabState) -> list[str]:
     # SIGTERM, app instances and servers shut down in parallel; Patroni stops its
     # PostgreSQL while etcd is still there to release the leader key.
     group = state.app_group()
-    apps = [
+    apps: list[tuple[int, str | None]] = [
         (int(i["pid"]), None) for i in group.get("instances", []) + group.get("terminating", [])
     ]
     servers = ["supervisor", "haproxy", "searchd", "sentinel", "redis", "patroni"]
