@@ -332,6 +332,7 @@ class _Drill:
         self.scratch_id = scratch_id
         self.snapshot_id: str | None = None
         self.restore_requested = False
+        self.db_user = str(cfg.get("peakready_db_user", "shop"))
 
     def client(self, service: str) -> Any:
         return shared.client(service, self.cfg, self.secrets)
@@ -343,7 +344,9 @@ class _Drill:
         primary_id = str(outputs.require("db_primary"))
         primary = self._describe(primary_id)
         if primary is None:
-            raise ActivityFailed(f"database primary {primary_id}: no such DB instance")
+            raise ActivityFailed(
+                f"database primary {primary_id}: {self._not_an_instance(primary_id)}"
+            )
         latest = primary.get("LatestRestorableTime")
         if isinstance(latest, datetime):
             self.out.latest_restorable_time = latest.isoformat()
@@ -354,13 +357,13 @@ class _Drill:
                 "instance in the data subnets"
             )
         self.out.scratch_subnet_group = primary["DBSubnetGroup"]["DBSubnetGroupName"]
+        verify = verifier or self._default_verifier()
         started = time.monotonic()
         point = self._back_up(primary, outputs, target_ts)
         self.out.backup_s = round(time.monotonic() - started, 3)
         restore_started = time.monotonic()
         scratch = self._restore(primary, point, target_ts)
         self.out.restore_s = round(time.monotonic() - restore_started, 3)
-        verify = verifier or self._default_verifier()
         verify_started = time.monotonic()
         facts = verify(scratch, sorted({e.key for e in entries}))
         self.out.verify_s = round(time.monotonic() - verify_started, 3)
@@ -481,7 +484,7 @@ class _Drill:
             address=str(endpoint.get("Address", "")),
             port=int(endpoint.get("Port", 5432)),
             db_name=str(self.cfg.get("peakready_db_name", "shop")),
-            user=str(self.cfg.get("peakready_db_user", "shop")),
+            user=self.db_user,
             verify_host=self._verify_host(),
         )
 
@@ -528,6 +531,18 @@ class _Drill:
             raise
         return dict(found["DBInstances"][0])
 
+    def _not_an_instance(self, identifier: str) -> str:
+        try:
+            self.client("rds").describe_db_clusters(DBClusterIdentifier=identifier)
+        except ClientError as exc:
+            if _code(exc) == "DBClusterNotFoundFault":
+                return "no such DB instance"
+            raise
+        return (
+            "a Multi-AZ DB cluster; the restore drill restores DB instances only "
+            "(multi-az-instance stacks)"
+        )
+
     def _verify_host(self) -> str:
         configured = self.cfg.get("peakready_verify_host")
         if configured:
@@ -544,13 +559,18 @@ class _Drill:
         return healthy[0]
 
     def _default_verifier(self) -> Verifier:
-        return AnsibleSsmVerifier(
-            self._db_password(),
-            region=self.cfg.get("aws_region"),
-            bucket=self.cfg.get("peakready_ssm_bucket"),
-        )
+        password = self._credentials()
+        bucket = self.cfg.get("peakready_ssm_bucket")
+        if not bucket:
+            raise VerifyFailed(
+                "verification over SSM: set 'peakready_ssm_bucket' (the S3 bucket the "
+                "aws_ssm connection transfers files through)"
+            )
+        return AnsibleSsmVerifier(password, region=self.cfg.get("aws_region"), bucket=bucket)
 
-    def _db_password(self) -> str:
+    def _credentials(self) -> str:
+        """The database password (and, from a JSON secret, its user): checked before any
+        backup is taken, so a drill that could not verify creates nothing."""
         direct = (self.secrets or {}).get("peakready_db_password")
         if direct:
             return str(direct)
@@ -560,16 +580,16 @@ class _Drill:
                 "database password: set the secret 'peakready_db_password' or the configuration "
                 "key 'peakready_db_password_secret_arn'"
             )
-        value = self.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
+        value = str(self.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"])
         try:
             parsed = json.loads(value)
         except json.JSONDecodeError:
-            return str(value)
-        return (
-            str(parsed["password"])
-            if isinstance(parsed, dict) and "password" in parsed
-            else str(value)
-        )
+            return value
+        if not isinstance(parsed, dict) or "password" not in parsed:
+            return value
+        if "username" in parsed and "peakready_db_user" not in self.cfg:
+            self.db_user = str(parsed["username"])  # an RDS-managed master secret
+        return str(parsed["password"])
 
     def _backup_role(self, outputs: shared.StackOutputs) -> str:
         role = self.cfg.get("peakready_backup_role_arn") or outputs.get("backup_role_arn")

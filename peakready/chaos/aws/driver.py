@@ -373,6 +373,7 @@ class AwsDriver:
                 lambda: _ready_cache(self._cache_group(name)), "cache available", self.configuration
             )
         return {
+            "healthy": True,  # every wait above raises ActivityFailed when it times out
             "stopped_experiments": stopped,
             "app_group": waited_app,
             "db_primary": {"id": db["id"], "az": db["az"], "status": db["status"]},

@@ -454,3 +454,66 @@ def test_ssm_verification_needs_a_transfer_bucket() -> None:
 
 def test_playbook_is_where_the_verifier_looks() -> None:
     assert (AnsibleSsmVerifier("pw").project_dir / backup_aws.PLAYBOOK).is_file()
+
+
+def _nothing_created(result: dict[str, Any], existing: set[str]) -> None:
+    assert (result["scratch_instance"], result["scratch_deleted"]) == (None, False)
+    assert _instances() == existing
+    assert _snapshots() == []
+
+
+def test_without_a_database_password_nothing_is_backed_up(world: Any) -> None:
+    entries, target = _ledger()
+    existing = _instances()
+
+    result = run_aws_restore_drill(entries, target, _config(world))
+
+    assert result["reasons"] == [
+        "database password: set the secret 'peakready_db_password' or the configuration key "
+        "'peakready_db_password_secret_arn'"
+    ]
+    _nothing_created(result, existing)
+
+
+def test_a_managed_master_secret_is_read_and_the_ssm_bucket_checked_first(world: Any) -> None:
+    entries, target = _ledger()
+    existing = _instances()
+    secret = boto3.client("secretsmanager", region_name=REGION).create_secret(
+        Name=world.stack + "-master",
+        SecretString=json.dumps({"username": "peakready", "password": "not-a-real-secret-1"}),
+    )["ARN"]
+
+    result = run_aws_restore_drill(
+        entries, target, _config(world, peakready_db_password_secret_arn=secret)
+    )
+
+    assert result["reasons"] == [
+        "verification over SSM: set 'peakready_ssm_bucket' (the S3 bucket the aws_ssm "
+        "connection transfers files through)"
+    ]
+    _nothing_created(result, existing)
+
+
+def test_a_multi_az_cluster_primary_is_named_as_unsupported(world: Any) -> None:
+    entries, target = _ledger()
+    cluster = "cluster-" + world.stack
+    boto3.client("rds", region_name=REGION).create_db_cluster(
+        DBClusterIdentifier=cluster,
+        Engine="postgres",
+        MasterUsername="peakready",
+        MasterUserPassword="not-a-real-secret-1",
+        DBClusterInstanceClass="db.m6gd.large",
+        AllocatedStorage=100,
+        StorageType="io1",
+        Iops=1000,
+    )
+    outputs = {**world.outputs, "db_primary": cluster}
+
+    result = run_aws_restore_drill(
+        entries, target, _config(world, peakready_outputs=outputs), verifier=Recorder({})
+    )
+
+    assert result["reasons"] == [
+        f"database primary {cluster}: a Multi-AZ DB cluster; the restore drill restores DB "
+        "instances only (multi-az-instance stacks)"
+    ]

@@ -328,6 +328,7 @@ def test_restore_stops_every_fault_and_is_idempotent(world: Any) -> None:
     assert sorted(restored["stopped_experiments"]) == sorted(
         [first["experiment_id"], second["experiment_id"]]
     )
+    assert restored["healthy"] is True
     assert restored["app_group"]["ok"] is True
     assert restored["db_primary"]["status"] == "available"
     assert restored["cache_group"]["status"] == "available"
