@@ -8,6 +8,7 @@ only when every part is ready. On any failure or Ctrl-C it stops what it started
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -16,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -493,6 +494,7 @@ class Starter:
             path.mkdir(parents=True, exist_ok=True)
             shutil.chown(path, owner, owner)
             os.chmod(path, mode)
+        self._check_postgres_access()
         procmod.ensure_cgroups(plan.cgroup, plan.azs)
         self.secrets = load_or_create_secrets(plan.lab)
         self.state.data = {
@@ -508,6 +510,33 @@ class Starter:
             "endpoints": plan.endpoints(),
         }
         self.state.save()
+
+    def _check_postgres_access(self) -> None:
+        """Patroni and PostgreSQL run as postgres: it must reach the lab folder and .venv."""
+        patroni = self.plan.binaries["patroni"]
+        probe = subprocess.run(
+            [
+                "setpriv",
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--init-groups",
+                "test",
+                "-w",
+                str(self.plan.pg_data(0)),
+                "-a",
+                "-x",
+                patroni,
+            ],
+            cwd="/",
+            capture_output=True,
+            check=False,
+        )
+        if probe.returncode != 0:
+            raise PeakreadyError(
+                f"the postgres user cannot write {self.plan.pg_data(0)} or run {patroni}: "
+                "a parent folder is not searchable by others (chmod o+x it, or set "
+                "PEAKREADY_LAB_DIR to a folder such as /var/tmp/peakready)"
+            )
 
     def start_etcd(self) -> None:
         plan, p = self.plan, self.plan.ports
@@ -1175,14 +1204,18 @@ def teardown(state: LabState) -> list[str]:
         (int(i["pid"]), None) for i in group.get("instances", []) + group.get("terminating", [])
     ]
     servers = ["supervisor", "haproxy", "searchd", "sentinel", "redis", "patroni"]
-    control.stop_pids(state, _targets(state, servers) + apps, timeout=20)
+    timings = _Timings(state.lab_dir / "logs" / "down.log")
+    with timings("servers, supervisor and app instances"):
+        control.stop_pids(state, _targets(state, servers) + apps, timeout=20)
     postmasters = [
         (pid, entry.get("data_dir"))
         for entry in state.by_kind("patroni")
         if (pid := control.postmaster_pid(entry)) is not None
     ]
-    control.stop_pids(state, postmasters, timeout=10)
-    control.stop_pids(state, _targets(state, ["etcd"]), timeout=5)
+    with timings(f"{len(postmasters)} postmasters Patroni left"):
+        control.stop_pids(state, postmasters, timeout=10)
+    with timings("etcd"):
+        control.stop_pids(state, _targets(state, ["etcd"]), timeout=5)
     # Anything still in the lab's cgroups was started by the lab (app instances,
     # PostgreSQL children): stop it too.
     leftovers = [
@@ -1190,7 +1223,8 @@ def teardown(state: LabState) -> list[str]:
         for sub in [state.cgroup, *(state.cgroup / az for az in state.azs)]
         for pid in procmod.cgroup_pids(sub)
     ]
-    left = control.stop_pids(state, leftovers, timeout=5)
+    with timings(f"{len(leftovers)} leftovers in the lab's cgroups"):
+        left = control.stop_pids(state, leftovers, timeout=5)
     if left:
         problems.append(f"processes still running: {left}")
     try:
@@ -1198,6 +1232,23 @@ def teardown(state: LabState) -> list[str]:
     except OSError as exc:
         problems.append(f"cannot remove {state.cgroup}: {exc}")
     return problems
+
+
+class _Timings:
+    """Appends how long each phase of ``down`` took to ``<lab>/logs/down.log``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @contextlib.contextmanager
+    def __call__(self, what: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError), self.path.open("a") as log:
+                stamp = datetime.now(UTC).isoformat(timespec="seconds")
+                log.write(f"{stamp} stopped {what} in {time.monotonic() - started:.1f}s\n")
 
 
 def _targets(state: LabState, kinds: list[str]) -> list[tuple[int, str | None]]:
