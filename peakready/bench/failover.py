@@ -1,0 +1,127 @@
+"""Repeated failover runs on one lab: the scenario's own experiment, without the hypothesis.
+
+Each run is ``chaos/<scenario>.yaml`` through chaoslib, exactly as the drill runs it —
+the load control (load on, ledger), the fault, waiting for recovery, the restore, the
+scenario's own probes, rollbacks always — minus the steady-state hypothesis before and
+after (≈ 5 s a run; the restore already waits until the lab is healthy). The figures
+and verdict are the drill's own (``peakready.drill.runner.judge_run``: the ledger
+checked against the database through the audit endpoint), so a bench run and a drill
+run agree on what RTO, lost, duplicate and oversold mean.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chaoslib.run import Runner
+from chaoslib.types import Journal, Strategy
+
+from peakready.chaos import shared
+from peakready.drill.runner import SETTINGS, experiment_for, judge_run
+from peakready.report.summary import ScenarioResult, write_json
+from peakready.topology import Topology
+
+#: The failover scenarios the bench repeats (DESIGN §6 order).
+SCENARIOS = (
+    "app-instance-loss",
+    "az-power-loss",
+    "db-primary-loss",
+    "cache-primary-loss",
+    "search-node-loss",
+)
+#: judge_run's reason for a missing hypothesis: the bench leaves the hypothesis out.
+_NO_HYPOTHESIS = "steady state not met after the method"
+
+
+@dataclass
+class RunFigures:
+    """One run of one scenario."""
+
+    scenario: str
+    source: str  # "drill" (reused from the drill suite) or "bench"
+    status: str
+    rto_s: float | None
+    requests: int = 0
+    failed_requests: int = 0
+    acked_orders: int = 0
+    lost_orders: int = 0
+    duplicate_orders: int = 0
+    oversold_units: int = 0
+    duration_s: float = 0.0
+    reasons: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        data["duration_s"] = round(self.duration_s, 1)
+        return data
+
+
+def run_once(scenario: str, topology: Topology, run_dir: Path) -> RunFigures:
+    """One run of ``scenario`` on the lab of ``topology``; its journal lands in ``run_dir``."""
+    experiment = copy.deepcopy(experiment_for(scenario, dry_run=False))
+    experiment.pop("steady-state-hypothesis", None)
+    run = (run_dir / "run").resolve()
+    configuration = {
+        "peakready_target": "lab",
+        "peakready_stack": topology.stack,
+        "peakready_run_dir": str(run),
+        "peakready_scenario": scenario,
+    }
+    started = time.monotonic()
+    with Runner(Strategy.DEFAULT) as runner:
+        journal: Journal = runner.run(
+            experiment, settings=copy.deepcopy(SETTINGS), experiment_vars=(configuration, {})
+        )
+    result = ScenarioResult(name=scenario, duration_s=time.monotonic() - started)
+    write_json(run_dir / "journal.json", journal)
+    judge_run(result, journal, run, topology, configuration, dry_run=False)
+    result.reasons = [r for r in result.reasons if r != _NO_HYPOTHESIS]
+    if result.status != "aborted":
+        result.status = "failed" if result.reasons else "passed"
+    return _from_result(result, "bench")
+
+
+def rto_objective(topology: Topology, scenario: str) -> float:
+    return shared.rto_limit({"peakready_target": "lab"}, scenario, topology)
+
+
+def from_drill(details: Path, scenarios: tuple[str, ...] | list[str]) -> dict[str, RunFigures]:
+    """The runs of ``scenarios`` in a drill's ``details.json`` (missing ones left out)."""
+    try:
+        data = json.loads(details.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    out = {}
+    for entry in data.get("scenarios", []):
+        if entry.get("name") in scenarios:
+            result = ScenarioResult(name=entry["name"])
+            for key, value in entry.items():
+                if hasattr(result, key) and key != "extra":
+                    setattr(result, key, value)
+            out[result.name] = _from_result(result, "drill")
+    return out
+
+
+# private
+
+
+def _from_result(result: ScenarioResult, source: str) -> RunFigures:
+    return RunFigures(
+        scenario=result.name,
+        source=source,
+        status=result.status,
+        rto_s=result.rto_s,
+        requests=result.requests,
+        failed_requests=result.failed_requests,
+        acked_orders=result.acked_orders,
+        lost_orders=result.lost_orders,
+        duplicate_orders=result.duplicate_orders,
+        oversold_units=result.oversold_units,
+        duration_s=float(result.duration_s or 0.0),
+        reasons=list(result.reasons),
+    )

@@ -1,0 +1,148 @@
+"""``bench/results.json`` (format 1) and the Markdown table ``make bench`` prints."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from peakready.bench.failover import RunFigures
+from peakready.bench.stats import summarise
+
+FORMAT = 1
+#: The published AWS figures of DESIGN §8, for the comparison column.
+AWS_FIGURES = {
+    "app-instance-loss": "ALB needs ≥ 10 s to mark a target unhealthy",
+    "az-power-loss": "RDS Multi-AZ instance 60-120 s, Multi-AZ cluster < 35 s",
+    "db-primary-loss": "RDS Multi-AZ instance 60-120 s, Multi-AZ cluster < 35 s",
+    "cache-primary-loss": "ElastiCache ≈ 30 s",
+    "search-node-loss": "—",
+}
+#: Wall-time targets of DESIGN §8 (seconds), where it sets one.
+WALL_TARGETS = {"drill_suite": 600.0, "preview_prod": 5.0}
+TOP_KEYS = ("format", "stack", "started", "finished", "runs", "host", "failover", "storefront")
+SCENARIO_KEYS = (
+    "runs",
+    "rto_s",
+    "rto_objective_s",
+    "passed_runs",
+    "lost_orders",
+    "duplicate_orders",
+    "oversold_units",
+    "failed_requests",
+)
+SPREAD_KEYS = ("n", "min", "median", "p95", "max", "spread")
+
+
+def scenario_entry(runs: Sequence[RunFigures], objective_s: float) -> dict[str, Any]:
+    """One failover scenario over its runs: the RTO's spread and the summed counts."""
+    rtos = [r.rto_s for r in runs if r.rto_s is not None]
+    spread = summarise(rtos)
+    return {
+        "runs": [r.as_dict() for r in runs],
+        "rto_s": spread.as_dict() if spread else None,
+        "rto_objective_s": objective_s,
+        "passed_runs": sum(r.status == "passed" for r in runs),
+        "lost_orders": sum(r.lost_orders for r in runs),
+        "duplicate_orders": sum(r.duplicate_orders for r in runs),
+        "oversold_units": sum(r.oversold_units for r in runs),
+        "failed_requests": sum(r.failed_requests for r in runs),
+    }
+
+
+def validate(results: dict[str, Any]) -> list[str]:
+    """Where ``results`` departs from format 1; [] when it conforms."""
+    problems = [f"missing key {k}" for k in TOP_KEYS if k not in results]
+    if results.get("format") != FORMAT:
+        problems.append(f"format {results.get('format')!r}: expected {FORMAT}")
+    for name, entry in (results.get("failover") or {}).items():
+        problems += [f"failover.{name}: missing {k}" for k in SCENARIO_KEYS if k not in entry]
+        rto = entry.get("rto_s")
+        if rto is not None:
+            problems += [f"failover.{name}.rto_s: missing {k}" for k in SPREAD_KEYS if k not in rto]
+    storefront = results.get("storefront") or {}
+    rpi = storefront.get("requests_per_instance")
+    if "storefront" in results and storefront and not (rpi is None or isinstance(rpi, int | float)):
+        problems.append("storefront.requests_per_instance: expected a number or null")
+    for name, timed in (results.get("wall_s") or {}).items():
+        if not isinstance(timed.get("wall_s"), int | float):
+            problems.append(f"wall_s.{name}.wall_s: expected a number")
+    return problems
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The Markdown tables of ``results`` (failover, throughput, wall times)."""
+    out: list[str] = [
+        f"## peakready bench — stack {results.get('stack')}, {results.get('started')}"
+    ]
+    failover = results.get("failover") or {}
+    if failover:
+        out += [
+            "",
+            "| scenario | runs | passed | RTO min | median | p95 | p95/median "
+            "| objective | lost | dup | oversold | failed req | AWS (DESIGN §8) |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+            "| ---: | --- |",
+        ]
+        for name, e in failover.items():
+            r = e.get("rto_s") or {}
+            out.append(
+                f"| {name} | {len(e['runs'])} | {e['passed_runs']} | {_s(r.get('min'))} "
+                f"| {_s(r.get('median'))} | {_s(r.get('p95'))} | {_x(r.get('spread'))} "
+                f"| {_s(e.get('rto_objective_s'))} | {e['lost_orders']} | {e['duplicate_orders']} "
+                f"| {e['oversold_units']} | {e['failed_requests']} | {AWS_FIGURES.get(name, '—')} |"
+            )
+    sf = results.get("storefront") or {}
+    if sf:
+        http = sf.get("orders_per_s_haproxy") or {}
+        db = sf.get("orders_per_s_direct_db") or {}
+        inst = sf.get("instance_requests") or {}
+        search = sf.get("orders_search") or {}
+        out += [
+            "",
+            f"| storefront (p99 ≤ {_n(sf.get('objective_p99_ms'))} ms) | median /s | p99 ms "
+            "| p95/median | clients |",
+            "| --- | ---: | ---: | ---: | ---: |",
+            f"| orders through HAProxy | {_n(http.get('rate'))} | {_n(http.get('p99_ms'))} "
+            f"| {_x(_spread(http))} | {_n(search.get('concurrency'))} |",
+            f"| same order transaction straight to PostgreSQL | {_n(db.get('rate'))} "
+            f"| {_n(db.get('p99_ms'))} | {_x(_spread(db))} | {_n(search.get('concurrency'))} |",
+            f"| **ratio** (target ≥ 0.5) | **{_x(sf.get('ratio'))}** | | | |",
+            f"| requests per instance ({sf.get('instance', '?')}, drill mix) "
+            f"| {_n(sf.get('requests_per_instance'))} | {_n(inst.get('p99_ms'))} "
+            f"| {_x(_spread(inst))} | {_n((sf.get('instance_search') or {}).get('concurrency'))} |",
+        ]
+    wall = results.get("wall_s") or {}
+    if wall:
+        out += ["", "| wall time | seconds | exit | target |", "| --- | ---: | ---: | ---: |"]
+        for name, t in wall.items():
+            target = WALL_TARGETS.get(name)
+            out.append(
+                f"| `{t.get('command')}` | {_s(t.get('wall_s'))} | {t.get('exit_code')} "
+                f"| {'≤ ' + _s(target) if target else '—'} |"
+            )
+    if results.get("notes"):
+        out += [""] + [f"- {note}" for note in results["notes"]]
+    return "\n".join(out) + "\n"
+
+
+# private
+
+
+def _spread(figure: dict[str, Any]) -> float | None:
+    spread = figure.get("spread") or {}
+    value = spread.get("spread")
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _s(value: Any) -> str:
+    return "—" if value is None else f"{float(value):.1f}"
+
+
+def _n(value: Any) -> str:
+    if value is None:
+        return "—"
+    return f"{value:g}" if isinstance(value, int) else f"{float(value):.0f}"
+
+
+def _x(value: Any) -> str:
+    return "—" if value is None else f"{float(value):.2f}"

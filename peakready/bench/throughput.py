@@ -1,0 +1,204 @@
+"""Storefront throughput within the latency objective, against the database's own ceiling.
+
+Three figures, measured on a running lab (127.0.0.1 only, every step bounded):
+
+- orders/s through HAProxy at p99 ≤ the objective (concurrency stepped up until p99
+  crosses it), then the same order transaction run straight against the PostgreSQL
+  primary — psycopg, the storefront's own SQL (``peakready.app.db``), the same
+  concurrency — alternating with the HTTP path so both see the same machine; the ratio
+  of the medians is the figure;
+- requests/s one storefront instance serves within the objective, with the drill mix
+  (orders, product reads through the cache, searches), straight at that instance.
+
+Orders go to bench-only products with a stock far beyond any run (consistent
+``initial_stock``), so the seed catalogue the drills use keeps its stock.
+"""
+
+from __future__ import annotations
+
+import statistics
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+
+from peakready.app.db import _place_order  # the storefront's own order transaction
+from peakready.bench import capacity
+from peakready.bench.capacity import Capacity, Step
+from peakready.bench.load import Request, db_step, http_step, order_request
+from peakready.bench.stats import summarise
+from peakready.errors import PeakreadyError
+from peakready.lab import observe
+from peakready.lab.state import LabState
+
+#: Bench-only products: ids BENCH_PRODUCT_BASE+1 … +BENCH_PRODUCTS.
+BENCH_PRODUCT_BASE = 900_000
+BENCH_PRODUCTS = 20
+BENCH_STOCK = 1_000_000_000
+OBJECTIVE_P99_MS = 100.0
+#: The drill load's mix per 20 requests: 5 orders, 12 product reads, 3 searches.
+MIX = ("order",) * 5 + ("product",) * 12 + ("search",) * 3
+SEARCH_TERMS = ("Widget", "green", "Lamp", "Kettle", "blue")
+
+
+@dataclass
+class Throughput:
+    orders_haproxy: Capacity | None = None
+    per_instance: Capacity | None = None
+    confirm_http: list[Step] = field(default_factory=list)
+    confirm_db: list[Step] = field(default_factory=list)
+    confirm_instance: list[Step] = field(default_factory=list)
+    instance: str = ""
+
+    def ratio(self) -> float | None:
+        http = [s.rate for s in self.confirm_http]
+        db = [s.rate for s in self.confirm_db]
+        if not http or not db or statistics.median(db) <= 0:
+            return None
+        return float(statistics.median(http) / statistics.median(db))
+
+    def requests_per_instance(self) -> float | None:
+        good = [s.rate for s in self.confirm_instance if s.meets(OBJECTIVE_P99_MS)]
+        if good:
+            return float(statistics.median(good))
+        best = self.per_instance.best if self.per_instance else None
+        return best.rate if best else None
+
+    def as_dict(self) -> dict[str, Any]:
+        def figure(steps: list[Step]) -> dict[str, Any]:
+            spread = summarise([s.rate for s in steps])
+            return {
+                "rate": round(statistics.median([s.rate for s in steps]), 1) if steps else None,
+                "p99_ms": round(max(s.p99_ms for s in steps), 1) if steps else None,
+                "spread": spread.as_dict() if spread else None,
+                "runs": [s.as_dict() for s in steps],
+            }
+
+        ratio = self.ratio()
+        rpi = self.requests_per_instance()
+        return {
+            "objective_p99_ms": OBJECTIVE_P99_MS,
+            "orders_per_s_haproxy": figure(self.confirm_http),
+            "orders_per_s_direct_db": figure(self.confirm_db),
+            "ratio": round(ratio, 3) if ratio is not None else None,
+            "orders_search": self.orders_haproxy.as_dict() if self.orders_haproxy else None,
+            "requests_per_instance": round(rpi, 1) if rpi is not None else None,
+            "instance": self.instance,
+            "instance_requests": figure(self.confirm_instance),
+            "instance_search": self.per_instance.as_dict() if self.per_instance else None,
+        }
+
+
+def measure(
+    state: LabState,
+    say: Callable[[str], None] = lambda _: None,
+    seconds: float = 4.0,
+    repeats: int = 3,
+) -> Throughput:
+    """All three figures on the running lab ``state``."""
+    result = Throughput()
+    db = _Database(state)
+    db.ensure_products()
+    http_port = _port_of(str(state.endpoints["http"]))
+
+    def orders(c: int) -> Step:
+        say(f"orders via HAProxy, {c} clients")
+        return http_step(http_port, c, _orders, seconds)
+
+    result.orders_haproxy = capacity.search(orders, OBJECTIVE_P99_MS)
+    best = result.orders_haproxy.best
+    level = best.concurrency if best else 1
+    for i in range(repeats):  # alternate, so both paths see the same background load
+        say(f"confirm {i + 1}/{repeats}: orders via HAProxy, {level} clients")
+        result.confirm_http.append(http_step(http_port, level, _orders, seconds))
+        say(f"confirm {i + 1}/{repeats}: orders straight to PostgreSQL, {level} clients")
+        result.confirm_db.append(db_step(db.connect, db.order, level, seconds))
+
+    instance = _instance(state)
+    result.instance = str(instance["id"])
+    port = int(instance["port"])
+
+    def mixed(c: int) -> Step:
+        say(f"one instance ({result.instance}), drill mix, {c} clients")
+        return http_step(port, c, _mixed, seconds)
+
+    result.per_instance = capacity.search(mixed, OBJECTIVE_P99_MS)
+    best = result.per_instance.best
+    if best is not None:
+        for i in range(repeats):
+            say(f"confirm {i + 1}/{repeats}: one instance, {best.concurrency} clients")
+            result.confirm_instance.append(http_step(port, best.concurrency, _mixed, seconds))
+    return result
+
+
+# private
+
+
+def _orders(i: int) -> Request:
+    return order_request(BENCH_PRODUCT_BASE + 1 + i % BENCH_PRODUCTS)
+
+
+def _mixed(i: int) -> Request:
+    kind = MIX[i % len(MIX)]
+    if kind == "order":
+        return _orders(i)
+    if kind == "product":
+        return Request("GET", f"/products/{1 + i % 50}")
+    return Request("GET", f"/search?q={SEARCH_TERMS[i % len(SEARCH_TERMS)]}")
+
+
+def _port_of(url: str) -> int:
+    parts = urlsplit(url)
+    if parts.hostname != "127.0.0.1" or parts.port is None:
+        raise PeakreadyError(f"lab endpoint {url!r}: expected http://127.0.0.1:<port>")
+    return parts.port
+
+
+def _instance(state: LabState) -> dict[str, Any]:
+    ready = [i for i in observe.app_instances(state) if i.get("ready")]
+    if not ready:
+        raise PeakreadyError("lab: no ready storefront instance to measure", exit_code=1)
+    return sorted(ready, key=lambda i: int(i["port"]))[0]
+
+
+class _Database:
+    """The lab's current primary, as the storefront's own database user."""
+
+    def __init__(self, state: LabState) -> None:
+        leader = observe.patroni_cluster(state).get("leader")
+        members = {m["name"]: m for m in state.endpoints.get("db_members", [])}
+        if leader not in members:
+            raise PeakreadyError(
+                "lab: no PostgreSQL primary (see `peakready lab status`)", exit_code=1
+            )
+        self.port = int(members[leader]["port"])
+        self.password = state.secrets()["db_app_password"]
+
+    def connect(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(
+            host="127.0.0.1",
+            port=self.port,
+            dbname="shop",
+            user="shop",
+            password=self.password,
+            connect_timeout=2,
+        )
+
+    def order(self, conn: psycopg.Connection[Any], i: int) -> bool:
+        product = BENCH_PRODUCT_BASE + 1 + i % BENCH_PRODUCTS
+        return _place_order(conn, f"bench-db-{uuid.uuid4()}", product, 1).created
+
+    def ensure_products(self) -> None:
+        rows = [
+            (BENCH_PRODUCT_BASE + n, f"Bench item {n}", BENCH_STOCK, BENCH_STOCK)
+            for n in range(1, BENCH_PRODUCTS + 1)
+        ]
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO products (id, name, price, stock, initial_stock)"
+                " VALUES (%s, %s, 1.00, %s, %s) ON CONFLICT (id) DO NOTHING",
+                rows,
+            )

@@ -1,0 +1,144 @@
+"""results.json format 1 and the Markdown table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from peakready.bench import report
+from peakready.bench.failover import RunFigures, from_drill
+from peakready.planner import requests_per_instance
+from peakready.topology import Topology
+
+
+def runs(rtos: list[float | None], lost: int = 0) -> list[RunFigures]:
+    return [
+        RunFigures("db-primary-loss", "bench", "passed", rto, requests=100, lost_orders=lost)
+        for rto in rtos
+    ]
+
+
+def results(**storefront: Any) -> dict[str, Any]:
+    return {
+        "format": 1,
+        "stack": "dev",
+        "started": "2026-11-22T01:00:00+00:00",
+        "finished": "2026-11-22T01:19:00+00:00",
+        "runs": 5,
+        "host": {"cpus": 2},
+        "failover": {"db-primary-loss": report.scenario_entry(runs([20.0, 21.0, 22.0]), 25.0)},
+        "storefront": storefront,
+        "wall_s": {
+            "preview_prod": {
+                "command": "peakready preview --stack prod",
+                "wall_s": 3.2,
+                "exit_code": 0,
+                "log": "x",
+            },
+        },
+    }
+
+
+def test_scenario_entry_sums_counts_and_summarises_only_measured_rtos() -> None:
+    entry = report.scenario_entry(runs([20.0, None, 30.0], lost=1), 25.0)
+    assert entry["rto_s"]["n"] == 2
+    assert entry["rto_s"]["median"] == 25.0
+    assert entry["lost_orders"] == 3
+    assert entry["passed_runs"] == 3
+    assert len(entry["runs"]) == 3
+
+
+def test_a_complete_result_validates() -> None:
+    assert report.validate(results(requests_per_instance=180.0)) == []
+
+
+def test_validation_names_what_is_missing_or_wrong() -> None:
+    bad = results(requests_per_instance="fast")
+    del bad["runs"]
+    bad["failover"]["db-primary-loss"]["rto_s"].pop("p95")
+    bad["wall_s"]["preview_prod"]["wall_s"] = None
+    assert report.validate(bad) == [
+        "missing key runs",
+        "failover.db-primary-loss.rto_s: missing p95",
+        "storefront.requests_per_instance: expected a number or null",
+        "wall_s.preview_prod.wall_s: expected a number",
+    ]
+
+
+def test_table_lists_rto_spread_counts_and_the_aws_figure() -> None:
+    table = report.markdown(results())
+    row = next(line for line in table.splitlines() if line.startswith("| db-primary-loss"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[:12] == [
+        "db-primary-loss",
+        "3",
+        "3",
+        "20.0",
+        "21.0",
+        "22.0",
+        "1.05",
+        "25.0",
+        "0",
+        "0",
+        "0",
+        "0",
+    ]
+    assert "RDS Multi-AZ instance" in cells[12]
+    assert "| `peakready preview --stack prod` | 3.2 | 0 | ≤ 5.0 |" in table
+
+
+def test_table_shows_the_throughput_ratio() -> None:
+    storefront = {
+        "objective_p99_ms": 100.0,
+        "orders_per_s_haproxy": {"rate": 150.0, "p99_ms": 80.0, "spread": {"spread": 1.2}},
+        "orders_per_s_direct_db": {"rate": 300.0, "p99_ms": 20.0, "spread": {"spread": 1.1}},
+        "ratio": 0.5,
+        "orders_search": {"concurrency": 4},
+        "requests_per_instance": 210.0,
+        "instance": "app-0",
+        "instance_requests": {"rate": 210.0, "p99_ms": 90.0, "spread": None},
+        "instance_search": {"concurrency": 2},
+    }
+    table = report.markdown(results(**storefront))
+    assert "| orders through HAProxy | 150 | 80 | 1.20 | 4 |" in table
+    assert "| **ratio** (target ≥ 0.5) | **0.50** |" in table
+    assert "| requests per instance (app-0, drill mix) | 210 | 90 | — | 2 |" in table
+
+
+def test_the_planner_reads_requests_per_instance_from_results(tmp_path: Path) -> None:
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(results(requests_per_instance=123.4)))
+    dev = Topology.load("dev")
+    app = dev.app.model_copy(update={"requests_per_instance": None})
+    topology = dev.model_copy(update={"app": app})
+    figure, source = requests_per_instance(topology, path)
+    assert figure == 123.4
+    assert "results.json" in source
+
+
+def test_drill_runs_are_reused_for_the_chosen_scenarios(tmp_path: Path) -> None:
+    details = tmp_path / "details.json"
+    details.write_text(
+        json.dumps(
+            {
+                "scenarios": [
+                    {
+                        "name": "db-primary-loss",
+                        "status": "passed",
+                        "rto_s": 21.9,
+                        "lost_orders": 0,
+                        "duration_s": 73.6,
+                        "reasons": [],
+                        "path": "writes",
+                    },
+                    {"name": "backup-restore", "status": "passed", "rto_s": 21.6},
+                ]
+            }
+        )
+    )
+    reused = from_drill(details, ["db-primary-loss", "az-power-loss"])
+    assert list(reused) == ["db-primary-loss"]
+    assert reused["db-primary-loss"].source == "drill"
+    assert reused["db-primary-loss"].rto_s == 21.9
+    assert from_drill(tmp_path / "missing.json", ["db-primary-loss"]) == {}
