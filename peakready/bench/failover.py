@@ -54,6 +54,7 @@ class RunFigures:
     oversold_units: int = 0
     duration_s: float = 0.0
     reasons: list[str] = field(default_factory=list)
+    cache_failover_s: float | None = None  # cache-primary-loss: new agreed Redis primary
 
     def as_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
@@ -103,6 +104,8 @@ def from_drill(details: Path, scenarios: tuple[str, ...] | list[str]) -> dict[st
             for key, value in entry.items():
                 if hasattr(result, key) and key != "extra":
                     setattr(result, key, value)
+                else:
+                    result.extra[key] = value
             out[result.name] = _from_result(result, "drill")
     return out
 
@@ -124,4 +127,5 @@ def _from_result(result: ScenarioResult, source: str) -> RunFigures:
         oversold_units=result.oversold_units,
         duration_s=float(result.duration_s or 0.0),
         reasons=list(result.reasons),
+        cache_failover_s=result.extra.get("cache_failover_s"),
     )

@@ -37,6 +37,8 @@ def scenario_entry(runs: Sequence[RunFigures], objective_s: float) -> dict[str, 
     """One failover scenario over its runs: the RTO's spread and the summed counts."""
     rtos = [r.rto_s for r in runs if r.rto_s is not None]
     spread = summarise(rtos)
+    cache = summarise([r.cache_failover_s for r in runs if r.cache_failover_s is not None])
+    extra = {"cache_failover_s": cache.as_dict()} if cache else {}
     return {
         "runs": [r.as_dict() for r in runs],
         "rto_s": spread.as_dict() if spread else None,
@@ -46,6 +48,7 @@ def scenario_entry(runs: Sequence[RunFigures], objective_s: float) -> dict[str, 
         "duplicate_orders": sum(r.duplicate_orders for r in runs),
         "oversold_units": sum(r.oversold_units for r in runs),
         "failed_requests": sum(r.failed_requests for r in runs),
+        **extra,
     }
 
 
@@ -91,6 +94,13 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {_s(e.get('rto_objective_s'))} | {e['lost_orders']} | {e['duplicate_orders']} "
                 f"| {e['oversold_units']} | {e['failed_requests']} | {AWS_FIGURES.get(name, '—')} |"
             )
+            c = e.get("cache_failover_s")
+            if c:  # the Sentinel failover itself (the order path never waits for it)
+                out.append(
+                    f"| {name}: Sentinel failover | {c['n']} | | {_s(c['min'])} "
+                    f"| {_s(c['median'])} | {_s(c['p95'])} | {_x(c['spread'])} "
+                    f"| {_s(e.get('rto_objective_s'))} | | | | | {AWS_FIGURES.get(name, '—')} |"
+                )
     sf = results.get("storefront") or {}
     if sf:
         http = sf.get("orders_per_s_haproxy") or {}

@@ -142,3 +142,15 @@ def test_drill_runs_are_reused_for_the_chosen_scenarios(tmp_path: Path) -> None:
     assert reused["db-primary-loss"].source == "drill"
     assert reused["db-primary-loss"].rto_s == 21.9
     assert from_drill(tmp_path / "missing.json", ["db-primary-loss"]) == {}
+
+
+def test_the_sentinel_failover_gets_its_own_row() -> None:
+    cache = [
+        RunFigures("cache-primary-loss", "bench", "passed", 0.2, cache_failover_s=s)
+        for s in (2.2, 2.4, 3.0)
+    ]
+    data = results()
+    data["failover"] = {"cache-primary-loss": report.scenario_entry(cache, 5.0)}
+    assert data["failover"]["cache-primary-loss"]["cache_failover_s"]["median"] == 2.4
+    table = report.markdown(data)
+    assert "| cache-primary-loss: Sentinel failover | 3 | | 2.2 | 2.4 | 3.0 | 1.25 | 5.0 |" in table
