@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +22,41 @@ from peakready.topology import REPO_ROOT
 PLAYBOOKS = REPO_ROOT / "playbooks"
 
 
-def run_playbook(
+class Playbook:
+    """A playbook run in progress (ansible-runner in a thread of this process)."""
+
+    def __init__(self, name: str, thread: Any, runner: Any, stop: threading.Event) -> None:
+        self.name = name
+        self.thread = thread
+        self.runner = runner
+        self.stop = stop
+
+    def done(self) -> bool:
+        return not self.thread.is_alive()
+
+    def cancel(self, wait: float = 10.0) -> None:
+        self.stop.set()
+        self.thread.join(wait)
+
+    def result(self) -> None:
+        """Wait for the end; a failure becomes one error line, a Ctrl-C an interrupt."""
+        self.thread.join()
+        status, rc = self.runner.status, self.runner.rc
+        if status == "canceled":
+            raise KeyboardInterrupt  # ansible-runner took the Ctrl-C meant for us
+        if status != "successful" or rc != 0:
+            raise PeakreadyError(
+                f"ansible playbook {self.name} {status} (rc {rc}): " + _first_failure(self.runner)
+            )
+
+
+def start_playbook(
     playbook: str,
     variables: dict[str, Any],
     work_dir: Path,
     inventory: dict[str, Any] | None = None,
-) -> None:
-    """Run ``playbooks/project/<playbook>`` on localhost; a failure becomes one error line."""
+) -> Playbook:
+    """Start ``playbooks/project/<playbook>`` in the background; see :class:`Playbook`."""
     import ansible_runner
 
     work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -57,7 +86,8 @@ def run_playbook(
         "ANSIBLE_PIPELINING": "1",
         "ANSIBLE_ROLES_PATH": str(PLAYBOOKS / "roles"),
     }
-    result = ansible_runner.run(
+    stop = threading.Event()
+    thread, runner = ansible_runner.run_async(
         private_data_dir=str(private),
         playbook=playbook,
         inventory=str(inventory_file),
@@ -67,14 +97,19 @@ def run_playbook(
         envvars=env,
         quiet=True,
         settings={"suppress_ansible_output": True},
+        cancel_callback=stop.is_set,
     )
-    if result.status == "canceled":
-        raise KeyboardInterrupt  # ansible-runner took the Ctrl-C meant for us
-    if result.status != "successful" or result.rc != 0:
-        raise PeakreadyError(
-            f"ansible playbook {playbook} {result.status} (rc {result.rc}): "
-            + _first_failure(result)
-        )
+    return Playbook(playbook, thread, runner, stop)
+
+
+def run_playbook(
+    playbook: str,
+    variables: dict[str, Any],
+    work_dir: Path,
+    inventory: dict[str, Any] | None = None,
+) -> None:
+    """Run a playbook to its end; a failure becomes one error line."""
+    start_playbook(playbook, variables, work_dir, inventory).result()
 
 
 def _first_failure(result: Any) -> str:

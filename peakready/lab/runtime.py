@@ -31,7 +31,7 @@ from rich.table import Table
 from peakready.errors import PeakreadyError
 from peakready.lab import control, observe
 from peakready.lab import proc as procmod
-from peakready.lab.render import run_playbook
+from peakready.lab.render import Playbook, start_playbook
 from peakready.lab.state import (
     APP_SLOTS,
     FREEZER_ROOT,
@@ -437,6 +437,8 @@ class Starter:
         self.state = LabState(plan.lab / "state.json", {})
         self.pool = ThreadPoolExecutor(max_workers=4)
         self.jobs: dict[str, Any] = {}
+        self.playbook: Playbook | None = None
+        self.etcd_healthy = False
 
     # ----------------------------------------------------------------- recording
 
@@ -570,15 +572,14 @@ class Starter:
                 extra={"peer_port": p.etcd_peer(i), "data_dir": str(data)},
             )
 
-    def render(self) -> None:
+    def render(self) -> Playbook:
         self.tracker.set("configuration (ansible roles)", "wait", "rendering")
-        run_playbook(
+        return start_playbook(
             "lab.yml",
             self.plan.ansible_vars(self.secrets),
             self.plan.lab / "ansible",
             inventory=self.plan.inventory(),
         )
-        self.tracker.set("configuration (ansible roles)", "ok", "rendered")
 
     def clear_stale_dcs(self) -> None:
         """A fresh bootstrap must not adopt a previous cluster's keys (LAB-NOTES)."""
@@ -601,65 +602,117 @@ class Starter:
         with urllib.request.urlopen(request, timeout=3):
             pass
 
-    def start_servers(self) -> None:
+    def server_specs(self) -> list[dict[str, Any]]:
+        """Every server started from a rendered file: name, kind, AZ, command, its file."""
         plan, p = self.plan, self.plan.ports
+        specs: list[dict[str, Any]] = []
         for i, az in enumerate(plan.azs):
-            self.start(
-                f"patroni-{az}",
-                "patroni",
-                az,
-                [plan.binaries["patroni"], str(plan.lab / "patroni" / f"{az}.yml")],
-                port=p.postgres(i),
-                as_postgres=True,
-                extra={
-                    "rest_port": p.patroni(i),
-                    "member": plan.member(i),
-                    "data_dir": str(plan.pg_data(i)),
-                    "config": str(plan.lab / "patroni" / f"{az}.yml"),
+            config = plan.lab / "patroni" / f"{az}.yml"
+            specs.append(
+                {
+                    "name": f"patroni-{az}",
+                    "kind": "patroni",
+                    "az": az,
+                    "file": config,
+                    "cmd": [plan.binaries["patroni"], str(config)],
+                    "port": p.postgres(i),
+                    "as_postgres": True,
+                    "extra": {
+                        "rest_port": p.patroni(i),
+                        "member": plan.member(i),
+                        "data_dir": str(plan.pg_data(i)),
+                        "config": str(config),
+                    },
+                }
+            )
+        for i, az in enumerate(plan.azs):
+            config = plan.lab / "redis" / f"{az}.conf"
+            specs.append(
+                {
+                    "name": f"redis-{az}",
+                    "kind": "redis",
+                    "az": az,
+                    "file": config,
+                    "cmd": [plan.binaries["redis-server"], str(config)],
+                    "port": p.redis(i),
+                    "cwd": plan.lab / "redis" / az,
+                    "extra": {"data_dir": str(plan.lab / "redis" / az)},
+                }
+            )
+        for i, az in enumerate(plan.azs):
+            config = plan.lab / "sphinx" / f"{az}.conf"
+            specs.append(
+                {
+                    "name": f"searchd-{az}",
+                    "kind": "searchd",
+                    "az": az,
+                    "file": config,
+                    "cmd": [plan.binaries["searchd"], "--config", str(config), "--nodetach"],
+                    "port": p.search_sql(i),
+                    "extra": {
+                        "api_port": p.search_api(i),
+                        "data_dir": str(plan.lab / "sphinx" / az),
+                    },
+                }
+            )
+        config = plan.lab / "haproxy" / "haproxy.cfg"
+        specs.append(
+            {
+                "name": "haproxy",
+                "kind": "haproxy",
+                "az": None,
+                "file": config,
+                "cmd": [plan.binaries["haproxy"], "-db", "-f", str(config)],
+                "port": p.http,
+                "extra": {
+                    "db_write_port": p.db_write,
+                    "db_read_port": p.db_read,
+                    "stats_port": p.stats,
+                    "socket": str(plan.lab / "haproxy.sock"),
                 },
-            )
-        for i, az in enumerate(plan.azs):
-            self.start(
-                f"redis-{az}",
-                "redis",
-                az,
-                [plan.binaries["redis-server"], str(plan.lab / "redis" / f"{az}.conf")],
-                port=p.redis(i),
-                cwd=plan.lab / "redis" / az,
-                extra={"data_dir": str(plan.lab / "redis" / az)},
-            )
-        for i, az in enumerate(plan.azs):
-            data = plan.lab / "sphinx" / az
-            self.start(
-                f"searchd-{az}",
-                "searchd",
-                az,
-                [
-                    plan.binaries["searchd"],
-                    "--config",
-                    str(plan.lab / "sphinx" / f"{az}.conf"),
-                    "--nodetach",
-                ],
-                port=p.search_sql(i),
-                extra={"api_port": p.search_api(i), "data_dir": str(data)},
-            )
-        self.start(
-            "haproxy",
-            "haproxy",
-            None,
-            [plan.binaries["haproxy"], "-db", "-f", str(plan.lab / "haproxy" / "haproxy.cfg")],
-            port=p.http,
-            extra={
-                "db_write_port": p.db_write,
-                "db_read_port": p.db_read,
-                "stats_port": p.stats,
-                "socket": str(plan.lab / "haproxy.sock"),
-            },
+            }
         )
+        return specs
+
+    def remove_rendered(self) -> None:
+        """Drop the files a previous ``up`` rendered: a file that exists is this run's."""
+        for spec in self.server_specs():
+            spec["file"].unlink(missing_ok=True)
+        for az in self.plan.azs:
+            (self.plan.lab / "sentinel" / az / "sentinel.conf").unlink(missing_ok=True)
+        (self.plan.lab / "storefront" / "storefront.env").unlink(missing_ok=True)
+        self.plan.pgbackrest_config.unlink(missing_ok=True)
+
+    def start_rendered_servers(self) -> int:
+        """Start each server whose configuration Ansible has written (templates land
+        atomically), while the rest is still rendering; returns how many run."""
+        started = {entry["name"] for entry in self.state.processes}
+        for spec in self.server_specs():
+            if spec["name"] in started or not spec["file"].exists():
+                continue
+            if spec["kind"] == "patroni" and not self.etcd_healthy:
+                continue
+            self.start(
+                spec["name"],
+                spec["kind"],
+                spec["az"],
+                spec["cmd"],
+                port=spec["port"],
+                cwd=spec.get("cwd"),
+                as_postgres=spec.get("as_postgres", False),
+                extra=spec["extra"],
+            )
+            started.add(spec["name"])
+        return sum(1 for spec in self.server_specs() if spec["name"] in started)
 
     def start_sentinels(self) -> None:
+        """Start each Sentinel whose file is rendered (once Redis replication is in sync)."""
         plan, p = self.plan, self.plan.ports
+        started = {entry["name"] for entry in self.state.by_kind("sentinel")}
         for i, az in enumerate(plan.azs):
+            config = plan.lab / "sentinel" / az / "sentinel.conf"
+            if f"sentinel-{az}" in started or not config.exists():
+                continue
             self.start(
                 f"sentinel-{az}",
                 "sentinel",
@@ -766,10 +819,12 @@ class Starter:
         self.tracker.set("pgBackRest stanza", "wait", "check (WAL archiving to repo1 + repo2)")
         self.pgbackrest("check")
         info = json.loads(self.pgbackrest("info", "--output=json").stdout or "[]")
-        if info and not info[0].get("backup"):
+        backups = len(info[0].get("backup", [])) if info else 0
+        if not backups:
             self.tracker.set("pgBackRest stanza", "wait", "first full backup to repo1")
             self.pgbackrest("backup", "--repo=1", "--type=full", timeout=120)
-        self.tracker.set("pgBackRest stanza", "ok", "stanza-create, check, full backup in repo1")
+            backups = 1
+        self.tracker.set("pgBackRest stanza", "ok", f"stanza ok, WAL archived, {backups} backup(s)")
 
     def feed_search(self) -> int:
         """Copy the catalogue from the database into every searchd's RT index."""
@@ -808,16 +863,30 @@ class Starter:
         ):
             tracker.set(name, "wait", "")
         self.prepare()
+        self.remove_rendered()
         self.start_etcd()
-        self.render()
+        playbook = self.playbook = self.render()
         self._wait("etcd", self._etcd_ready, 20)
         self.clear_stale_dcs()
-        self.start_servers()
+        self.etcd_healthy = True
         deadline = time.monotonic() + UP_TIMEOUT_S
         n = len(plan.azs)
+        server_count = len(self.server_specs())
         catalogue = 0
+        rendered = False
         while True:
             self._check_processes()
+            started_count = self.start_rendered_servers()
+            if not rendered and playbook.done():
+                playbook.result()
+                rendered = True
+                tracker.set("configuration (ansible roles)", "ok", "rendered")
+            elif not rendered:
+                tracker.set(
+                    "configuration (ansible roles)",
+                    "wait",
+                    f"rendering; {started_count}/{server_count} servers started already",
+                )
             cluster = observe.patroni_cluster(self.state)
             leader = cluster["leader"]
             running = [m for m in cluster["members"] if m["state"] in ("running", "streaming")]
@@ -827,7 +896,8 @@ class Starter:
                     m["port"] for m in self.state.endpoints["db_members"] if m["name"] == leader
                 )
                 self.launch("db", functools.partial(self.setup_database, leader_port))
-                self.launch("backup", self.setup_backup)
+                if plan.pgbackrest_config.exists():
+                    self.launch("backup", self.setup_backup)
             else:
                 tracker.set("Patroni leader", "wait", f"{len(running)}/{n} members running")
             if cluster["sync_standby"]:
@@ -836,7 +906,8 @@ class Starter:
                 tracker.set("Patroni sync standby", "wait", "waiting for a synchronous standby")
             if self.job_done("db"):
                 tracker.set("database shop", "ok", "role and database shop")
-                if not self.state.by_kind("supervisor"):
+                env_file = plan.lab / "storefront" / "storefront.env"
+                if env_file.exists() and not self.state.by_kind("supervisor"):
                     self.start_supervisor()
             elif leader:
                 tracker.set("database shop", "wait", "creating (commits wait for the sync standby)")
@@ -844,8 +915,7 @@ class Starter:
             replicas = self._redis_replicas()
             if replicas >= n - 1:
                 tracker.set("Redis replication", "ok", f"primary + {replicas} replicas")
-                if not self.state.by_kind("sentinel"):
-                    self.start_sentinels()
+                self.start_sentinels()
             else:
                 tracker.set("Redis replication", "wait", f"{replicas}/{n - 1} replicas in sync")
             if self.state.by_kind("sentinel"):
@@ -1047,6 +1117,8 @@ def up(topology: Topology, console: Console) -> int:
             starter.run()
     except BaseException as exc:
         starter.pool.shutdown(wait=False, cancel_futures=True)
+        if starter.playbook is not None:
+            starter.playbook.cancel()
         console.print("[red]lab up failed[/]: stopping everything it started …")
         if starter.state.data:
             teardown(starter.state)
@@ -1215,7 +1287,9 @@ def teardown(state: LabState) -> list[str]:
     with timings(f"{len(postmasters)} postmasters Patroni left"):
         control.stop_pids(state, postmasters, timeout=10)
     with timings("etcd"):
-        control.stop_pids(state, _targets(state, ["etcd"]), timeout=5)
+        # etcd tries to hand over leadership while its peers are stopping too: no
+        # point waiting for that.
+        control.stop_pids(state, _targets(state, ["etcd"]), timeout=1.5)
     # Anything still in the lab's cgroups was started by the lab (app instances,
     # PostgreSQL children): stop it too.
     leftovers = [
