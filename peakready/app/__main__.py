@@ -5,14 +5,10 @@ from __future__ import annotations
 import logging
 import sys
 
-import uvicorn
-
 from peakready.errors import PeakreadyError
 
 
 def main() -> int:
-    from peakready.app import db
-    from peakready.app.main import create_app
     from peakready.app.settings import load_settings
 
     try:
@@ -21,6 +17,12 @@ def main() -> int:
         for line in exc.lines:
             print(f"peakready-app: error: {line}", file=sys.stderr)
         return exc.exit_code
+
+    import uvicorn
+
+    from peakready.app import db
+    from peakready.app.main import create_app
+
     level = settings.log_level.upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.migrate:

@@ -47,7 +47,48 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX IF NOT EXISTS orders_product_id ON orders (product_id);
         """,
     ),
+    (
+        2,
+        # The whole order in one statement, so one round trip and the shortest possible
+        # hold of the product row's lock: insert under the unique key (or find the order
+        # a previous try with that key created), then take the stock, or roll back.
+        """
+        CREATE OR REPLACE FUNCTION place_order(p_key text, p_product integer, p_quantity integer)
+        RETURNS TABLE (id bigint, product_id integer, quantity integer,
+                       created_at timestamptz, created boolean, stock_left integer)
+        LANGUAGE plpgsql VOLATILE AS $fn$
+        #variable_conflict use_column
+        DECLARE
+            v_order orders%ROWTYPE;
+            v_stock integer;
+        BEGIN
+            INSERT INTO orders AS o (idempotency_key, product_id, quantity)
+            VALUES (p_key, p_product, p_quantity)
+            ON CONFLICT (idempotency_key) DO NOTHING
+            RETURNING o.* INTO v_order;
+            IF NOT FOUND THEN
+                -- READ COMMITTED: this statement sees the order the other try committed.
+                SELECT o.* INTO v_order FROM orders o WHERE o.idempotency_key = p_key;
+                RETURN QUERY SELECT v_order.id, v_order.product_id, v_order.quantity,
+                                    v_order.created_at, false, NULL::integer;
+                RETURN;
+            END IF;
+            UPDATE products p SET stock = p.stock - p_quantity
+             WHERE p.id = p_product AND p.stock >= p_quantity
+            RETURNING p.stock INTO v_stock;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'not enough stock for product %', p_product
+                      USING ERRCODE = 'PR409';
+            END IF;
+            RETURN QUERY SELECT v_order.id, v_order.product_id, v_order.quantity,
+                                v_order.created_at, true, v_stock;
+        END
+        $fn$;
+        """,
+    ),
 ]
+
+OUT_OF_STOCK_SQLSTATE = "PR409"
 
 COLOURS = ["red", "blue", "green", "black", "white", "yellow", "orange", "purple"]
 NOUNS = ["Widget", "Gadget", "Gizmo", "Sprocket", "Lamp", "Kettle", "Backpack", "Mug"]
@@ -96,7 +137,9 @@ def make_pool(
     check_timeout_s: float = 1.0,
 ) -> Pool:
     """A pool that checks each connection on checkout and reconnects on demand."""
-    kwargs: dict[str, Any] = {"autocommit": False}
+    # Autocommit: single statements are their own transaction (one round trip);
+    # multi-statement work opens one explicitly with conn.transaction().
+    kwargs: dict[str, Any] = {"autocommit": True}
     if password is not None:
         kwargs["password"] = password
     return Pool(conninfo, kwargs, max_size, timeout_s, name, check_timeout_s)
@@ -199,11 +242,10 @@ class Store:
                 row = conn.execute(
                     "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only')::bool"
                 ).fetchone()
-                conn.rollback()
                 if row and row[0]:
                     conn.close()  # a standby or read-only server: never hand it out again
                     raise DatabaseUnavailable("connected server is read-only")
-        except (psycopg.OperationalError, PoolExhausted) as exc:
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolExhausted) as exc:
             raise DatabaseUnavailable(str(exc)) from exc
 
     # writes
@@ -217,7 +259,7 @@ class Store:
                 except pg_errors.ReadOnlySqlTransaction as exc:
                     conn.close()  # a standby (mid-failover): never hand it out again
                     raise DatabaseUnavailable(f"database is read-only: {exc}") from exc
-        except (psycopg.OperationalError, PoolExhausted) as exc:
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolExhausted) as exc:
             raise DatabaseUnavailable(str(exc)) from exc
 
     def audit(self, keys: list[str]) -> dict[str, Any]:
@@ -242,7 +284,7 @@ class Store:
                     " GROUP BY p.id ORDER BY p.id"
                 )
                 products = cur.fetchall()
-        except (psycopg.OperationalError, PoolExhausted) as exc:
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolExhausted) as exc:
             raise DatabaseUnavailable(str(exc)) from exc
         orders: dict[str, Any] = dict.fromkeys(keys)
         per_key = dict.fromkeys(keys, 0)
@@ -263,41 +305,30 @@ class Store:
             with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
                 cur.execute(sql, params)  # type: ignore[arg-type]  # built from constants
                 return cur.fetchall()
-        except (psycopg.OperationalError, PoolExhausted) as exc:
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolExhausted) as exc:
             raise DatabaseUnavailable(str(exc)) from exc
 
 
 def _place_order(
     conn: psycopg.Connection[Any], key: str, product_id: int, quantity: int
 ) -> OrderResult:
-    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+    """One ``place_order()`` call in autocommit: its statement is the transaction."""
+    with conn.cursor(row_factory=dict_row) as cur:
         try:
-            cur.execute(
-                "INSERT INTO orders (idempotency_key, product_id, quantity)"
-                " VALUES (%s, %s, %s) ON CONFLICT (idempotency_key) DO NOTHING"
-                f" RETURNING {ORDER_COLUMNS}",
-                (key, product_id, quantity),
-            )
+            cur.execute("SELECT * FROM place_order(%s, %s, %s)", (key, product_id, quantity))
         except pg_errors.ForeignKeyViolation as exc:
             raise UnknownProduct(product_id) from exc
-        inserted = cur.fetchone()
-        if inserted is None:
-            # Another request with this key committed first (or earlier): replay its order.
-            cur.execute(f"SELECT {ORDER_COLUMNS} FROM orders WHERE idempotency_key = %s", (key,))
-            existing = cur.fetchone()
-            if existing is None:  # cannot happen under READ COMMITTED; be explicit anyway
-                raise DatabaseUnavailable("idempotency key conflict without a visible order")
-            if existing["product_id"] != product_id or existing["quantity"] != quantity:
-                raise KeyReused(key)
-            return OrderResult(existing, created=False, stock_left=None)
-        cur.execute(
-            "UPDATE products SET stock = stock - %s WHERE id = %s AND stock >= %s RETURNING stock",
-            (quantity, product_id, quantity),
-        )
-        updated = cur.fetchone()
-        if updated is None:
-            raise OutOfStock(product_id)  # rolls the insert back with the transaction
-        return OrderResult(inserted, created=True, stock_left=updated["stock"])
+        except psycopg.errors.DatabaseError as exc:
+            if exc.sqlstate == OUT_OF_STOCK_SQLSTATE:
+                raise OutOfStock(product_id) from exc
+            raise
+        row = cur.fetchone()
+    if row is None or row["id"] is None:  # cannot happen under READ COMMITTED; be explicit
+        raise DatabaseUnavailable("idempotency key conflict without a visible order")
+    created, stock_left = row.pop("created"), row.pop("stock_left")
+    if not created and (row["product_id"] != product_id or row["quantity"] != quantity):
+        raise KeyReused(key)
+    return OrderResult(row, created=created, stock_left=stock_left)
 
 
 def to_json(row: dict[str, Any]) -> dict[str, Any]:

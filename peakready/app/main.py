@@ -27,8 +27,12 @@ log = logging.getLogger("peakready.app")
 RETRY_AFTER_S = "1"
 
 
+INT4_MAX = 2**31 - 1
+INT8_MAX = 2**63 - 1
+
+
 class OrderIn(BaseModel):
-    product_id: int = Field(ge=1)
+    product_id: int = Field(ge=1, le=INT4_MAX)
     quantity: int = Field(ge=1, le=1000)
 
 
@@ -220,6 +224,8 @@ def create_app(settings: AppSettings) -> FastAPI:
 
     @app.get("/products/{product_id}")
     def get_product(product_id: int) -> Any:
+        if not 1 <= product_id <= INT4_MAX:
+            raise HTTPException(404, f"no product {product_id}")
         key = f"product:{product_id}"
         cached = sf.cache.get(key)
         if cached is not None:
@@ -256,6 +262,8 @@ def create_app(settings: AppSettings) -> FastAPI:
 
     @app.get("/orders/{order_id}")
     def get_order(order_id: int) -> Any:
+        if not 1 <= order_id <= INT8_MAX:
+            raise HTTPException(404, f"no order {order_id}")
         row = sf.store.get_order(order_id)
         if row is None:
             raise HTTPException(404, f"no order {order_id}")

@@ -64,8 +64,9 @@ def test_seed_catalogue_has_deterministic_names(app_server: App) -> None:
     assert isinstance(products[0]["price"], float)
 
 
-def test_unknown_product_is_404(app_server: App) -> None:
-    assert httpx.get(f"{app_server.url}/products/99999").status_code == 404
+@pytest.mark.parametrize("product_id", ["99999", "0", "-3", str(2**31), str(2**70)])
+def test_unknown_product_is_404(app_server: App, product_id: str) -> None:
+    assert httpx.get(f"{app_server.url}/products/{product_id}").status_code == 404
 
 
 def test_product_read_fills_the_cache(app_server: App, redis_servers: Redis) -> None:
@@ -147,7 +148,14 @@ def test_order_without_idempotency_key_is_422(app_server: App) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [{"product_id": 1, "quantity": 0}, {"quantity": 1}, {"product_id": "x", "quantity": 1}, []],
+    [
+        {"product_id": 1, "quantity": 0},
+        {"quantity": 1},
+        {"product_id": "x", "quantity": 1},
+        {"product_id": 2**31, "quantity": 1},
+        {"product_id": 1, "quantity": 10**6},
+        [],
+    ],
 )
 def test_malformed_order_is_422(app_server: App, body: object) -> None:
     response = httpx.post(f"{app_server.url}/orders", json=body, headers={"Idempotency-Key": key()})
@@ -175,8 +183,9 @@ def test_order_is_readable_right_after_it_is_acknowledged(app_server: App) -> No
     assert response.json() == created
 
 
-def test_unknown_order_is_404(app_server: App) -> None:
-    assert httpx.get(f"{app_server.url}/orders/987654321").status_code == 404
+@pytest.mark.parametrize("order_id", ["987654321", str(2**63), "0"])
+def test_unknown_order_is_404(app_server: App, order_id: str) -> None:
+    assert httpx.get(f"{app_server.url}/orders/{order_id}").status_code == 404
 
 
 def test_search_finds_a_seeded_product_by_name(app_server: App) -> None:

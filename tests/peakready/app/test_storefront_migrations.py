@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from peakready.app.db import migrate
+from peakready.app.db import MIGRATIONS, migrate
 
 if TYPE_CHECKING:
     from conftest import Postgres
@@ -34,8 +34,8 @@ def test_concurrent_starts_migrate_and_seed_once(postgres: Postgres) -> None:
         )
         assert count == [(25, 25 * 7, 7)]
         versions = postgres.execute(
-            "SELECT version FROM schema_migrations", dbname="shop_migrations"
+            "SELECT version FROM schema_migrations ORDER BY version", dbname="shop_migrations"
         )
-        assert versions == [(1,)]
+        assert versions == [(version,) for version, _ in MIGRATIONS]
     finally:
         postgres.execute("DROP DATABASE shop_migrations WITH (FORCE)", dbname="postgres")
