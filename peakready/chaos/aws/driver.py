@@ -198,7 +198,7 @@ class AwsDriver:
         parts = ["app", "network"]
         db = self._db_primary_description()
         if db["az"] == az:
-            parts.append("db-cluster" if db["kind"] == "cluster" else "db-instance")
+            parts.append("db-cluster" if db["deployment"] == "cluster" else "db-instance")
             values["db_arn"] = db["arn"]
         cache_group = out.get("cache_group")
         if cache_group:
@@ -208,15 +208,16 @@ class AwsDriver:
 
     # database --------------------------------------------------------------------
     def db_primary(self) -> dict[str, Any]:
-        """``{"id", "az", "kind"}`` of the current primary (writer)."""
+        """``{"id", "az", "deployment"}`` of the current primary (writer); ``deployment``
+        is ``instance`` (Multi-AZ DB instance) or ``cluster`` (Multi-AZ DB cluster)."""
         db = self._db_primary_description()
-        return {"id": db["id"], "az": db["az"], "kind": db["kind"]}
+        return {"id": db["id"], "az": db["az"], "deployment": db["deployment"]}
 
     def fail_database_primary(self) -> dict[str, Any]:
         """Fail over the primary: reboot with failover (Multi-AZ instance) or
         failover_db_cluster (Multi-AZ cluster)."""
         db = self._db_primary_description()
-        if db["kind"] == "cluster":
+        if db["deployment"] == "cluster":
             # chaosaws passes TargetDBInstanceIdentifier through, and None is refused by
             # botocore's validation: name the reader that takes over.
             rds_actions.failover_db_cluster(
@@ -237,7 +238,7 @@ class AwsDriver:
                 configuration=self.configuration,
                 secrets=self.secrets,
             )
-        return {"id": db["id"], "az": db["az"], "kind": db["kind"]}
+        return {"id": db["id"], "az": db["az"], "deployment": db["deployment"]}
 
     def stale_primary_rejects_writes(self, member_id: str) -> dict[str, Any]:
         """After recovery: ``member_id`` (the primary before the fault) accepts no writes.
@@ -251,7 +252,7 @@ class AwsDriver:
             raise ActivityFailed("stale primary check: member_id is empty")
         rds = self.client("rds")
         db = self._db_primary_description()
-        if db["kind"] == "cluster":
+        if db["deployment"] == "cluster":
             writable = member_id == db["id"]
             return {"member_id": member_id, "writable": writable, "ok": not writable}
         if member_id != db["id"]:
@@ -437,7 +438,7 @@ class AwsDriver:
                 raise ActivityFailed(f"database primary {name}: {shared.error_text(exc)}") from None
             return _cluster_writer(rds, name)
         return {
-            "kind": "instance",
+            "deployment": "instance",
             "id": name,
             "cluster": None,
             "arn": inst["DBInstanceArn"],
@@ -526,7 +527,7 @@ def _cluster_writer(rds: Any, name: str) -> dict[str, Any]:
         raise ActivityFailed(f"database primary {name}: the cluster has no writer")
     writer = _describe_instance(rds, writers[0]["DBInstanceIdentifier"])
     return {
-        "kind": "cluster",
+        "deployment": "cluster",
         "id": writer["DBInstanceIdentifier"],
         "cluster": name,
         "arn": cluster["DBClusterArn"],

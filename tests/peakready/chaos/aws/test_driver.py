@@ -97,7 +97,7 @@ def test_fail_database_primary_reboots_with_force_failover(
 
     reboots = [params for op, params in calls if op == "RebootDBInstance"]
     assert reboots == [{"DBInstanceIdentifier": world.db_primary, "ForceFailover": True}]
-    assert result == {"id": world.db_primary, "az": AZS[0], "kind": "instance"}
+    assert result == {"id": world.db_primary, "az": AZS[0], "deployment": "instance"}
 
 
 def test_fail_database_primary_refuses_an_instance_without_standby(world: Any) -> None:
@@ -150,7 +150,7 @@ def test_fail_database_primary_of_a_cluster_uses_failover_db_cluster(
     assert failovers == [
         {"DBClusterIdentifier": cluster, "TargetDBInstanceIdentifier": f"{cluster}-1"}
     ]
-    assert result["kind"] == "cluster"
+    assert result["deployment"] == "cluster"
     assert driver.db_primary()["id"] != result["id"]  # the writer moved
 
 
