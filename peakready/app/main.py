@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -79,6 +80,7 @@ class Storefront:
         self.search: SearchBackend = _make_search(settings, self.runner, self.search_guard)
         self.metrics = Metrics(settings.az, settings.instance_id)
         self.db_degraded = False
+        self.db_log = RateLimitedLog("database unavailable", every_s=5.0)
 
     def open(self) -> None:
         if self.settings.migrate:
@@ -122,6 +124,27 @@ def _make_search(
             settings.opensearch_url, settings.search_index, runner, guard, timeout
         )
     return NoSearch()
+
+
+class RateLimitedLog:
+    """One warning line per interval, with the count of those left out (outages are noisy)."""
+
+    def __init__(self, what: str, every_s: float) -> None:
+        self.what = what
+        self.every_s = every_s
+        self._next = 0.0
+        self._suppressed = 0
+        self._lock = threading.Lock()
+
+    def warn(self, detail: str) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if now < self._next:
+                self._suppressed += 1
+                return
+            suppressed, self._suppressed, self._next = self._suppressed, 0, now + self.every_s
+        more = f" (+{suppressed} more in the last {self.every_s:.0f}s)" if suppressed else ""
+        log.warning("%s: %s%s", self.what, detail, more)
 
 
 class ObserveMiddleware:
@@ -178,7 +201,7 @@ def create_app(settings: AppSettings) -> FastAPI:
     @app.exception_handler(db.DatabaseUnavailable)
     async def db_unavailable(_: Request, exc: db.DatabaseUnavailable) -> JSONResponse:
         sf.db_degraded = True
-        log.warning("database unavailable: %s", exc)
+        sf.db_log.warn(" ".join(str(exc).split()))
         return unavailable("database unavailable, retry with the same Idempotency-Key")
 
     @app.get("/healthz")
@@ -192,7 +215,7 @@ def create_app(settings: AppSettings) -> FastAPI:
             sf.store.ping(timeout_s=min(2.0, settings.db_pool_timeout_s))
         except db.DatabaseUnavailable as exc:
             sf.db_degraded = True
-            body.update(status="unready", database=f"unavailable: {exc}")
+            body.update(status="unready", database="unavailable: " + " ".join(str(exc).split()))
             return JSONResponse(body, status_code=503)
         sf.db_degraded = False
         # Optional dependencies: report what is known, refresh it in the background.
