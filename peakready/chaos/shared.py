@@ -85,7 +85,7 @@ def driver(configuration: Configuration, secrets: Secrets = None) -> Driver:
             return LabDriver(stack_of(configuration))
         from peakready.chaos.aws.driver import AwsDriver
 
-        return AwsDriver(configuration=configuration, secrets=secrets)  # type: ignore[no-any-return]
+        return AwsDriver(configuration=configuration, secrets=secrets)  # type: ignore[return-value]
     except PeakreadyError as exc:
         raise ActivityFailed(f"{target} target: {exc}") from None
 

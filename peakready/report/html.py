@@ -55,6 +55,15 @@ def _scenario(s: ScenarioResult) -> str:
         _row("steady state after", s.steady_state_after, True, not s.steady_state_after),
         _row("duration (s)", round(s.duration_s, 1)),
     ]
+    extra = s.extra
+    labels = {
+        "failed_orders": "failed order attempts",
+        "baseline_failed_requests": "failed requests before the fault (baseline)",
+        "read_p95_ms": "read latency p95 after the fault (ms)",
+        "cache_failover_s": "cache failover (s)",
+        "stale_primary_ok": "stale primary refused writes",
+    }
+    rows += [_row(label, extra[key]) for key, label in labels.items() if extra.get(key) is not None]
     reasons = "".join(f"<li>{escape(r)}</li>" for r in s.reasons)
     image = (
         f'<p><img src="{escape(s.timeline)}" alt="timeline of {escape(s.name)}"></p>'
