@@ -138,9 +138,7 @@ class _Bench:
 
         code, _ = runtime.status(self.o.stack)
         if code != 2 or self.o.fresh:
-            say("peakready lab down" + (" --purge" if self.o.fresh else ""))
-            args = ["lab", "down", "--stack", self.o.stack] + (["--purge"] if self.o.fresh else [])
-            time_command(args, self.work / "logs" / "lab-down.log", 300)
+            self._down(say, purge=self.o.fresh)
         cold = not (self._lab_dir() / "pg").exists()
         say(f"peakready lab up --stack {self.o.stack} ({'no data yet' if cold else 'data kept'})")
         timed = self._timed("lab_up", ["lab", "up", "--stack", self.o.stack], 600)
@@ -148,6 +146,18 @@ class _Bench:
         self.started_lab = True
         if timed.exit_code != 0:
             raise PeakreadyError(f"peakready lab up failed: see {timed.log}", exit_code=1)
+
+    def _down(self, say: Callable[[str], None], purge: bool) -> None:
+        """``peakready lab down`` until it reports the lab stopped (a slow exit under load
+        leaves it "incomplete" once); at most three tries."""
+        args = ["lab", "down", "--stack", self.o.stack] + (["--purge"] if purge else [])
+        for attempt in range(1, 4):
+            say(f"peakready {' '.join(args)} (try {attempt})")
+            log = self.work / "logs" / f"lab-down-{attempt}.log"
+            if time_command(args, log, 300).exit_code == 0:
+                return
+            time.sleep(5)
+        raise PeakreadyError(f"peakready lab down failed 3 times: see {log}", exit_code=1)
 
     def _ensure_lab(self, say: Callable[[str], None]) -> None:
         from peakready.lab import runtime
