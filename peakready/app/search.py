@@ -143,13 +143,21 @@ class OpenSearchSearch:
     name = "opensearch"
 
     def __init__(
-        self, url: str, index: str, runner: BoundedRunner, guard: DependencyGuard, timeout_s: float
+        self,
+        url: str,
+        index: str,
+        runner: BoundedRunner,
+        guard: DependencyGuard,
+        timeout_s: float,
+        client: httpx.Client | None = None,
     ) -> None:
-        self.url = url.rstrip("/")
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", index):
+            raise ValueError(f"search index name {index!r}: expected lower-case letters, digits")
+        self.url = url.rstrip("/")  # basic-auth credentials may ride in the URL's userinfo
         self.index = index
         self.runner = runner
         self.guard = guard
-        self.client = httpx.Client(timeout=timeout_s)
+        self.client = client or httpx.Client(timeout=timeout_s)
 
     def search(self, q: str) -> list[dict[str, Any]]:
         words = query_words(q)

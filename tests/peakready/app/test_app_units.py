@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from peakready.app.db import seed_name, seed_price
 from peakready.app.guard import BoundedRunner, DependencyDown, DependencyGuard
-from peakready.app.search import query_words, sphinx_index_config
+from peakready.app.search import OpenSearchSearch, query_words, sphinx_index_config
 from peakready.app.settings import load_settings, parse_hosts
 from peakready.errors import PeakreadyError
 
@@ -179,4 +181,40 @@ def test_probe_runs_once_at_a_time_and_updates_the_guard() -> None:
         assert not guard.degraded and not guard.backing_off
     finally:
         release.set()
+        runner.shutdown()
+
+
+def test_opensearch_backend_sends_a_match_query_and_reads_hits() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        hits = [{"_id": "17", "_source": {"name": "Widget 17 green", "price": 12.5}}]
+        return httpx.Response(200, json={"hits": {"hits": hits}})
+
+    runner = BoundedRunner(workers=1)
+    guard = DependencyGuard("search", timeout_s=1, backoff_s=1)
+    client = httpx.Client(transport=httpx.MockTransport(handler))
+    backend = OpenSearchSearch("https://search.example/", "products", runner, guard, 1, client)
+    try:
+        assert backend.search('widget "17"') == [
+            {"id": 17, "name": "Widget 17 green", "price": 12.5}
+        ]
+    finally:
+        runner.shutdown()
+    assert str(seen[0].url) == "https://search.example/products/_search"
+    body = json.loads(seen[0].content)
+    assert body["query"]["match"]["name"]["query"] == "widget 17"
+
+
+def test_opensearch_errors_mean_search_unavailable() -> None:
+    runner = BoundedRunner(workers=1)
+    guard = DependencyGuard("search", timeout_s=1, backoff_s=1)
+    client = httpx.Client(transport=httpx.MockTransport(lambda _: httpx.Response(503)))
+    backend = OpenSearchSearch("https://search.example", "products", runner, guard, 1, client)
+    try:
+        with pytest.raises(DependencyDown, match="503"):
+            backend.search("widget")
+        assert guard.degraded
+    finally:
         runner.shutdown()
