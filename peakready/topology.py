@@ -562,10 +562,12 @@ class Topology(_Model):
     def from_pulumi_config(cls) -> Topology:
         """Inside the Pulumi program: the same model, from the engine's config."""
         import pulumi
-        from pulumi.runtime.config import get_config_env
+        from pulumi.runtime.config import CONFIG, get_config_env
 
+        # The language host hands config over with set_all_config (newer engines) or in
+        # PULUMI_CONFIG (older engines and mocks); read both, the runtime's first.
         config: dict[str, Any] = {}
-        for key, value in get_config_env().items():
+        for key, value in {**get_config_env(), **CONFIG.get()}.items():
             try:
                 config[key] = json.loads(value)
             except (TypeError, ValueError):

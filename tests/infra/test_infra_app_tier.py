@@ -2,6 +2,7 @@ import base64
 from datetime import UTC, datetime
 
 from infra.app_tier import PeakCapacity, image_for, render_user_data, schedule
+from peakready.topology import Topology
 
 LT = "aws:ec2/launchTemplate:LaunchTemplate"
 ASG = "aws:autoscaling/group:Group"
@@ -67,7 +68,7 @@ def test_target_tracking_on_requests_per_target(prod_plan, q):
     assert spec["predefinedMetricType"] == "ALBRequestCountPerTarget"
     assert spec["resourceLabel"].startswith("app/edge-alb/")
     assert "/targetgroup/edge-app/" in spec["resourceLabel"]
-    assert config["targetValue"] == 500
+    assert config["targetValue"] == Topology.load("prod").app.target_requests_per_target
 
 
 def test_prewarm_and_release_actions_at_the_right_utc_times(prod_plan, q):
