@@ -100,3 +100,16 @@ def test_cli_refuses_a_protected_stack_in_one_line(tmp_path: Path, monkeypatch) 
         "(use --dry-run, or --allow-protected if you really mean it)"
     ]
     assert not (tmp_path / "r").exists()
+
+
+def test_a_dry_run_experiment_runs_probes_only() -> None:
+    from peakready.drill.runner import experiment_for
+
+    full = experiment_for("db-primary-loss", dry_run=False)
+    dry = experiment_for("db-primary-loss", dry_run=True)
+    assert any(a["type"] == "action" for a in full["method"])
+    assert all(a["type"] == "probe" for a in dry["method"])
+    assert dry["rollbacks"] == [] and "controls" not in dry  # no fault, no load
+    names = [p["name"] for p in dry["steady-state-hypothesis"]["probes"]]
+    assert "orders-accepted" not in names and "ledger-consistent" in names
+    assert "controls" in full  # the full one is untouched
