@@ -30,11 +30,13 @@ def plot(
     fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(10, 7), sharex=True)
     top.plot(xs, [b.requests / step for b in buckets], color="tab:blue", label="requests/s")
     top.set_ylabel("requests/s")
+    top.set_ylim(bottom=0)
     middle.bar(xs, [b.errors for b in buckets], width=step * 0.9, color="tab:red", align="edge")
     middle.set_ylabel(f"errors per {step:g} s")
     bottom.plot(xs, [b.p50_ms for b in buckets], color="tab:green", label="p50")
     bottom.plot(xs, [b.p95_ms for b in buckets], color="tab:orange", label="p95")
     bottom.set_ylabel("latency (ms)")
+    bottom.set_ylim(bottom=0)
     bottom.set_xlabel("seconds since load start")
     bottom.legend(loc="upper right")
     faults = [float(e["at"]) - origin for e in events if e.get("type") == "fault"]
