@@ -55,6 +55,7 @@ METHODS = ("snapshot", "aws-backup", "pitr")
 PLAYBOOK = "verify-restore-aws.yml"
 FAILED_DB_STATES = ("failed", "incompatible-restore", "incompatible-parameters", "storage-full")
 FAILED_JOB_STATES = ("FAILED", "ABORTED", "EXPIRED")
+SCRATCH_TAG_VALUE = "backup-restore"
 
 LIVE_CHECKS_COMMON = (
     "verification over SSM: the community.aws.aws_ssm connection, its S3 transfer bucket, "
@@ -184,6 +185,43 @@ def run_aws_restore_drill(
     _policy(out, objective)
     out.passed = not out.reasons
     return out.summary()
+
+
+def sweep_scratch(
+    configuration: Configuration = None, secrets: Secrets = None
+) -> dict[str, list[str]]:
+    """Delete what an interrupted drill of this stack may have left: DB instances and
+    manual snapshots tagged ``peakready:fault=backup-restore`` for the stack. Returns
+    ``{"instances": [...], "snapshots": [...]}`` deleted. Run it when no drill runs."""
+    stack = str(shared.load_outputs(configuration).get("stack") or "")
+    if not stack:
+        raise PeakreadyError("stack outputs: no 'stack' to find the drill's scratch resources by")
+    rds = shared.client("rds", configuration, secrets)
+    wanted = {shared.TAG_STACK: stack, shared.TAG_FAULT: SCRATCH_TAG_VALUE}
+    swept: dict[str, list[str]] = {"instances": [], "snapshots": []}
+    try:
+        _sweep(rds, wanted, swept)
+    except (ClientError, BotoCoreError) as exc:
+        raise PeakreadyError(
+            f"sweeping the restore drill's scratch resources of {stack}: "
+            f"{shared.error_text(exc)} (deleted so far: {swept})"
+        ) from None
+    return swept
+
+
+def _sweep(rds: Any, wanted: dict[str, str], swept: dict[str, list[str]]) -> None:
+    for db in _paged(rds, "describe_db_instances", "DBInstances"):
+        if _has_tags(db.get("TagList", []), wanted) and db["DBInstanceStatus"] != "deleting":
+            rds.delete_db_instance(
+                DBInstanceIdentifier=db["DBInstanceIdentifier"],
+                SkipFinalSnapshot=True,
+                DeleteAutomatedBackups=True,
+            )
+            swept["instances"].append(db["DBInstanceIdentifier"])
+    for snap in _paged(rds, "describe_db_snapshots", "DBSnapshots", SnapshotType="manual"):
+        if _has_tags(snap.get("TagList", []), wanted):
+            rds.delete_db_snapshot(DBSnapshotIdentifier=snap["DBSnapshotIdentifier"])
+            swept["snapshots"].append(snap["DBSnapshotIdentifier"])
 
 
 def judge(
@@ -333,6 +371,7 @@ class _Drill:
         self.snapshot_id: str | None = None
         self.restore_requested = False
         self.db_user = str(cfg.get("peakready_db_user", "shop"))
+        self.stack = str(cfg.get("peakready_stack", ""))
 
     def client(self, service: str) -> Any:
         return shared.client(service, self.cfg, self.secrets)
@@ -341,6 +380,7 @@ class _Drill:
         self, entries: Sequence[LedgerEntry], target_ts: float, verifier: Verifier | None
     ) -> None:
         outputs = shared.load_outputs(self.cfg)
+        self.stack = str(outputs.get("stack") or self.stack)
         primary_id = str(outputs.require("db_primary"))
         primary = self._describe(primary_id)
         if primary is None:
@@ -601,11 +641,26 @@ class _Drill:
         return str(role)
 
     def _tags(self) -> list[dict[str, str]]:
-        stack = str(self.cfg.get("peakready_stack", ""))
-        return [
-            {"Key": shared.TAG_STACK, "Value": stack},
-            {"Key": shared.TAG_FAULT, "Value": "backup-restore"},
-        ]
+        return _scratch_tags(self.stack)
+
+
+def _scratch_tags(stack: str) -> list[dict[str, str]]:
+    return [
+        {"Key": shared.TAG_STACK, "Value": stack},
+        {"Key": shared.TAG_FAULT, "Value": SCRATCH_TAG_VALUE},
+    ]
+
+
+def _has_tags(tag_list: list[dict[str, str]], wanted: dict[str, str]) -> bool:
+    tags = {t.get("Key"): t.get("Value") for t in tag_list}
+    return all(tags.get(k) == v for k, v in wanted.items())
+
+
+def _paged(client: Any, operation: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for page in client.get_paginator(operation).paginate(**kwargs):
+        found.extend(page.get(key, []))
+    return found
 
 
 def _scratch_name() -> str:

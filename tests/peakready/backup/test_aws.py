@@ -83,7 +83,7 @@ def _facts(entries: list[LedgerEntry], drop: tuple[str, ...] = ()) -> dict[str, 
 class Recorder:
     """A verifier that records where the scratch instance was placed, then answers."""
 
-    def __init__(self, answer: dict[str, Any] | Exception) -> None:
+    def __init__(self, answer: dict[str, Any] | BaseException) -> None:
         self.answer = answer
         self.scratch: ScratchDb | None = None
         self.placed: dict[str, Any] = {}
@@ -95,7 +95,7 @@ class Recorder:
         self.placed = rds.describe_db_instances(DBInstanceIdentifier=scratch.identifier)[
             "DBInstances"
         ][0]
-        if isinstance(self.answer, Exception):
+        if isinstance(self.answer, BaseException):
             raise self.answer
         return self.answer
 
@@ -517,3 +517,56 @@ def test_a_multi_az_cluster_primary_is_named_as_unsupported(world: Any) -> None:
         f"database primary {cluster}: a Multi-AZ DB cluster; the restore drill restores DB "
         "instances only (multi-az-instance stacks)"
     ]
+
+
+def test_ctrl_c_during_verification_still_deletes_the_scratch(world: Any) -> None:
+    entries, target = _ledger()
+    existing = _instances()
+
+    with pytest.raises(KeyboardInterrupt):
+        run_aws_restore_drill(
+            entries,
+            target,
+            _config(world),
+            verifier=Recorder(KeyboardInterrupt()),  # type: ignore[arg-type]
+        )
+
+    assert _instances() == existing
+    assert _snapshots() == []
+
+
+def test_sweep_deletes_only_this_stacks_leftovers(world: Any) -> None:
+    rds = boto3.client("rds", region_name=REGION)
+
+    def leftover(name: str, stack: str, fault: str = "backup-restore") -> None:
+        rds.create_db_instance(
+            DBInstanceIdentifier=name,
+            DBInstanceClass="db.t4g.medium",
+            Engine="postgres",
+            AllocatedStorage=20,
+            MasterUsername="peakready",
+            MasterUserPassword="not-a-real-secret-1",
+            Tags=[
+                {"Key": "peakready:stack", "Value": stack},
+                {"Key": "peakready:fault", "Value": fault},
+            ],
+        )
+
+    leftover("scratch-mine", world.stack)
+    leftover("scratch-theirs", "other-" + world.stack)
+    leftover("not-scratch", world.stack, fault="something-else")
+    rds.create_db_snapshot(
+        DBSnapshotIdentifier="snap-mine",
+        DBInstanceIdentifier=world.db_primary,
+        Tags=[
+            {"Key": "peakready:stack", "Value": world.stack},
+            {"Key": "peakready:fault", "Value": "backup-restore"},
+        ],
+    )
+
+    swept = backup_aws.sweep_scratch(_config(world))
+
+    assert swept == {"instances": ["scratch-mine"], "snapshots": ["snap-mine"]}
+    assert {"scratch-theirs", "not-scratch", world.db_primary} <= _instances()
+    assert "scratch-mine" not in _instances()
+    assert backup_aws.sweep_scratch(_config(world)) == {"instances": [], "snapshots": []}
