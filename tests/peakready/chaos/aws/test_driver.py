@@ -418,3 +418,33 @@ def test_without_outputs_file_or_pulumi_the_driver_says_what_to_set(
         ActivityFailed, match=r"no 'peakready_outputs_file' in the configuration and no pulumi CLI"
     ):
         AwsDriver({"peakready_stack": "dev", "aws_region": REGION}).outputs()
+
+
+#: FIS action -> (target key, resource type), from the AWS FIS actions reference.
+FIS_ACTIONS = {
+    "aws:ec2:stop-instances": ("Instances", "aws:ec2:instance"),
+    "aws:ec2:asg-insufficient-instance-capacity-error": (
+        "AutoScalingGroups",
+        "aws:ec2:autoscaling-group",
+    ),
+    "aws:network:disrupt-connectivity": ("Subnets", "aws:ec2:subnet"),
+    "aws:rds:reboot-db-instances": ("DBInstances", "aws:rds:db"),
+    "aws:rds:failover-db-cluster": ("Clusters", "aws:rds:cluster"),
+    "aws:elasticache:replicationgroup-interrupt-az-power": (
+        "ReplicationGroups",
+        "aws:elasticache:replicationgroup",
+    ),
+}
+
+
+def test_every_fis_action_targets_a_defined_target_of_the_right_type(world: Any) -> None:
+    template = AwsDriver(world.configuration).az_power_template(AZS[0])
+
+    used = set()
+    for name, action in template["actions"].items():
+        key, resource_type = FIS_ACTIONS[action["actionId"]]
+        assert list(action["targets"]) == [key], name
+        target = template["targets"][action["targets"][key]]
+        assert target["resourceType"] == resource_type, name
+        used.add(action["targets"][key])
+    assert used == set(template["targets"])  # FIS refuses unused targets
