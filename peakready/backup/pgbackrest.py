@@ -226,7 +226,8 @@ class PgBackRest:
                     last_contiguous, last_mtime = name[:24], mtime
             else:
                 missing.append(Segment.name_at(start.timeline, position))
-        newest = segments.get(end)
+        after = [p for p in segments if p >= start.position]
+        newest = segments[max(after)] if after else None
         return ArchiveCheck(
             first=first,
             last=newest[0][:24] if newest else None,

@@ -91,8 +91,8 @@ class MiniLab:
             cursor = conn.execute(statement)
             return list(cursor.fetchall()) if cursor.description else []
 
-    def full_backups(self) -> None:
-        for repo in (1, 2):
+    def full_backups(self, repos: tuple[int, ...] = (1, 2)) -> None:
+        for repo in repos:
             done = self.pgbr.run("--type=full", "backup", repo=repo, timeout=120)
             assert done.returncode == 0, done.error_line
 
@@ -170,31 +170,61 @@ class SqlOrderClient:
         self.conn.close()
 
 
-@pytest.fixture
-def minilab() -> Iterator[MiniLab]:
-    """PostgreSQL 15 archiving through pgBackRest into two repositories, torn down after."""
+@pytest.fixture(scope="session")
+def minilab_template() -> Iterator[tuple[Path, str]]:
+    """Built once: initdb, schema, stanza, a first full backup in repo1 (as `lab up` does).
+
+    Each test gets a copy at the same path (so every config still points at it)."""
     for binary in (str(PG_BIN / "initdb"), "pgbackrest", "redis-server", "searchd"):
         _need(binary)
-    root = postgres_owned_dir("peakready-backup-test-")
-    os.chmod(root, 0o755)
-    lab = MiniLab(root=root, password=secrets.token_urlsafe(18))
+    session = postgres_owned_dir("peakready-backup-test-")
+    os.chmod(session, 0o755)
+    live = session / "live"
+    live.mkdir(mode=0o755)
+    shutil.chown(live, "postgres", "postgres")
+    lab = MiniLab(root=live, password=secrets.token_urlsafe(18))
     try:
         _setup_postgres(lab)
+        done = lab.pgbr.run("--type=full", "backup", repo=1, timeout=180)
+        assert done.returncode == 0, done.error_line
+        _stop(lab, clean=True)
+        live.rename(session / "template")
+        yield session, lab.password
+    finally:
+        _stop(lab)
+        shutil.rmtree(session, ignore_errors=True)
+
+
+@pytest.fixture
+def minilab(minilab_template: tuple[Path, str]) -> Iterator[MiniLab]:
+    """PostgreSQL 15 archiving through pgBackRest into two repositories (repo1 holding a
+    full backup, repo2 empty), torn down after the test."""
+    session, password = minilab_template
+    live = session / "live"
+    subprocess.run(["cp", "-a", str(session / "template"), str(live)], check=True)
+    lab = MiniLab(root=live, password=password)
+    try:
+        _start_postgres(lab)
         yield lab
     finally:
-        for proc in lab.procs:
-            if proc.poll() is None:
-                proc.send_signal(
-                    signal.SIGQUIT
-                    if "postgres" in " ".join(map(str, proc.args))
-                    else signal.SIGTERM
-                )
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
-        shutil.rmtree(root, ignore_errors=True)
+        _stop(lab)
+        shutil.rmtree(live, ignore_errors=True)
+
+
+def _stop(lab: MiniLab, clean: bool = False) -> None:
+    """Stop what this fixture started, by PID: PostgreSQL immediately (SIGQUIT; ``clean``:
+    fast shutdown with a checkpoint, SIGINT), others with SIGTERM."""
+    for proc in lab.procs:
+        if proc.poll() is None:
+            is_postgres = "postgres" in " ".join(map(str, proc.args))
+            pg_signal = signal.SIGINT if clean else signal.SIGQUIT
+            proc.send_signal(pg_signal if is_postgres else signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+    lab.procs.clear()
 
 
 def _setup_postgres(lab: MiniLab) -> None:
@@ -260,16 +290,7 @@ shared_buffers = 32MB
 max_wal_size = 256MB
 """
         )
-    with open(root / "pg.log", "ab") as log:
-        proc = subprocess.Popen(
-            as_postgres([str(PG_BIN / "postgres"), "-D", str(lab.data)]),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd="/",
-            start_new_session=True,
-        )
-    lab.procs.append(proc)
-    assert wait_for(lambda: _connects(lab), 20), (root / "pg.log").read_text()[-2000:]
+    _start_postgres(lab)
     lab.sql("CREATE DATABASE shop", dbname="postgres")
     lab.sql(SCHEMA)
     lab.sql(
@@ -278,6 +299,19 @@ max_wal_size = 256MB
     )
     done = lab.pgbr.run("stanza-create", timeout=60)
     assert done.returncode == 0, done.error_line
+
+
+def _start_postgres(lab: MiniLab) -> None:
+    with open(lab.root / "pg.log", "ab") as log:
+        proc = subprocess.Popen(
+            as_postgres([str(PG_BIN / "postgres"), "-D", str(lab.data)]),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd="/",
+            start_new_session=True,
+        )
+    lab.procs.append(proc)
+    assert wait_for(lambda: _connects(lab), 20), (lab.root / "pg.log").read_text()[-2000:]
 
 
 def _connects(lab: MiniLab) -> bool:
