@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from peakready.errors import PeakreadyError
-from peakready.lab import observe, proc, runtime, state
+from peakready.lab import observe, plan, proc, runtime, state
 from peakready.topology import Topology
 
 REPO = Path(__file__).resolve().parents[3]
@@ -41,8 +42,8 @@ def test_every_server_port_is_distinct_and_named() -> None:
 
 
 def test_outputs_carry_every_design_key() -> None:
-    plan = runtime.make_plan(dev_topology())
-    outputs = plan.outputs("pg-eu-central-1b")
+    lab_plan = plan.make_plan(dev_topology())
+    outputs = lab_plan.outputs("pg-eu-central-1b")
     assert set(outputs) == {
         "stack",
         "target",
@@ -61,7 +62,7 @@ def test_outputs_carry_every_design_key() -> None:
 
 
 def test_app_dsn_is_multi_host_and_read_write() -> None:
-    dsn = runtime.make_plan(dev_topology()).dsn("read-write")
+    dsn = plan.make_plan(dev_topology()).dsn("read-write")
     assert "host=127.0.0.1,127.0.0.1,127.0.0.1" in dsn
     assert "port=20030,20031,20032" in dsn
     assert "target_session_attrs=read-write" in dsn
@@ -69,9 +70,9 @@ def test_app_dsn_is_multi_host_and_read_write() -> None:
 
 
 def test_binary_override_that_is_missing_names_the_setting(tmp_path: Path) -> None:
-    plan = runtime.make_plan(dev_topology(binaries={"haproxy": str(tmp_path / "haproxy")}))
+    lab_plan = plan.make_plan(dev_topology(binaries={"haproxy": str(tmp_path / "haproxy")}))
     with pytest.raises(PeakreadyError) as caught:
-        plan.resolve_binaries()
+        lab_plan.resolve_binaries()
     assert caught.value.lines == [
         f"peakready:lab.binaries.haproxy: {tmp_path / 'haproxy'} is not an executable file"
     ]
@@ -80,15 +81,15 @@ def test_binary_override_that_is_missing_names_the_setting(tmp_path: Path) -> No
 def test_binary_missing_from_path_names_the_debian_package(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real_which = runtime.shutil.which
+    real_which = plan.shutil.which
 
     def which(name: str, path: str | None = None) -> str | None:
         return None if name == "searchd" else real_which(name, path=path)
 
-    monkeypatch.setattr(runtime.shutil, "which", which)
-    plan = runtime.make_plan(dev_topology())
+    monkeypatch.setattr(plan.shutil, "which", which)
+    lab_plan = plan.make_plan(dev_topology())
     with pytest.raises(PeakreadyError) as caught:
-        plan.resolve_binaries()
+        lab_plan.resolve_binaries()
     assert len(caught.value.lines) == 1
     assert "searchd: not found on PATH (Debian package sphinxsearch" in caught.value.lines[0]
 
@@ -172,8 +173,13 @@ def test_up_on_a_stale_state_file_is_one_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PEAKREADY_LAB_DIR", str(tmp_path))
+    # One PID that no longer exists, one that runs but is not the lab's (reused).
+    processes = [
+        {"name": "haproxy", "pid": 2**22 + 7},
+        {"name": "supervisor", "pid": os.getpid()},
+    ]
     (tmp_path / "state.json").write_text(
-        json.dumps({"stack": "dev", "processes": [{"name": "haproxy", "pid": 2**22 + 7}]})
+        json.dumps({"stack": "dev", "lab_dir": str(tmp_path), "processes": processes})
     )
     with pytest.raises(PeakreadyError) as caught:
         runtime.running_state("dev")
