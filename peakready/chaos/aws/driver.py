@@ -58,6 +58,8 @@ __all__ = ["AwsDriver"]
 FIS_DONE = ("completed", "stopped", "failed", "cancelled")
 FIS_ACTIVE = ("pending", "initiating", "running")
 FAULT_AZ_POWER = "az-power"
+#: ELB target health states that mean a target is not serving yet (or any more).
+TARGETS_NOT_READY = {"initial", "unhealthy", "unavailable"}
 
 
 class AwsDriver:
@@ -108,8 +110,9 @@ class AwsDriver:
         healthy = sum(1 for i in self.app_instances() if i["healthy"])
         desired = int(group["DesiredCapacity"])
         targets = self._target_health(group)
-        # every registered target healthy (none initial, draining or unhealthy)
-        targets_ok = all(set(t) <= {"healthy"} for t in targets.values())
+        # no target on its way in or failing; "draining"/"unhealthy.draining" (the lost
+        # instance, for the deregistration delay) and "unused" take no traffic
+        targets_ok = not any(set(t) & TARGETS_NOT_READY for t in targets.values())
         return {
             "desired": desired,
             "healthy": healthy,

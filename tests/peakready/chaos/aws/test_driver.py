@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 import chaosaws.elasticache.actions
+import chaosaws.elbv2.probes
 import pytest
 from chaoslib.exceptions import ActivityFailed
 
@@ -448,3 +449,44 @@ def test_every_fis_action_targets_a_defined_target_of_the_right_type(world: Any)
         assert target["resourceType"] == resource_type, name
         used.add(action["targets"][key])
     assert used == set(template["targets"])  # FIS refuses unused targets
+
+
+@pytest.mark.parametrize(
+    ("states", "ok"),
+    [
+        (["healthy", "healthy", "healthy", "draining"], True),  # the lost one deregistering
+        (["healthy", "healthy", "initial"], False),  # the replacement not serving yet
+        (["healthy", "healthy", "unhealthy"], False),
+    ],
+)
+def test_group_at_desired_reads_the_load_balancer_target_states(
+    world: Any, stub: Any, states: list[str], ok: bool
+) -> None:
+    tg_name = "tg-" + world.stack
+    shared_elbv2 = stub(shared, "elbv2")
+    shared_elbv2.add_response(
+        "describe_target_groups",
+        {"TargetGroups": [{"TargetGroupName": tg_name, "TargetGroupArn": world.target_group_arn}]},
+        {"TargetGroupArns": [world.target_group_arn]},
+    )
+    probes_elbv2 = stub(chaosaws.elbv2.probes, "elbv2")
+    probes_elbv2.add_response(
+        "describe_target_groups",
+        {"TargetGroups": [{"TargetGroupName": tg_name, "TargetGroupArn": world.target_group_arn}]},
+        {"Names": [tg_name]},
+    )
+    probes_elbv2.add_response(
+        "describe_target_health",
+        {
+            "TargetHealthDescriptions": [
+                {"Target": {"Id": f"i-{n}"}, "TargetHealth": {"State": state}}
+                for n, state in enumerate(states)
+            ]
+        },
+        {"TargetGroupArn": world.target_group_arn},
+    )
+
+    state = AwsDriver(world.configuration).app_group_at_desired()
+
+    assert state["targets"][tg_name]["healthy"] == states.count("healthy")
+    assert state["ok"] is ok
