@@ -8,6 +8,7 @@ Everything binds 127.0.0.1 on ports of this area's block and is torn down after 
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -110,6 +111,25 @@ class MiniLab:
         archived = lambda: self.sql("SELECT last_archived_wal FROM pg_stat_archiver")[0][0] or ""  # noqa: E731
         assert wait_for(lambda: archived() >= segment, 30), f"{segment} never archived"
         return segment
+
+    def write_state(self) -> Path:
+        """A ``state.json`` + ``secrets.json`` as ``lab up`` writes them; returns the lab dir."""
+        (self.root / "state.json").write_text(
+            json.dumps(
+                {
+                    "stack": "dev",
+                    "lab_dir": str(self.root),
+                    "port_base": self.port_base,
+                    "processes": [],
+                    "outputs": {},
+                    "endpoints": self.endpoints,
+                }
+            )
+        )
+        secrets_file = self.root / "secrets.json"
+        secrets_file.write_text(json.dumps(self.secrets()))
+        secrets_file.chmod(0o600)
+        return self.root
 
     def start_redis(self) -> None:
         conf = self.root / "redis.conf"

@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from typer.testing import CliRunner
 
+from peakready.backup import cli as backup_cli
+from peakready.backup.actions import recoverable_within_rpo
 from peakready.backup.lab import run_backup_drill
 from peakready.backup.pgbackrest import Segment
 from peakready.topology import Topology
@@ -134,3 +137,22 @@ def test_backup_older_than_the_rpo_policy_is_a_breach(
         assert "WAL archiving failing since" in policy["breach"]
     assert sum("RPO policy breach" in r for r in summary["reasons"]) == 2
     assert summary["backup_age_s"] >= 3
+
+
+def test_schedule_takes_the_due_first_full_and_the_probe_sees_it(
+    minilab: MiniLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PEAKREADY_LAB_DIR", str(minilab.write_state()))
+    runner = CliRunner()
+    shown = runner.invoke(backup_cli.app, ["schedule", "--stack", "dev"])
+    assert shown.exit_code == 0, shown.output
+    assert "no full backup yet" in shown.output  # repo2 is empty
+    assert not recoverable_within_rpo(configuration={"peakready_stack": "dev"})
+
+    taken = runner.invoke(backup_cli.app, ["schedule", "--stack", "dev", "--run"])
+    assert taken.exit_code == 0, taken.output
+    assert "repo2: full backup" in taken.output and "ok" in taken.output
+    assert [b.type for b in minilab.pgbr.backups(repo=2)] == ["full"]
+    assert recoverable_within_rpo(configuration={"peakready_stack": "dev"})
+    again = runner.invoke(backup_cli.app, ["schedule", "--stack", "dev"])
+    assert "no full backup yet" not in again.output
