@@ -8,7 +8,9 @@ it at ``lab up``); :func:`sphinx_index_config` renders the matching index defini
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -71,8 +73,12 @@ class SphinxSearch:
         self.runner = runner
         self.guard = guard
         self.timeout_s = timeout_s
+        # A frozen host accepts connections and never answers: no single host may take
+        # the whole bound, so two attempts always fit in it.
+        attempt_s = 0.45 * timeout_s
+        self.nodes = [SphinxNode(h, p, attempt_s) for h, p in self.hosts]
         self.host_guards = [
-            DependencyGuard(f"searchd {h}:{p}", timeout_s, backoff_s) for h, p in self.hosts
+            DependencyGuard(f"searchd {h}:{p}", attempt_s, backoff_s) for h, p in self.hosts
         ]
 
     def search(self, q: str) -> list[dict[str, Any]]:
@@ -82,34 +88,115 @@ class SphinxSearch:
         return self.runner.call(self.guard, lambda: self._search_hosts(words))
 
     def check(self) -> None:
-        self._search_hosts("ping")
+        """Query every node (a background probe): refreshes each node's state and keeps a
+        warm connection to each, so that failing over to the next node costs one round trip.
+        """
+        errors: list[str] = []
+        for node, guard in zip(self.nodes, self.host_guards, strict=True):
+            try:
+                node.query(self.index, "ping")
+            except (pymysql.MySQLError, OSError) as exc:
+                guard.mark_down(str(exc))
+                errors.append(f"{node.host}:{node.port}: {exc}")
+            else:
+                guard.mark_up()
+        if len(errors) == len(self.nodes):
+            raise DependencyDown("search: " + "; ".join(errors))
 
     # private
 
     def _search_hosts(self, words: str) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + self.timeout_s
+        """Hosts in order, skipping those backing off; a failed host backs off."""
+        deadline = time.monotonic() + 0.9 * self.timeout_s
         errors: list[str] = []
         candidates = [
-            (host, guard)
-            for host, guard in zip(self.hosts, self.host_guards, strict=True)
+            (node, guard)
+            for node, guard in zip(self.nodes, self.host_guards, strict=True)
             if not guard.backing_off
-        ] or list(zip(self.hosts, self.host_guards, strict=True))
-        for (host, port), guard in candidates:
-            left = deadline - time.monotonic()
-            if left <= 0.01:
+        ] or list(zip(self.nodes, self.host_guards, strict=True))
+        for node, guard in candidates:
+            if deadline - time.monotonic() < 0.01:
                 break
             try:
-                hits = sphinx_query(host, port, self.index, words, left)
+                hits = node.query(self.index, words)
             except (pymysql.MySQLError, OSError) as exc:
                 guard.mark_down(str(exc))
-                errors.append(f"{host}:{port}: {exc}")
+                errors.append(f"{node.host}:{node.port}: {exc}")
                 continue
             guard.mark_up()
             return hits
         raise DependencyDown("search: " + ("; ".join(errors) or "no host answered in time"))
 
 
-def sphinx_connect(host: str, port: int, timeout_s: float) -> pymysql.connections.Connection:
+class SphinxNode:
+    """One searchd: a few kept-alive SphinxQL connections (one round trip per query)."""
+
+    KEEP = 4
+    MAX_IDLE_S = 60.0  # well below searchd's sphinxql_timeout (900 s)
+
+    def __init__(self, host: str, port: int, timeout_s: float) -> None:
+        self.host, self.port, self.timeout_s = host, port, timeout_s
+        self._idle: list[tuple[float, pymysql.connections.Connection]] = []
+        self._lock = threading.Lock()
+
+    def query(self, index: str, words: str) -> list[dict[str, Any]]:
+        conn = self._take()
+        if conn is not None:
+            try:
+                return self._run(conn, index, words)
+            except (pymysql.MySQLError, OSError) as exc:
+                if "timed out" in str(exc):
+                    raise  # a frozen host: do not pay the timeout twice
+                # else the server closed an idle connection: one fresh try below
+        return self._run(sphinx_connect(self.host, self.port, self.timeout_s), index, words)
+
+    def _run(
+        self, conn: pymysql.connections.Connection, index: str, words: str
+    ) -> list[dict[str, Any]]:
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    f"SELECT id, title, price FROM {index} WHERE MATCH(%s) LIMIT {MAX_HITS}",
+                    (words,),
+                )
+                rows = cur.fetchall()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                conn.close()
+            raise
+        self._give(conn)
+        return [{"id": int(r[0]), "name": str(r[1]), "price": round(float(r[2]), 2)} for r in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for _, conn in idle:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def _take(self) -> pymysql.connections.Connection | None:
+        with self._lock:
+            while self._idle:
+                since, conn = self._idle.pop()
+                if time.monotonic() - since < self.MAX_IDLE_S:
+                    return conn
+                with contextlib.suppress(Exception):
+                    conn.close()
+        return None
+
+    def _give(self, conn: pymysql.connections.Connection) -> None:
+        with self._lock:
+            if len(self._idle) < self.KEEP:
+                self._idle.append((time.monotonic(), conn))
+                return
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
+def sphinx_connect(
+    host: str, port: int, timeout_s: float, autocommit: bool | None = None
+) -> pymysql.connections.Connection:
+    """A SphinxQL connection whose every network wait is bounded by ``timeout_s``."""
     return pymysql.connect(
         host=host,
         port=port,
@@ -117,24 +204,19 @@ def sphinx_connect(host: str, port: int, timeout_s: float) -> pymysql.connection
         connect_timeout=max(timeout_s, 0.01),
         read_timeout=max(timeout_s, 0.01),
         write_timeout=max(timeout_s, 0.01),
-        autocommit=True,
+        autocommit=autocommit,  # None: no extra SET AUTOCOMMIT round trip
     )
 
 
 def sphinx_query(
     host: str, port: int, index: str, words: str, timeout_s: float
 ) -> list[dict[str, Any]]:
-    conn = sphinx_connect(host, port, timeout_s)
+    """One query on a fresh connection (tools and tests; the app keeps connections)."""
+    node = SphinxNode(host, port, timeout_s)
     try:
-        with conn.cursor() as cur:
-            cur.execute(
-                f"SELECT id, title, price FROM {index} WHERE MATCH(%s) LIMIT {MAX_HITS}",
-                (words,),
-            )
-            rows = cur.fetchall()
+        return node.query(index, words)
     finally:
-        conn.close()
-    return [{"id": int(r[0]), "name": str(r[1]), "price": round(float(r[2]), 2)} for r in rows]
+        node.close()
 
 
 class OpenSearchSearch:
@@ -214,7 +296,7 @@ def feed_sphinx(
         raise ValueError(f"search index name {index!r}: expected letters, digits, _")
     rows = conn.execute("SELECT id, name, price FROM products ORDER BY id").fetchall()
     for host, port in hosts:
-        sphinx = sphinx_connect(host, port, timeout_s)
+        sphinx = sphinx_connect(host, port, timeout_s, autocommit=True)
         try:
             with sphinx.cursor() as cur:
                 for start in range(0, len(rows), 500):

@@ -277,29 +277,33 @@ def redis_servers(workdir: Path) -> Iterator[Redis]:
             server.stop()
 
 
-@pytest.fixture(scope="session")
-def searchd(workdir: Path) -> Iterator[Server]:
-    if shutil.which("searchd") is None:
-        pytest.skip("searchd is not installed (make setup)")
+def make_searchd(root: Path, port: int, api_port: int) -> Server:
+    """One searchd with the app's RT index ``products``, not started yet."""
     from peakready.app.search import sphinx_index_config
 
-    root = workdir / "sphinx"
     root.mkdir()
     conf = root / "sphinx.conf"
     conf.write_text(
         sphinx_index_config("products", str(root / "products")) + "searchd\n{\n"
-        f"    listen = 127.0.0.1:{SEARCH_PORT}:mysql41\n"
-        f"    listen = 127.0.0.1:{SEARCH_API_PORT}\n"
+        f"    listen = 127.0.0.1:{port}:mysql41\n"
+        f"    listen = 127.0.0.1:{api_port}\n"
         f"    log = {root}/searchd.log\n    query_log = {root}/query.log\n"
         f"    pid_file = {root}/searchd.pid\n    binlog_path = {root}\n"
         "    workers = threads\n}\n"
     )
-    server = Server(
-        "searchd",
+    return Server(
+        f"searchd-{port}",
         ["searchd", "--config", str(conf), "--nodetach"],
-        SEARCH_PORT,
+        port,
         root / "stdout.log",
     )
+
+
+@pytest.fixture(scope="session")
+def searchd(workdir: Path) -> Iterator[Server]:
+    if shutil.which("searchd") is None:
+        pytest.skip("searchd is not installed (make setup)")
+    server = make_searchd(workdir / "sphinx", SEARCH_PORT, SEARCH_API_PORT)
     try:
         server.start()
         yield server
@@ -407,6 +411,7 @@ class Helpers:
     """Conftest functions for test modules (importlib mode cannot import conftest)."""
 
     make_redis: Callable[[Path, tuple[int, int], int], Redis]
+    make_searchd: Callable[[Path, int, int], Server]
     start_app: Callable[..., App]
     wait_for: Callable[[Callable[[], bool], float, str], None]
     port_open: Callable[[int], bool]
@@ -414,4 +419,4 @@ class Helpers:
 
 @pytest.fixture(scope="session")
 def helpers() -> Helpers:
-    return Helpers(make_redis, start_app, wait_for, port_open)
+    return Helpers(make_redis, make_searchd, start_app, wait_for, port_open)
