@@ -121,8 +121,12 @@ class AwsDriver:
         }
 
     def kill_app_instance(self, az: str | None = None) -> dict[str, Any]:
-        """Terminate one in-service instance of the group (in ``az`` when given)."""
+        """Terminate one in-service instance of the group (in ``az`` when given):
+        ``{"id", "az", "group"}``."""
         name = self.stack_outputs.require("app_group")
+        if az is not None:
+            self.check_az(az)
+        placed = {i["id"]: i["az"] for i in self.app_instances()}
         if az is None:
             done = asg_actions.terminate_random_instances(
                 asg_names=[name],
@@ -132,7 +136,6 @@ class AwsDriver:
             )
             victim = done[0]["TerminatingInstances"][0]["InstanceId"]
         else:
-            self.check_az(az)
             # terminate_random_instances(az=…) would take every instance of that AZ;
             # the contract is one instance, so pick it here and let chaosaws terminate it.
             in_az = [i for i in self.app_instances() if i["az"] == az and i["healthy"]]
@@ -142,7 +145,6 @@ class AwsDriver:
             ec2_actions.terminate_instances(
                 instance_ids=[victim], configuration=self.configuration, secrets=self.secrets
             )
-        placed = {i["id"]: i["az"] for i in self.app_instances()}
         return {"id": victim, "az": placed.get(victim, az), "group": name}
 
     # a whole availability zone -----------------------------------------------------

@@ -61,8 +61,11 @@ def test_kill_app_instance_terminates_one_instance_in_the_requested_az(world: An
 def test_group_refills_to_desired_after_an_instance_is_killed(world: Any) -> None:
     driver = AwsDriver(world.configuration)
 
+    before = {i["InstanceId"]: i["AvailabilityZone"] for i in _group_instances(world)}
+
     killed = driver.kill_app_instance()
 
+    assert killed["az"] == before[killed["id"]]
     current = [i["InstanceId"] for i in _group_instances(world)]
     assert killed["id"] not in current
     state = driver.app_group_at_desired()
