@@ -65,7 +65,7 @@ class DependencyGuard:
 class BoundedRunner:
     """Runs dependency calls on worker threads and waits for each at most its guard's bound."""
 
-    def __init__(self, workers: int = 16) -> None:
+    def __init__(self, workers: int = 32) -> None:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dependency")
 
     def call(
