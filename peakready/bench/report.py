@@ -121,6 +121,10 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {_n(sf.get('requests_per_instance'))} | {_n(inst.get('p99_ms'))} "
             f"| {_x(_spread(inst))} | {_n((sf.get('instance_search') or {}).get('concurrency'))} |",
         ]
+        for path, used in (sf.get("cpu_ms_per_op") or {}).items():
+            top = sorted(used.items(), key=lambda kv: -kv[1])
+            parts = ", ".join(f"{kind} {ms:.2f}" for kind, ms in top if ms >= 0.01)
+            out.append(f"\nCPU ms per operation ({path}): {parts}")
     wall = results.get("wall_s") or {}
     if wall:
         out += ["", "| wall time | seconds | exit | target |", "| --- | ---: | ---: | ---: |"]

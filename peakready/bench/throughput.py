@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import psycopg
 
 from peakready.app.db import _place_order  # the storefront's own order transaction
-from peakready.bench import capacity
+from peakready.bench import capacity, cpu
 from peakready.bench.capacity import Capacity, Step
 from peakready.bench.load import Request, db_step, http_step, order_request
 from peakready.bench.stats import summarise
@@ -52,6 +52,26 @@ class Throughput:
     confirm_db: list[Step] = field(default_factory=list)
     confirm_instance: list[Step] = field(default_factory=list)
     instance: str = ""
+    cpu: dict[str, dict[str, float]] = field(default_factory=dict)  # path → kind → CPU s
+    cpu_ops: dict[str, int] = field(default_factory=dict)
+
+    def account(self, path: str, state: LabState, step: Callable[[], Step]) -> Step:
+        """Run ``step``, adding the lab's CPU time per kind over it to ``path``'s tally."""
+        before = cpu.snapshot(state)
+        result = step()
+        after = cpu.snapshot(state)
+        tally = self.cpu.setdefault(path, {})
+        for kind, used in after.items():
+            tally[kind] = tally.get(kind, 0.0) + max(used - before.get(kind, 0.0), 0.0)
+        self.cpu_ops[path] = self.cpu_ops.get(path, 0) + result.ok
+        return result
+
+    def cpu_ms_per_op(self) -> dict[str, dict[str, float]]:
+        zero = dict.fromkeys(cpu.KINDS, 0.0)
+        return {
+            path: cpu.per_operation(zero, used, self.cpu_ops.get(path, 0))
+            for path, used in self.cpu.items()
+        }
 
     def ratio(self) -> float | None:
         http = [s.rate for s in self.confirm_http]
@@ -89,6 +109,7 @@ class Throughput:
             "instance": self.instance,
             "instance_requests": figure(self.confirm_instance),
             "instance_search": self.per_instance.as_dict() if self.per_instance else None,
+            "cpu_ms_per_op": self.cpu_ms_per_op(),
         }
 
 
@@ -113,9 +134,15 @@ def measure(
     level = best.concurrency if best else 1
     for i in range(repeats):  # alternate, so both paths see the same background load
         say(f"confirm {i + 1}/{repeats}: orders via HAProxy, {level} clients")
-        result.confirm_http.append(http_step(http_port, level, _orders, seconds))
+        step = result.account(
+            "orders_haproxy", state, lambda: http_step(http_port, level, _orders, seconds)
+        )
+        result.confirm_http.append(step)
         say(f"confirm {i + 1}/{repeats}: orders straight to PostgreSQL, {level} clients")
-        result.confirm_db.append(db_step(db.connect, db.order, level, seconds))
+        step = result.account(
+            "orders_direct_db", state, lambda: db_step(db.connect, db.order, level, seconds)
+        )
+        result.confirm_db.append(step)
 
     instance = _instance(state)
     result.instance = str(instance["id"])
@@ -130,7 +157,10 @@ def measure(
     if best is not None:
         for i in range(repeats):
             say(f"confirm {i + 1}/{repeats}: one instance, {best.concurrency} clients")
-            result.confirm_instance.append(http_step(port, best.concurrency, _mixed, seconds))
+            step = result.account(
+                "instance_mix", state, lambda: http_step(port, best.concurrency, _mixed, seconds)
+            )
+            result.confirm_instance.append(step)
     return result
 
 
