@@ -44,7 +44,7 @@ import psycopg
 from peakready.backup.ledger import HttpOrderClient, Ledger, LedgerEntry, OrderClient, place_batch
 from peakready.backup.pgbackrest import ArchiveCheck, BackupInfo, PgBackRest, Segment
 from peakready.backup.redis_restore import drill_redis
-from peakready.backup.schedule import run_due_backups
+from peakready.backup.schedule import due_for_repo, run_due_backups, schedules
 from peakready.backup.scratch import (
     ScratchPostgres,
     free_port,
@@ -161,6 +161,8 @@ class Policy:
     recoverable_until: str | None
     exposure_s: float | None
     breach: str | None
+    note: str | None = None
+    schedule: str | None = None  # what the stack's cadence says is due in this repository
 
     def summary(self) -> dict[str, Any]:
         return asdict(self)
@@ -259,8 +261,11 @@ def run_backup_drill(
         # 1. as found ------------------------------------------------------------
         archiver = lab.archiver()
         backups = lab.pgbr.backups()
+        full, diff = schedules(topology)
         for repo in lab.pgbr.repos:
-            result.policy.append(_policy(lab.pgbr, repo, backups, archiver, objective, time.time()))
+            policy = _policy(lab.pgbr, repo, backups, archiver, objective, time.time())
+            policy.schedule = due_for_repo(repo, backups, full, diff, datetime.now(UTC)).reason
+            result.policy.append(policy)
         result.backups_taken = run_due_backups(topology, lab.pgbr, only_missing=True)
         for taken in result.backups_taken:
             if not taken["ok"]:
@@ -568,6 +573,12 @@ def _policy(
             f"{now - newest.stop:.0f} s ago and {wal}; newest recoverable point is "
             f"{exposure:.0f} s old, the stack allows {objective.rpo_s:g} s"
         )
+    note = None
+    if breach is None and now - newest.stop > objective.rpo_s:
+        note = (
+            f"newest backup {newest.label} is {now - newest.stop:.0f} s old (RPO"
+            f" {objective.rpo_s:g} s); archived WAL without a gap covers the rest"
+        )
     return Policy(
         repo,
         objective.rpo_s,
@@ -576,6 +587,7 @@ def _policy(
         _iso(covered),
         round(exposure, 1),
         breach,
+        note,
     )
 
 

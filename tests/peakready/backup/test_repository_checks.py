@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from peakready.backup.lab import _covered_until, _gap_text, _recovery_failure
+from peakready.backup.lab import _covered_until, _gap_text, _policy, _recovery_failure
 from peakready.backup.pgbackrest import ArchiveCheck, BackupInfo, PgBackRest, Segment
 from peakready.errors import PeakreadyError
+from peakready.topology import Objective
 
 
 @pytest.fixture
@@ -182,3 +184,32 @@ def test_a_repository_lagging_behind_the_archiver_is_not_covered() -> None:
     check = ArchiveCheck(seg(2), seg(6), [], seg(6), NOW - 600)
     archiver = {"last_archived_wal": seg(9), "failing": False}
     assert _covered_until(NEWEST, check, archiver, NOW) == NOW - 600
+
+
+def test_old_backup_with_wal_covering_is_no_breach_but_a_note(repo: PgBackRest) -> None:
+    archive(repo, [seg(n) for n in range(2, 10)], mtime=NOW - 60)
+    archiver = {"last_archived_wal": seg(9), "failing": False}
+    policy = _policy(repo, 1, [NEWEST], archiver, Objective(rto_s=600, rpo_s=300), NOW)
+    assert (policy.breach, policy.exposure_s, policy.backup_age_s) == (None, 0.0, 880.0)
+    assert policy.note == (
+        "newest backup L is 880 s old (RPO 300 s); archived WAL without a gap covers the rest"
+    )
+
+
+def test_old_backup_without_wal_covering_is_a_breach_naming_the_gap(repo: PgBackRest) -> None:
+    archive(repo, [seg(2), seg(3), seg(5)], mtime=NOW - 870)
+    archiver = {"last_archived_wal": seg(5), "failing": False}
+    policy = _policy(repo, 1, [NEWEST], archiver, Objective(rto_s=600, rpo_s=300), NOW)
+    assert policy.exposure_s == 869.0  # the mtime of segment 3, the last before the gap
+    assert policy.breach == (
+        "repo1: RPO policy breach: newest backup L finished 880 s ago and archived WAL reaches"
+        f" only {datetime.fromtimestamp(NOW - 869, UTC).isoformat(timespec='milliseconds')}"
+        " (WAL gap: 1 segment(s) missing from the archive:"
+        f" {seg(4)} (archive runs from {seg(2)} to {seg(5)})); newest recoverable point is"
+        " 869 s old, the stack allows 300 s"
+    )
+
+
+def test_a_repository_without_backups_has_no_age_and_no_breach(repo: PgBackRest) -> None:
+    policy = _policy(repo, 2, [NEWEST], {}, Objective(rto_s=600, rpo_s=300), NOW)
+    assert (policy.backup_age_s, policy.breach) == (None, None)
