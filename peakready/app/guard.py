@@ -61,6 +61,18 @@ class DependencyGuard:
             self._down_until = 0.0
             self._last_error = ""
 
+    def start_probe(self) -> bool:
+        """Claim the single probe slot; False when a probe is already in flight."""
+        with self._lock:
+            if self._probing:
+                return False
+            self._probing = True
+            return True
+
+    def end_probe(self) -> None:
+        with self._lock:
+            self._probing = False
+
 
 class BoundedRunner:
     """Runs dependency calls on worker threads and waits for each at most its guard's bound."""
@@ -107,10 +119,8 @@ class BoundedRunner:
         Unlike requests, probes also run during the back-off: they notice recovery.
         Readiness uses them so that it never waits on an optional dependency.
         """
-        with guard._lock:
-            if guard._probing:
-                return
-            guard._probing = True
+        if not guard.start_probe():
+            return
 
         def run() -> None:
             try:
@@ -120,14 +130,12 @@ class BoundedRunner:
             else:
                 guard.mark_up()
             finally:
-                with guard._lock:
-                    guard._probing = False
+                guard.end_probe()
 
         try:
             self._pool.submit(run)
         except RuntimeError:  # shutting down
-            with guard._lock:
-                guard._probing = False
+            guard.end_probe()
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
