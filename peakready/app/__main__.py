@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
+from types import FrameType
+from typing import TYPE_CHECKING
 
 from peakready.errors import PeakreadyError
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from peakready.app.main import Storefront
 
 
 def main() -> int:
@@ -40,8 +49,9 @@ def main() -> int:
             print(f"peakready-app: error: {exc}", file=sys.stderr)
             return 1
         settings = settings.model_copy(update={"migrate": False})
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
@@ -49,7 +59,38 @@ def main() -> int:
         timeout_graceful_shutdown=10,
         lifespan="on",
     )
+    server = drain_first(uvicorn.Server, config, app.state.storefront, settings.drain_s)
+    server.run()
     return 0
+
+
+def drain_first(
+    server_class: type[uvicorn.Server],
+    config: uvicorn.Config,
+    storefront: Storefront,
+    drain_s: float,
+) -> uvicorn.Server:
+    """A uvicorn server whose first SIGTERM only turns readiness off for ``drain_s``.
+
+    The load balancer's health check takes the instance out of rotation while it still
+    serves; then uvicorn's own graceful shutdown finishes what is in flight. A second
+    signal (or SIGINT) stops at once.
+    """
+
+    class DrainingServer(server_class):  # type: ignore[misc,valid-type]
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if drain_s > 0 and sig == signal.SIGTERM and not storefront.draining:
+                storefront.draining = True
+                logging.getLogger("peakready.app").warning(
+                    "SIGTERM: draining for %.1fs before shutting down", drain_s
+                )
+                timer = threading.Timer(drain_s, super().handle_exit, (sig, None))
+                timer.daemon = True
+                timer.start()
+                return
+            super().handle_exit(sig, frame)
+
+    return DrainingServer(config)
 
 
 if __name__ == "__main__":

@@ -80,6 +80,7 @@ class Storefront:
         self.search: SearchBackend = _make_search(settings, self.runner, self.search_guard)
         self.metrics = Metrics(settings.az, settings.instance_id)
         self.db_degraded = False
+        self.draining = False  # set by the first SIGTERM when DRAIN_S > 0
         self.db_log = RateLimitedLog("database unavailable", every_s=5.0)
 
     def open(self) -> None:
@@ -211,6 +212,9 @@ def create_app(settings: AppSettings) -> FastAPI:
     @app.get("/readyz")
     def readyz() -> JSONResponse:
         body: dict[str, Any] = {"az": settings.az, "instance": settings.instance_id}
+        if sf.draining:
+            body.update(status="draining")
+            return JSONResponse(body, status_code=503)
         try:
             sf.store.ping(timeout_s=min(2.0, settings.db_pool_timeout_s))
         except db.DatabaseUnavailable as exc:

@@ -51,6 +51,7 @@ class AppSettings(BaseSettings):
     seed_products: int = Field(100, ge=0)
     initial_stock: int = Field(1000, ge=0)
 
+    drain_s: float = Field(0.0, ge=0, le=120)
     log_level: str = "warning"
 
     def sentinel_addresses(self) -> list[tuple[str, int]]:

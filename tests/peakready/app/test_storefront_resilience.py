@@ -157,3 +157,29 @@ def test_sigterm_finishes_the_request_in_flight(
     assert results and results[0].status_code == 201
     # uvicorn re-raises SIGTERM after its graceful shutdown: "terminated by SIGTERM".
     assert app.server.proc.wait(10) in (0, -signal.SIGTERM)
+
+
+DRAIN_APP_PORT = 23105
+
+
+def test_sigterm_with_drain_turns_readiness_off_while_still_serving(
+    workdir: Path, postgres: Postgres, extra_apps: list[App], helpers: Helpers
+) -> None:
+    app = helpers.start_app(workdir, postgres, DRAIN_APP_PORT, None, None, drain_s="2")
+    extra_apps.append(app)
+    assert app.server.proc is not None
+    app.server.proc.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    ready = httpx.get(f"{app.url}/readyz", timeout=5)
+    assert (ready.status_code, ready.json()["status"]) == (503, "draining")
+    order = httpx.post(
+        f"{app.url}/orders",
+        json={"product_id": 21, "quantity": 1},
+        headers={"Idempotency-Key": f"drain-{uuid.uuid4()}"},
+        timeout=5,
+    )
+    assert order.status_code == 201  # still serving while the balancer takes it out
+    assert time.monotonic() - signalled < 1.5
+    helpers.wait_for(lambda: not helpers.port_open(DRAIN_APP_PORT), 10, "listener closed")
+    assert time.monotonic() - signalled >= 2.0
+    assert app.server.proc.wait(10) in (0, -signal.SIGTERM)
