@@ -30,15 +30,18 @@ Nothing here trusts an exit code alone: pgBackRest's ``verify`` misses WAL gaps 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 
 from peakready.backup.ledger import HttpOrderClient, Ledger, LedgerEntry, OrderClient, place_batch
@@ -251,8 +254,33 @@ def run_backup_drill(
     """
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    result = BackupResult(started=_iso(time.time()), work_dir=str(work_dir))
     lab = _LabView(topology, state)
+    with _drill_lock(_get(state, "lab_dir") or work_dir):
+        return _run(
+            topology,
+            lab,
+            work_dir,
+            orders,
+            batch,
+            after_target,
+            check_timeout_s,
+            redis_drill,
+            search_drill,
+        )
+
+
+def _run(
+    topology: Topology,
+    lab: _LabView,
+    work_dir: Path,
+    orders: OrderClient | None,
+    batch: int,
+    after_target: int,
+    check_timeout_s: int,
+    redis_drill: bool,
+    search_drill: bool,
+) -> BackupResult:
+    result = BackupResult(started=_iso(time.time()), work_dir=str(work_dir))
     objective = topology.objective(SCENARIO)
     ledger = Ledger()
     client = orders or HttpOrderClient(lab.endpoint)
@@ -336,6 +364,10 @@ def run_backup_drill(
                     lab.search_index,
                     lab.binary("searchd"),
                 )
+        return result
+    except (psycopg.Error, httpx.HTTPError, OSError) as exc:
+        line = (str(exc).strip().splitlines() or [""])[0][:300]
+        result.reasons.append(f"backup drill stopped: {type(exc).__name__}: {line}")
         return result
     finally:
         if orders is None:
@@ -708,6 +740,18 @@ def _get(state: Any, name: str) -> Any:
     if isinstance(state, dict):
         return state.get(name)
     return getattr(state, name, None)
+
+
+@contextlib.contextmanager
+def _drill_lock(folder: Any) -> Iterator[None]:
+    """One backup drill per lab at a time: they share the scratch ports."""
+    path = Path(folder) / "backup-drill.lock"
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise PeakreadyError(f"another backup drill runs on this lab ({path})") from None
+        yield
 
 
 @contextlib.contextmanager

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from peakready.backup.lab import _covered_until, _gap_text, _policy, _recovery_failure
+from peakready.backup.lab import (
+    _covered_until,
+    _drill_lock,
+    _gap_text,
+    _policy,
+    _recovery_failure,
+)
 from peakready.backup.pgbackrest import ArchiveCheck, BackupInfo, PgBackRest, Segment
 from peakready.errors import PeakreadyError
 from peakready.topology import Objective
@@ -213,3 +219,17 @@ def test_old_backup_without_wal_covering_is_a_breach_naming_the_gap(repo: PgBack
 def test_a_repository_without_backups_has_no_age_and_no_breach(repo: PgBackRest) -> None:
     policy = _policy(repo, 2, [NEWEST], {}, Objective(rto_s=600, rpo_s=300), NOW)
     assert (policy.backup_age_s, policy.breach) == (None, None)
+
+
+def test_a_second_drill_on_the_same_lab_is_refused(tmp_path: Path) -> None:
+    with (
+        _drill_lock(tmp_path),
+        pytest.raises(PeakreadyError) as caught,
+        _drill_lock(tmp_path),
+    ):
+        pass
+    assert caught.value.lines == [
+        f"another backup drill runs on this lab ({tmp_path / 'backup-drill.lock'})"
+    ]
+    with _drill_lock(tmp_path):  # released again
+        pass
