@@ -134,9 +134,10 @@ def spawn(
 ) -> subprocess.Popen[bytes]:
     """Start ``cmd`` detached (own session), output appended to ``log``.
 
-    Before it execs, the child writes its own PID into ``<cgroup>/cgroup.procs`` so the
-    server (and whatever it forks) lives in that freezer cgroup from its first
-    instruction. ``as_postgres`` runs it as the postgres user through ``setpriv``.
+    Before it execs, the child sets umask 077 and writes its own PID into
+    ``<cgroup>/cgroup.procs`` so the server (and whatever it forks) lives in that freezer
+    cgroup from its first instruction. ``as_postgres`` runs it as the postgres user
+    through ``setpriv``.
     """
     if as_postgres:
         cmd = [
@@ -149,6 +150,9 @@ def spawn(
     procs_file = str(cgroup / "cgroup.procs") if cgroup is not None else None
 
     def enter_cgroup() -> None:
+        # Servers that rewrite their own files (Sentinel, Redis CONFIG REWRITE) keep
+        # secrets in them: nothing the lab starts creates files others can read.
+        os.umask(0o077)
         if procs_file is not None:
             with open(procs_file, "w") as handle:
                 handle.write(str(os.getpid()))

@@ -178,6 +178,7 @@ def test_secrets_stay_in_private_files(lab: LabState) -> None:
         lab.lab_dir / "storefront" / "storefront.env",
         *(lab.lab_dir / "patroni").glob("*.yml"),
         *(lab.lab_dir / "redis").glob("*.conf"),
+        *(lab.lab_dir / "sentinel").glob("*/sentinel.conf"),  # rewritten by Sentinel
     ]
     for path in private:
         assert path.stat().st_mode & 0o077 == 0, path
