@@ -270,6 +270,33 @@ def test_supervisor_replaces_a_killed_instance_and_haproxy_routes_to_it(lab: Lab
     assert f"storefront/app{victim['slot']}" not in servers
 
 
+def test_supervisor_replaces_a_frozen_instance_outside_the_frozen_az(lab: LabState) -> None:
+    leader = observe.patroni_cluster(lab)["leader"]
+    redis_master = observe.sentinel_master(lab)["master"]
+    busy = {m["az"] for m in lab.endpoints["db_members"] if m["name"] == leader}
+    busy |= {r["az"] for r in lab.endpoints["redis"] if f"127.0.0.1:{r['port']}" == redis_master}
+    az = next(a for a in lab.azs if a not in busy)
+    frozen = [i for i in lab.app_group()["instances"] if i["az"] == az]
+    assert frozen
+    try:
+        control.freeze_az(lab, az)
+
+        def moved() -> bool:
+            group = lab.app_group()
+            return len(group["instances"]) == group["desired"] and all(
+                i["az"] != az for i in group["instances"]
+            )
+
+        assert eventually(moved, timeout=30, every=0.5), lab.app_group()
+        terminating = {i["id"] for i in lab.app_group()["terminating"]}
+        assert {i["id"] for i in frozen} <= terminating  # SIGKILLed, pending until thaw
+    finally:
+        control.thaw_az(lab, az)
+    assert eventually(lambda: not lab.app_group()["terminating"], timeout=15)
+    assert not any(proc.alive(i["pid"]) for i in frozen)
+    assert control.wait_healthy(LabState.load("dev"), timeout=60)["healthy"]
+
+
 def test_up_with_a_port_in_use_is_one_line_and_starts_nothing(lab: LabState) -> None:
     base = BASE + 200
     lab_dir = REPO / ".lab" / f"pytest-{base}"
