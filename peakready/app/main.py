@@ -103,6 +103,10 @@ class Storefront:
             self.read_pool.close()
 
     def update_gauges(self) -> None:
+        for pool in (self.write_pool, self.read_pool):
+            if pool is not None:
+                self.metrics.db_pool.labels(pool.name, "in_use").set(pool.in_use)
+                self.metrics.db_pool.labels(pool.name, "idle").set(pool.idle)
         self.metrics.degraded.labels("database").set(int(self.db_degraded))
         self.metrics.degraded.labels("cache").set(
             int(self.cache.enabled and self.cache_guard.degraded)

@@ -38,6 +38,12 @@ class Metrics:
             "Requests answered with an existing order",
             registry=self.registry,
         )
+        self.db_pool = Gauge(
+            "storefront_db_pool_connections",
+            "Database pool connections by pool (write, read) and state (in_use, idle)",
+            ["pool", "state"],
+            registry=self.registry,
+        )
         self.degraded = Gauge(
             "storefront_dependency_degraded",
             "1 from a failed call to the dependency until the next successful one",

@@ -52,6 +52,15 @@ class Pool:
         self._idle: deque[psycopg.Connection[Any]] = deque()
         self._lock = threading.Lock()
         self._closed = False
+        self._in_use = 0
+
+    @property
+    def in_use(self) -> int:
+        return self._in_use
+
+    @property
+    def idle(self) -> int:
+        return len(self._idle)
 
     @contextmanager
     def connection(self, timeout: float | None = None) -> Iterator[psycopg.Connection[Any]]:
@@ -60,12 +69,16 @@ class Pool:
         if not self._slots.acquire(timeout=wait):
             raise PoolExhausted(f"pool {self.name}: no connection free within {wait:.1f}s")
         conn: psycopg.Connection[Any] | None = None
+        with self._lock:
+            self._in_use += 1
         try:
             conn = self._checkout()
             yield conn
         finally:
             if conn is not None:
                 self._checkin(conn)
+            with self._lock:
+                self._in_use -= 1
             self._slots.release()
 
     def close(self) -> None:

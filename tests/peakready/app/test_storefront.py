@@ -240,3 +240,4 @@ def test_metrics_count_requests_by_route_and_orders(app_server: App) -> None:
     assert "storefront_orders_created_total" in text
     assert 'storefront_dependency_degraded{dependency="cache"} 0.0' in text
     assert "storefront_http_request_duration_seconds_bucket" in text
+    assert 'storefront_db_pool_connections{pool="write",state="idle"}' in text
