@@ -247,7 +247,9 @@ class Supervisor:
             if len(fields) < 19 or not fields[3].startswith("app") or fields[0].startswith("#"):
                 continue
             slot = int(fields[3][3:])
-            in_maint = int(fields[6]) & 0x01 or int(fields[6]) & 0x04
+            # srv_admin_state: 0x01 is forced maintenance (`disabled` at start and
+            # `state maint`); 0x04 only records that the config said `disabled`.
+            in_maint = bool(int(fields[6]) & 0x01)
             port = int(fields[18])
             inst = wanted.get(slot)
             if inst is None and not in_maint:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -246,3 +247,61 @@ def test_playbooks_pass_ansible_lint() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def make_supervisor(tmp_path: Path) -> Any:
+    from peakready.lab.supervisor import Supervisor
+
+    env_file = tmp_path / "storefront.env"
+    env_file.write_text("# rendered\nPEAKREADY_APP_DB_DSN=host=x\nPEAKREADY_APP_REDIS_URL=\n")
+    azs = ["eu-central-1a", "eu-central-1b", "eu-central-1c"]
+    for az in azs:
+        (tmp_path / "cg" / az).mkdir(parents=True)
+        (tmp_path / "cg" / az / "freezer.state").write_text("THAWED\n")
+    return Supervisor(
+        {
+            "lab_dir": str(tmp_path),
+            "azs": azs,
+            "desired": 3,
+            "slots": 5,
+            "port_base": 20000,
+            "cgroup": str(tmp_path / "cg"),
+            "haproxy_socket": str(tmp_path / "none.sock"),
+            "env_file": str(env_file),
+            "group": "storefront-dev",
+            "python": "python3",
+        }
+    )
+
+
+def test_supervisor_places_in_the_healthy_az_with_fewest_instances(tmp_path: Path) -> None:
+    from peakready.lab.supervisor import Instance
+
+    sup = make_supervisor(tmp_path)
+    sup.instances = [
+        Instance("app-0", "eu-central-1a", 0, 20100, 1, ""),
+        Instance("app-1", "eu-central-1b", 1, 20101, 2, ""),
+    ]
+    assert sup.pick_az() == "eu-central-1c"
+    (tmp_path / "cg" / "eu-central-1c" / "freezer.state").write_text("FROZEN\n")
+    assert sup.pick_az() == "eu-central-1a"  # a tie, broken in AZ order
+    sup.instances[0].failures = 1  # an instance failing its probe marks its AZ impaired
+    assert sup.pick_az() == "eu-central-1b"
+
+
+def test_supervisor_takes_the_next_free_slot_not_the_vacated_one(tmp_path: Path) -> None:
+    from peakready.lab.supervisor import Instance
+
+    sup = make_supervisor(tmp_path)
+    assert [sup.next_slot() for _ in range(3)] == [0, 1, 2]
+    sup.instances = [Instance("app-1", "eu-central-1b", 1, 20101, 2, "")]
+    sup.terminating = [Instance("app-3", "eu-central-1a", 3, 20103, 3, "")]
+    assert sup.next_slot() == 4  # after the last one used; 3 is still terminating
+    assert sup.next_slot() == 0  # wraps around, skipping 1 (in use)
+    assert sup.next_slot() == 2
+
+
+def test_supervisor_env_skips_comments_and_empty_values(tmp_path: Path) -> None:
+    sup = make_supervisor(tmp_path)
+    assert sup.app_env["PEAKREADY_APP_DB_DSN"] == "host=x"
+    assert "PEAKREADY_APP_REDIS_URL" not in sup.app_env
