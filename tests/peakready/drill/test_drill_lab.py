@@ -310,3 +310,15 @@ def test_ctrl_c_in_the_middle_of_a_drill_leaves_the_lab_healthy(
     state = LabState.load("dev")
     for az in state.azs:
         assert (state.cgroup / az / "freezer.state").read_text().strip() == "THAWED"
+
+
+def test_the_stale_primary_check_catches_a_member_that_takes_writes(lab: LabState) -> None:
+    from peakready.chaos.drivers.lab import LabDriver
+
+    driver = LabDriver("dev")
+    primary = driver.db_primary()["id"]
+    replica = next(m["name"] for m in lab.endpoints["db_members"] if m["name"] != primary)
+    on_primary = driver.stale_primary_rejects_writes(primary, window_s=0.5)
+    assert on_primary["accepted"] >= 1 and on_primary["ok"] is False
+    on_replica = driver.stale_primary_rejects_writes(replica, window_s=0.5)
+    assert on_replica["read_only"] >= 1 and on_replica["ok"] is True
