@@ -59,6 +59,9 @@ def run(
         _ensure_lab(topology, console)
     result = DrillResult(target, stack, started=_now(), dry_run=dry_run)
     interrupted = False
+    # SIGTERM stops a drill like Ctrl-C does: restore first (chaoslib handles it the
+    # same way while an experiment runs).
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         interrupted = _run_all(result, chosen, topology, target, report_dir, dry_run, console)
     except KeyboardInterrupt:
@@ -69,6 +72,7 @@ def run(
             _restore_uninterruptibly(target, stack, console)
         result.finished = _now()
         _write_reports(result, report_dir)
+        signal.signal(signal.SIGTERM, previous)
     _print_summary(result, report_dir, console)
     if interrupted:
         return INTERRUPTED
@@ -220,6 +224,10 @@ def _log_to(path: Path) -> None:
         logger.handlers = [handler]
         logger.setLevel(logging.INFO)
         logger.propagate = False
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _now() -> str:
