@@ -181,10 +181,10 @@ def _ensure_lab(topology: Topology, console: Console) -> None:
 
 
 def _restore_uninterruptibly(target: str, stack: str, console: Console) -> None:
-    """``driver.restore()`` with Ctrl-C ignored until it is done."""
+    """``driver.restore()`` with Ctrl-C and SIGTERM ignored until it is done."""
     from peakready.chaos import shared
 
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         configuration = {"peakready_target": target, "peakready_stack": stack}
         shared.driver(configuration).restore()
@@ -192,7 +192,8 @@ def _restore_uninterruptibly(target: str, stack: str, console: Console) -> None:
     except (ActivityFailed, PeakreadyError) as exc:
         console.print(f"[red]restore failed: {exc}[/]")
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _write_reports(result: DrillResult, report_dir: Path) -> None:
