@@ -14,6 +14,7 @@ from peakready.backup import cli as backup_cli
 from peakready.backup.actions import recoverable_within_rpo
 from peakready.backup.lab import run_backup_drill
 from peakready.backup.pgbackrest import Segment
+from peakready.backup.scratch import wait_for
 from peakready.topology import Topology
 
 pytestmark = pytest.mark.lab
@@ -112,7 +113,10 @@ def test_backup_older_than_the_rpo_policy_is_a_breach(
     # archiving stalls after the backups: nothing newer than them can be recovered
     minilab.sql("ALTER SYSTEM SET archive_command = '/bin/false'")
     minilab.sql("SELECT pg_reload_conf()")
+    time.sleep(0.5)  # the archiver rereads its configuration on SIGHUP
     minilab.write_and_switch(wait=False)
+    archiver = "SELECT last_failed_time IS NOT NULL FROM pg_stat_archiver"
+    assert wait_for(lambda: minilab.sql(archiver)[0][0], 10), "archiving never failed"
     time.sleep(3)
 
     result = run_backup_drill(
