@@ -6,6 +6,7 @@ Mounted by the top-level CLI as ``app.add_typer(backup_app, name="backup")``.
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,6 +26,12 @@ StackOption = typer.Option("dev", "--stack", "-s", help="stack name: stacks/Pulu
 def schedule(
     stack: str = StackOption,
     run: bool = typer.Option(False, "--run", help="take the backups that are due now"),
+    every: int = typer.Option(
+        0, min=0, max=86400, help="with --run: check again every N seconds (0: once)"
+    ),
+    hours: float = typer.Option(
+        24.0, min=0.0, max=24 * 31, help="with --every: stop after this many hours"
+    ),
 ) -> None:
     """When the next full/differential backup of each repository is due; --run takes due ones."""
     from peakready.backup.lab import lab_pgbackrest
@@ -48,10 +55,18 @@ def schedule(
     if not run:
         return
     failed = 0
-    for taken in run_due_backups(topology, pgbr, datetime.now(UTC)):
-        state = "ok" if taken["ok"] else f"failed: {taken['error']}"
-        console.print(f"repo{taken['repo']}: {taken['type']} backup, {taken['seconds']} s, {state}")
-        failed += 0 if taken["ok"] else 1
+    stop_at = time.monotonic() + hours * 3600
+    while True:
+        for taken in run_due_backups(topology, pgbr, datetime.now(UTC)):
+            state = "ok" if taken["ok"] else f"failed: {taken['error']}"
+            console.print(
+                f"repo{taken['repo']}: {taken['type']} backup ({taken['why']}),"
+                f" {taken['seconds']} s, {state}"
+            )
+            failed += 0 if taken["ok"] else 1
+        if not every or time.monotonic() + every > stop_at:
+            break
+        time.sleep(every)
     raise typer.Exit(1 if failed else 0)
 
 
