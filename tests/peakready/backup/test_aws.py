@@ -123,8 +123,7 @@ def _snapshots() -> list[str]:
 def calls(world: Any) -> list[tuple[str, dict[str, Any]]]:
     """Every AWS request made through the default session: ``(Operation, params)``."""
     recorded: list[tuple[str, dict[str, Any]]] = []
-    boto3.setup_default_session(region_name=REGION)
-    assert boto3.DEFAULT_SESSION is not None
+    assert boto3.DEFAULT_SESSION is not None  # set up by the aws fixture
 
     def record(params: dict[str, Any], model: Any, **_: Any) -> None:
         recorded.append((model.name, dict(params)))

@@ -16,6 +16,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.loaders import create_loader
 from moto import mock_aws
 
 REGION = "eu-central-1"
@@ -68,7 +69,15 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     with mock_aws():
+        # A fresh default session per test (the code under test builds its clients from
+        # it), sharing one loader of the service models: loading them is most of the cost.
+        boto3.setup_default_session(region_name=REGION)
+        assert boto3.DEFAULT_SESSION is not None
+        boto3.DEFAULT_SESSION._session.register_component("data_loader", _LOADER)
         yield
+
+
+_LOADER = create_loader()
 
 
 @pytest.fixture
