@@ -87,10 +87,12 @@ class OrderClient(Protocol):
 class HttpOrderClient:
     """The storefront HTTP contract (DESIGN §4)."""
 
-    def __init__(self, endpoint: str, timeout: float = 5.0) -> None:
+    def __init__(
+        self, endpoint: str, timeout: float = 5.0, transport: httpx.BaseTransport | None = None
+    ) -> None:
         if not endpoint.startswith("http://127.0.0.1:"):
             raise ValueError(f"endpoint {endpoint!r}: the lab drill only talks to 127.0.0.1")
-        self.client = httpx.Client(base_url=endpoint, timeout=timeout)
+        self.client = httpx.Client(base_url=endpoint, timeout=timeout, transport=transport)
 
     def products(self) -> list[dict[str, Any]]:
         response = self.client.get("/products")
