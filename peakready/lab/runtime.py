@@ -1007,18 +1007,50 @@ def _targets(state: LabState, kinds: list[str]) -> list[tuple[int, str | None]]:
     return [(int(e["pid"]), e.get("data_dir")) for e in state.processes if e["kind"] in kinds]
 
 
+def _sweep_orphans(stack: str, folder: Path) -> int:
+    """Stop what is left in this lab's cgroups when its state file is gone or broken."""
+    try:
+        plan = make_plan(Topology.load(stack))
+    except PeakreadyError:
+        return 0
+    if not plan.cgroup.exists():
+        return 0
+    groups = [plan.cgroup, *(plan.cgroup / az for az in plan.azs)]
+    count = sum(len(procmod.cgroup_pids(group)) for group in groups)
+    orphan = LabState(
+        folder / "state.json",
+        {
+            "stack": stack,
+            "lab_dir": str(folder),
+            "port_base": plan.ports.base,
+            "azs": plan.azs,
+            "cgroup": str(plan.cgroup),
+            "processes": [],
+        },
+    )
+    problems = teardown(orphan)
+    if problems:
+        raise PeakreadyError(f"lab down incomplete: {'; '.join(problems)}", exit_code=1)
+    return count
+
+
 def down(stack: str, console: Console, purge: bool = False) -> int:
     """Stop exactly what ``up`` started; safe to run twice. ``purge`` removes the lab folder."""
     folder = lab_dir(stack)
     path = folder / "state.json"
     if not path.exists():
-        console.print(f"no lab running for stack {stack} ({folder}): nothing to stop")
+        swept = _sweep_orphans(stack, folder)
+        if swept:
+            console.print(f"no state file, but stopped {swept} lab processes left in the cgroups")
+        else:
+            console.print(f"no lab running for stack {stack} ({folder}): nothing to stop")
     else:
         try:
             state: LabState | None = LabState.load(stack)
         except PeakreadyError:
             state = None
             path.unlink()
+            _sweep_orphans(stack, folder)
         if state is not None:
             started = time.monotonic()
             problems = teardown(state)

@@ -305,3 +305,37 @@ def test_supervisor_env_skips_comments_and_empty_values(tmp_path: Path) -> None:
     sup = make_supervisor(tmp_path)
     assert sup.app_env["PEAKREADY_APP_DB_DSN"] == "host=x"
     assert "PEAKREADY_APP_REDIS_URL" not in sup.app_env
+
+
+@pytest.mark.lab
+def test_down_without_a_state_file_still_stops_what_is_left_in_the_cgroups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    if not state.FREEZER_ROOT.exists():
+        pytest.skip("no cgroup v1 freezer on this machine")
+    monkeypatch.setenv("PEAKREADY_LAB_DIR", str(tmp_path))
+    monkeypatch.setenv("PEAKREADY_LAB_PORT_BASE", "20400")
+    lab_plan = plan.make_plan(dev_topology())
+    proc.ensure_cgroups(lab_plan.cgroup, lab_plan.azs)
+    child = proc.spawn(
+        ["sleep", "60"],
+        env={"PATH": "/usr/bin:/bin"},
+        log=tmp_path / "logs" / "sleep.log",
+        cgroup=lab_plan.cgroup / lab_plan.azs[1],
+        cwd=tmp_path,
+    )
+    try:
+        assert proc.cgroup_pids(lab_plan.cgroup / lab_plan.azs[1]) == [child.pid]
+        out = io.StringIO()
+        assert runtime.down("dev", Console(file=out, width=200)) == 0
+        child.wait(timeout=5)
+        assert "stopped 1 lab processes" in out.getvalue()
+        assert not lab_plan.cgroup.exists()
+    finally:
+        if child.poll() is None:
+            child.kill()
+        proc.remove_cgroups(lab_plan.cgroup)
