@@ -445,15 +445,36 @@ class _Drill:
         or the ISO time for pitr)."""
         method = self.out.method
         if method == "pitr":
-            latest = primary.get("LatestRestorableTime")
-            restore_ts = (
-                min(target_ts, latest.timestamp()) if isinstance(latest, datetime) else target_ts
-            )
+            latest = self._wait_restorable(primary["DBInstanceIdentifier"], target_ts)
+            restore_ts = min(target_ts, latest.timestamp()) if latest else target_ts
+            if latest:
+                self.out.latest_restorable_time = latest.isoformat()
+                self.out.restorable_gap_s = round(max(0.0, target_ts - latest.timestamp()), 3)
             self.out.recovery_point = datetime.fromtimestamp(restore_ts, UTC).isoformat()
             return self.out.recovery_point
         if method == "snapshot":
             return self._snapshot(primary["DBInstanceIdentifier"])
         return self._backup_job(primary, outputs)
+
+    def _wait_restorable(self, primary_id: str, target_ts: float) -> datetime | None:
+        """RDS's LatestRestorableTime once it has passed the target (it trails the
+        primary by up to ~5 minutes), or the last one seen after ``peakready_pitr_wait_s``
+        (default 600): restoring then falls short of the target, and the gap is RPO."""
+        seen: list[datetime] = []
+
+        def passed() -> datetime | None:
+            found = self._describe(primary_id)
+            latest = (found or {}).get("LatestRestorableTime")
+            if not isinstance(latest, datetime):
+                return None
+            seen.append(latest)
+            return latest if latest.timestamp() >= target_ts else None
+
+        limit = float(self.cfg.get("peakready_pitr_wait_s", 600))
+        try:
+            return shared.wait_for(passed, "restorable time past the target", self.cfg, limit)
+        except ActivityFailed:
+            return seen[-1] if seen else None
 
     def _snapshot(self, primary_id: str) -> str:
         rds = self.client("rds")

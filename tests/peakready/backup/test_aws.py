@@ -569,3 +569,24 @@ def test_sweep_deletes_only_this_stacks_leftovers(world: Any) -> None:
     assert {"scratch-theirs", "not-scratch", world.db_primary} <= _instances()
     assert "scratch-mine" not in _instances()
     assert backup_aws.sweep_scratch(_config(world)) == {"instances": [], "snapshots": []}
+
+
+def test_pitr_short_of_the_target_reports_the_gap_as_rpo(world: Any) -> None:
+    entries, _ = _ledger(before=4, after=0)
+    target = time.time() + 3600  # RDS cannot restore an hour ahead: the gap is the RPO
+    for e in entries:
+        e.acked = target - 1
+
+    result = run_aws_restore_drill(
+        entries,
+        target,
+        _config(world, peakready_pitr_wait_s=0.05),
+        method="pitr",
+        verifier=Recorder(_facts(entries)),
+        objective=Objective(rto_s=600, rpo_s=300),
+    )
+
+    assert result["restorable_gap_s"] == pytest.approx(3600, abs=30)
+    assert result["rpo_s"] == result["restorable_gap_s"]
+    assert result["reasons"] == [f"RPO {result['rpo_s']:.1f} s breaks the stack's policy of 300 s"]
+    assert result["scratch_deleted"] is True
