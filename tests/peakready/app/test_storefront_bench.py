@@ -37,10 +37,15 @@ def test_one_instance_order_throughput(
     clients = int(os.environ.get("PEAKREADY_APP_BENCH_CLIENTS", "20"))
     assert app.server.proc is not None
     cpu_before = cpu_seconds(app.server.proc.pid)
+    pg_before = postgres_cpu_seconds(postgres)
     result = bench.run(app.url, clients=clients, seconds=10)
     summary = result.summary()
+    requests = max(1, len(result.latencies))
     app_cpu = cpu_seconds(app.server.proc.pid) - cpu_before
-    summary["app_cpu_ms_per_request"] = round(1000 * app_cpu / max(1, len(result.latencies)), 2)
+    pg_cpu = postgres_cpu_seconds(postgres) - pg_before
+    summary["app_cpu_ms_per_request"] = round(1000 * app_cpu / requests, 2)
+    summary["postgres_cpu_ms_per_request"] = round(1000 * pg_cpu / requests, 2)
+    summary["load_average_1m"] = os.getloadavg()[0]
     print("\nbench:", json.dumps(summary))
     assert summary["transport_errors"] == 0
     assert set(result.statuses) == {201}
@@ -54,3 +59,20 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds(postgres: Postgres) -> float:
+    """CPU time of the postmaster's children (backends, WAL writer, ...): exited ones are
+    counted by the kernel in the postmaster's cumulative children time."""
+    pid = int((postgres.data / "postmaster.pid").read_text().splitlines()[0])
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    total = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == pid:
+                total += int(stat[11]) + int(stat[12])
+    return total / os.sysconf("SC_CLK_TCK")
