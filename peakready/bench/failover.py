@@ -34,6 +34,8 @@ SCENARIOS = (
     "cache-primary-loss",
     "search-node-loss",
 )
+#: Longest wait for a settled lab before a run.
+SETTLE_TIMEOUT_S = 90.0
 #: judge_run's reason for a missing hypothesis: the bench leaves the hypothesis out.
 _NO_HYPOTHESIS = "steady state not met after the method"
 
@@ -55,6 +57,7 @@ class RunFigures:
     duration_s: float = 0.0
     reasons: list[str] = field(default_factory=list)
     cache_failover_s: float | None = None  # cache-primary-loss: new agreed Redis primary
+    settle_s: float | None = None  # wait before the run until the lab was settled
 
     def as_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
@@ -63,7 +66,12 @@ class RunFigures:
 
 
 def run_once(scenario: str, topology: Topology, run_dir: Path) -> RunFigures:
-    """One run of ``scenario`` on the lab of ``topology``; its journal lands in ``run_dir``."""
+    """One run of ``scenario`` on the lab of ``topology``; its journal lands in ``run_dir``.
+
+    It starts from a settled lab (see :func:`settle`), so that no run measures what the
+    previous one left behind.
+    """
+    settle_s, unsettled = settle(topology.stack)
     experiment = copy.deepcopy(experiment_for(scenario, dry_run=False))
     experiment.pop("steady-state-hypothesis", None)
     run = (run_dir / "run").resolve()
@@ -84,7 +92,33 @@ def run_once(scenario: str, topology: Topology, run_dir: Path) -> RunFigures:
     result.reasons = [r for r in result.reasons if r != _NO_HYPOTHESIS]
     if result.status != "aborted":
         result.status = "failed" if result.reasons else "passed"
-    return _from_result(result, "bench")
+    figures = _from_result(result, "bench")
+    figures.settle_s = round(settle_s, 1)
+    if unsettled:
+        figures.reasons.append(f"started unsettled: {unsettled}")
+    return figures
+
+
+def settle(stack: str, timeout_s: float = SETTLE_TIMEOUT_S) -> tuple[float, str]:
+    """Wait until the lab is back to full strength: every PostgreSQL replica streaming from
+    the leader with a synchronous standby named, the Sentinels agreed on a master with its
+    replicas known, every app instance ready. ``lab status`` (and so a restore) reports
+    healthy a little earlier — while a demoted primary is still rewinding — and a fault in
+    that window measures two failovers' worth of recovery (``synchronous_mode_strict``
+    blocks writes while the new leader has no standby). Returns (seconds waited, what
+    still was not settled at ``timeout_s``: "" when settled)."""
+    from peakready.lab import observe
+    from peakready.lab.state import LabState
+
+    started = time.monotonic()
+    missing = "lab state unreadable"
+    while time.monotonic() - started < timeout_s:
+        state = LabState.load(stack)
+        missing = _unsettled(state, observe)
+        if not missing:
+            break
+        time.sleep(1.0)
+    return time.monotonic() - started, missing
 
 
 def rto_objective(topology: Topology, scenario: str) -> float:
@@ -111,6 +145,29 @@ def from_drill(details: Path, scenarios: tuple[str, ...] | list[str]) -> dict[st
 
 
 # private
+
+
+def _unsettled(state: Any, observe: Any) -> str:
+    cluster = observe.patroni_cluster(state)
+    members = cluster.get("members", [])
+    expected = len(state.endpoints.get("db_members", []))
+    streaming = [m for m in members if m.get("role") != "leader" and m.get("state") == "streaming"]
+    if not cluster.get("leader"):
+        return "PostgreSQL: no leader"
+    if len(streaming) != expected - 1:
+        return f"PostgreSQL: {len(streaming)}/{expected - 1} replicas streaming"
+    if not cluster.get("sync_standby"):
+        return "PostgreSQL: no synchronous standby"
+    sentinels = observe.sentinel_master(state)
+    views = [v for v in sentinels.get("sentinels", {}).values() if v]
+    replicas = len(state.endpoints.get("redis", [])) - 1
+    if not sentinels.get("agreed") or any(v["num_slaves"] < replicas for v in views):
+        return "Redis Sentinels: not agreed on a master with all its replicas"
+    instances = observe.app_instances(state)
+    desired = int(state.app_group().get("desired", len(instances)))
+    if sum(bool(i.get("ready")) for i in instances) < desired:
+        return "storefront: fewer ready instances than desired"
+    return ""
 
 
 def _from_result(result: ScenarioResult, source: str) -> RunFigures:
