@@ -27,6 +27,7 @@ def main() -> int:
             print(f"peakready-app: error: {line}", file=sys.stderr)
         return exc.exit_code
 
+    import psycopg
     import uvicorn
 
     from peakready.app import db
@@ -47,6 +48,10 @@ def main() -> int:
             )
         except db.DatabaseUnavailable as exc:
             print(f"peakready-app: error: {exc}", file=sys.stderr)
+            return 1
+        except psycopg.Error as exc:  # e.g. the user may not create tables in the database
+            reason = exc.diag.message_primary or " ".join(str(exc).split())
+            print(f"peakready-app: error: migrations failed: {reason}", file=sys.stderr)
             return 1
         settings = settings.model_copy(update={"migrate": False})
     app = create_app(settings)

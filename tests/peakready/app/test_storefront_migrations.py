@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import secrets
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -13,6 +17,8 @@ if TYPE_CHECKING:
     from conftest import Postgres
 
 pytestmark = pytest.mark.lab
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_concurrent_starts_migrate_and_seed_once(postgres: Postgres) -> None:
@@ -39,3 +45,35 @@ def test_concurrent_starts_migrate_and_seed_once(postgres: Postgres) -> None:
         assert versions == [(version,) for version, _ in MIGRATIONS]
     finally:
         postgres.execute("DROP DATABASE shop_migrations WITH (FORCE)", dbname="postgres")
+
+
+def test_migration_without_privileges_is_one_line_and_exit_1(postgres: Postgres) -> None:
+    password = secrets.token_hex(12)
+    postgres.execute("DROP DATABASE IF EXISTS shop_locked", dbname="postgres")
+    postgres.execute("DROP ROLE IF EXISTS shop_reader", dbname="postgres")
+    postgres.execute(f"CREATE ROLE shop_reader LOGIN PASSWORD '{password}'", dbname="postgres")
+    postgres.execute("CREATE DATABASE shop_locked", dbname="postgres")  # owned by postgres
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "peakready.app"],
+            env={
+                "PYTHONPATH": str(REPO),
+                "PEAKREADY_APP_MIGRATE": "true",
+                "PEAKREADY_APP_DB_DSN": (
+                    f"host=127.0.0.1 port={postgres.port} dbname=shop_locked user=shop_reader"
+                ),
+                "PEAKREADY_APP_DB_PASSWORD": password,
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 1
+        lines = result.stderr.strip().splitlines()
+        assert lines == [
+            "peakready-app: error: migrations failed: permission denied for schema public"
+        ]
+        assert password not in result.stderr
+    finally:
+        postgres.execute("DROP DATABASE shop_locked WITH (FORCE)", dbname="postgres")
+        postgres.execute("DROP ROLE shop_reader", dbname="postgres")
