@@ -44,6 +44,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/yamllint -s stacks chaos playbooks .github
+	cd playbooks && ../$(BIN)/ansible-lint -q
 
 drill: setup
 	$(BIN)/peakready drill --target lab --stack $(STACK) --report-dir $(REPORT_DIR)
