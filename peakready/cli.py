@@ -14,6 +14,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from peakready.backup.cli import app as backup_app
 from peakready.errors import PeakreadyError
 from peakready.lab.cli import app as lab_app
 
@@ -25,6 +26,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(lab_app, name="lab")
+app.add_typer(backup_app, name="backup")
 
 err_console = Console(stderr=True)
 
