@@ -160,13 +160,17 @@ class AwsDriver:
                 f"power off {az}: creating the FIS template failed: {shared.error_text(exc)}"
             ) from None
         template_id = created["experimentTemplate"]["id"]
-        started = fis_actions.start_experiment(
-            experiment_template_id=template_id,
-            client_token=str(uuid.uuid4()),
-            tags=self._fault_tags(az),
-            configuration=self.configuration,
-            secrets=self.secrets,
-        )
+        try:
+            started = fis_actions.start_experiment(
+                experiment_template_id=template_id,
+                client_token=str(uuid.uuid4()),
+                tags=self._fault_tags(az),
+                configuration=self.configuration,
+                secrets=self.secrets,
+            )
+        except ActivityFailed:
+            _delete_template(fis, template_id)  # nothing would find it again
+            raise
         return {
             "az": az,
             "experiment_id": started["experiment"]["id"],

@@ -9,6 +9,7 @@ from typing import Any
 import boto3
 import chaosaws.elasticache.actions
 import chaosaws.elbv2.probes
+import chaosaws.fis.actions
 import pytest
 from chaoslib.exceptions import ActivityFailed
 
@@ -493,3 +494,18 @@ def test_group_at_desired_reads_the_load_balancer_target_states(
 
     assert state["targets"][tg_name]["healthy"] == states.count("healthy")
     assert state["ok"] is ok
+
+
+def test_a_refused_fis_start_leaves_no_template_behind(world: Any, stub: Any) -> None:
+    fis_stub = stub(chaosaws.fis.actions, "fis")
+    fis_stub.add_client_error(
+        "start_experiment",
+        service_error_code="ServiceQuotaExceededException",
+        service_message="too many running experiments",
+    )
+
+    with pytest.raises(ActivityFailed, match=r"too many running experiments"):
+        AwsDriver(world.configuration).power_off_az(AZS[0])
+
+    fis = boto3.client("fis", region_name=REGION)
+    assert fis.list_experiment_templates()["experimentTemplates"] == []
