@@ -17,6 +17,7 @@ from infra.alarms import Alarms, AlarmsArgs
 from infra.app_tier import AppTier, AppTierArgs, PeakCapacity
 from infra.backup import Backup, BackupArgs
 from infra.cache import Cache, CacheArgs
+from infra.chaos_access import ChaosAccess, ChaosAccessArgs
 from infra.database import DB_NAME, DB_USER, Database, DatabaseArgs
 from infra.load_balancer import LoadBalancer, LoadBalancerArgs
 from infra.network import Network, NetworkArgs
@@ -188,6 +189,7 @@ backups = Backup(
     "backup",
     BackupArgs(
         vault_name=f"peakready-{stack}",
+        role_name=f"peakready-{stack}-backup",
         full_schedule=bk.full_schedule,
         incremental_schedule=bk.incremental_schedule,
         retention_days=bk.retention_days,
@@ -196,6 +198,8 @@ backups = Backup(
         tags=tags,
     ),
 )
+# The AWS drills find these roles by name: peakready-<stack>-fis, peakready-<stack>-backup.
+ChaosAccess("chaos", ChaosAccessArgs(role_name=f"peakready-{stack}-fis", stack=stack, tags=tags))
 al = topology.alarms
 Alarms(
     "alarms",

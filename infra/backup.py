@@ -16,6 +16,7 @@ SELECTION_TAG = ("peakready:backup", "true")
 @dataclass
 class BackupArgs:
     vault_name: str
+    role_name: str
     full_schedule: str
     incremental_schedule: str
     retention_days: int
@@ -86,6 +87,7 @@ class Backup(pulumi.ComponentResource):
         )
         role = iam.Role(
             f"{name}-role",
+            name=args.role_name,
             assume_role_policy=json.dumps(
                 {
                     "Version": "2012-10-17",

@@ -20,7 +20,7 @@ LatestRestorableTime. The result is the ``backup`` section of DESIGN §7 plus th
 details, and ``checks_needing_live_account``: what a run against moto cannot prove.
 
 Configuration keys (besides those of :mod:`peakready.chaos.aws.shared`):
-``peakready_backup_role_arn`` (or output ``backup_role_arn``; ``aws-backup`` only),
+``peakready_backup_role_arn`` (else the role ``peakready-<stack>-backup``; ``aws-backup`` only),
 ``peakready_verify_host`` (an instance id; default: a healthy app instance),
 ``peakready_ssm_bucket`` (S3 bucket of the SSM connection),
 ``peakready_db_user`` / ``peakready_db_name`` (default ``shop``).
@@ -653,11 +653,14 @@ class _Drill:
         return str(parsed["password"])
 
     def _backup_role(self, outputs: shared.StackOutputs) -> str:
-        role = self.cfg.get("peakready_backup_role_arn") or outputs.get("backup_role_arn")
+        role_name = f"peakready-{outputs.get('stack') or self.stack}-backup"
+        role = self.cfg.get("peakready_backup_role_arn") or shared.stack_role_arn(
+            role_name, self.cfg, self.secrets
+        )
         if not role:
             raise ActivityFailed(
                 "AWS Backup: no IAM role; set 'peakready_backup_role_arn' in the configuration "
-                "or export 'backup_role_arn' from the stack"
+                f"or deploy the stack's role {role_name}"
             )
         return str(role)
 

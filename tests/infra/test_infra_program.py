@@ -31,7 +31,7 @@ def test_outputs_are_exactly_design_section_3(prod_plan):
 
 def test_every_child_has_a_component_parent(prod_plan):
     components = {r["key"] for r in prod_plan["resources"] if r["type"].startswith("peakready:")}
-    assert len(components) == 9
+    assert len(components) == 10
     for resource in prod_plan["resources"]:
         if not resource["type"].startswith("peakready:"):
             assert resource["parent"] in components, resource["key"]

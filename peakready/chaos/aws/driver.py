@@ -189,11 +189,14 @@ class AwsDriver:
     def az_power_template(self, az: str) -> dict[str, Any]:
         """The ``CreateExperimentTemplate`` request for a power interruption of ``az``."""
         out = self.stack_outputs
-        role = self.configuration.get("peakready_fis_role_arn") or out.get("fis_role_arn")
+        role_name = f"peakready-{self.stack}-fis"
+        role = self.configuration.get("peakready_fis_role_arn") or shared.stack_role_arn(
+            role_name, self.configuration, self.secrets
+        )
         if not role:
             raise ActivityFailed(
                 f"power off {az}: no IAM role for AWS FIS; set 'peakready_fis_role_arn' in the "
-                "configuration or export 'fis_role_arn' from the stack"
+                f"configuration or deploy the stack's role {role_name}"
             )
         group = self._app_group()
         values: dict[str, Any] = {

@@ -106,6 +106,19 @@ def client(service: str, configuration: Configuration = None, secrets: Secrets =
     return aws_client(service, configuration, secrets)
 
 
+def stack_role_arn(
+    role_name: str, configuration: Configuration = None, secrets: Secrets = None
+) -> str | None:
+    """The ARN of the stack's IAM role ``role_name`` (created by ``infra/``), if it exists."""
+    from botocore.exceptions import ClientError
+
+    try:
+        role = client("iam", configuration, secrets).get_role(RoleName=role_name)
+    except ClientError:
+        return None
+    return str(role["Role"]["Arn"])
+
+
 def timeout_s(configuration: Configuration = None) -> float:
     return float((configuration or {}).get("peakready_aws_timeout_s", DEFAULT_TIMEOUT_S))
 

@@ -408,7 +408,7 @@ def test_aws_backup_without_a_role_says_what_to_set(world: Any) -> None:
 
     assert result["reasons"] == [
         "AWS Backup: no IAM role; set 'peakready_backup_role_arn' in the configuration "
-        "or export 'backup_role_arn' from the stack"
+        f"or deploy the stack's role peakready-{world.stack}-backup"
     ]
 
 

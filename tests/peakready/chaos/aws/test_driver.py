@@ -319,6 +319,16 @@ def test_power_off_az_without_a_fis_role_is_refused(world: Any) -> None:
         AwsDriver(configuration).power_off_az(AZS[0])
 
 
+def test_power_off_az_finds_the_stacks_own_fis_role(world: Any) -> None:
+    configuration = {k: v for k, v in world.configuration.items() if k != "peakready_fis_role_arn"}
+    driver = AwsDriver(configuration)
+    arn = boto3.client("iam").create_role(
+        RoleName=f"peakready-{driver.stack}-fis", AssumeRolePolicyDocument="{}"
+    )["Role"]["Arn"]
+
+    assert driver.az_power_template(AZS[0])["roleArn"] == arn
+
+
 # rollback -----------------------------------------------------------------------------
 
 
