@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
 import pytest
 
 from peakready.app import bench
@@ -24,6 +25,20 @@ def test_bench_refuses_non_loopback_urls() -> None:
 
 
 @pytest.mark.lab
+def test_bench_counts_what_the_database_holds(app_server: App, postgres: Postgres) -> None:
+    postgres.execute(
+        "UPDATE products SET stock = stock + 1000, initial_stock = initial_stock + 1000"
+    )
+    result = bench.run(app_server.url, clients=4, seconds=1, products=5, prefix="benchcheck")
+    created = postgres.execute(
+        "SELECT count(*) FROM orders WHERE idempotency_key LIKE %s", ("benchcheck-%",)
+    )
+    assert result.statuses[201] == created[0][0] > 10
+    assert result.summary()["orders_created"] == created[0][0]
+    assert result.errors == 0
+
+
+@pytest.mark.lab
 @pytest.mark.skipif(os.environ.get("PEAKREADY_APP_BENCH") != "1", reason="PEAKREADY_APP_BENCH=1")
 def test_one_instance_order_throughput(
     workdir: Path, postgres: Postgres, extra_apps: list[App], helpers: Helpers
@@ -38,14 +53,20 @@ def test_one_instance_order_throughput(
     assert app.server.proc is not None
     cpu_before = cpu_seconds(app.server.proc.pid)
     pg_before = postgres_cpu_seconds(postgres)
+    client_before = cpu_seconds(os.getpid())
     result = bench.run(app.url, clients=clients, seconds=10)
+    client_cpu = cpu_seconds(os.getpid()) - client_before
     summary = result.summary()
     requests = max(1, len(result.latencies))
     app_cpu = cpu_seconds(app.server.proc.pid) - cpu_before
     pg_cpu = postgres_cpu_seconds(postgres) - pg_before
     summary["app_cpu_ms_per_request"] = round(1000 * app_cpu / requests, 2)
     summary["postgres_cpu_ms_per_request"] = round(1000 * pg_cpu / requests, 2)
+    summary["client_cpu_ms_per_request"] = round(1000 * client_cpu / requests, 2)
     summary["load_average_1m"] = os.getloadavg()[0]
+    metrics = httpx.get(f"{app.url}/metrics").text
+    summary["server_p50_ms_bucket"] = histogram_quantile(metrics, 0.50) * 1000
+    summary["server_p99_ms_bucket"] = histogram_quantile(metrics, 0.99) * 1000
     print("\nbench:", json.dumps(summary))
     assert summary["transport_errors"] == 0
     assert set(result.statuses) == {201}
@@ -76,3 +97,16 @@ def postgres_cpu_seconds(postgres: Postgres) -> float:
             if int(stat[1]) == pid:
                 total += int(stat[11]) + int(stat[12])
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def histogram_quantile(metrics: str, q: float) -> float:
+    """Upper bound of the bucket holding quantile ``q`` of POST /orders 201 (server side)."""
+    prefix = 'storefront_http_request_duration_seconds_bucket{le="'
+    buckets: list[tuple[float, float]] = []
+    for line in metrics.splitlines():
+        if line.startswith(prefix) and 'route="/orders"' in line and 'status="201"' in line:
+            le = line[len(prefix) :].split('"', 1)[0]
+            buckets.append((float(le), float(line.rsplit(" ", 1)[1])))
+    buckets.sort()
+    total = buckets[-1][1]
+    return next(le for le, count in buckets if count >= q * total)
