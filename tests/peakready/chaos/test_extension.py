@@ -95,3 +95,21 @@ def test_rto_limit_is_the_policy_tightened_by_the_lab_target() -> None:
     aws = {"peakready_target": "aws", "peakready_stack": "dev"}
     assert shared.rto_limit(lab, "db-primary-loss") == 25
     assert shared.rto_limit(aws, "app-instance-loss") == 10
+
+
+def test_the_aws_target_dispatches_to_the_aws_driver() -> None:
+    driver = shared.driver({"peakready_target": "aws", "peakready_stack": "staging"})
+    assert driver.target == "aws"
+    assert type(driver).__module__ == "peakready.chaos.aws.driver"
+
+
+def test_the_audit_token_comes_from_secrets_then_environment(monkeypatch) -> None:
+    from peakready.chaos.verify.shared import audit_token
+
+    aws = {"peakready_target": "aws"}
+    monkeypatch.delenv("PEAKREADY_AUDIT_TOKEN", raising=False)
+    with pytest.raises(ActivityFailed, match="set the secret peakready_audit_token"):
+        audit_token(aws, None)
+    monkeypatch.setenv("PEAKREADY_AUDIT_TOKEN", "from-env")
+    assert audit_token(aws, None) == "from-env"
+    assert audit_token(aws, {"peakready_audit_token": "from-secret"}) == "from-secret"
