@@ -95,6 +95,7 @@ async def _client(
                 if conn is not None:
                     conn[1].close()
                 conn = None
+                await asyncio.sleep(0.05)  # a refused port must not become a busy loop
                 continue
             result.latencies.append(time.perf_counter() - start)
             result.statuses[status] += 1
@@ -169,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: error: {exc.lines[0]}", file=sys.stderr)
         return exc.exit_code
     print(json.dumps(result.summary(), indent=2))
+    if not result.latencies:
+        print(f"bench: error: --url: no answer from {args.url}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -24,6 +24,16 @@ def test_bench_refuses_non_loopback_urls() -> None:
         bench.check_loopback("http://10.0.0.1:8080")
 
 
+def test_bench_against_a_closed_port_fails_without_a_busy_loop(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = bench.main(["--url", "http://127.0.0.1:23198", "--clients", "2", "--seconds", "0.5"])
+    assert code == 1
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["requests"] == 0
+    assert 0 < summary["transport_errors"] <= 2 * (0.5 / 0.05 + 1)
+
+
 @pytest.mark.lab
 def test_bench_counts_what_the_database_holds(app_server: App, postgres: Postgres) -> None:
     postgres.execute(
