@@ -282,6 +282,24 @@ class AwsDriver:
         }
 
     # cache -----------------------------------------------------------------------
+    def cache_primary(self) -> dict[str, Any]:
+        """The replication group's current primary; ``agreed`` when the group is available
+        and names exactly one primary (during a failover it is ``modifying``)."""
+        name = self.stack_outputs.require("cache_group")
+        group = self._cache_group(name)
+        primaries = [
+            member
+            for node_group in group.get("NodeGroups", [])
+            for member in node_group.get("NodeGroupMembers", [])
+            if member.get("CurrentRole") == "primary"
+        ]
+        primary = primaries[0] if primaries else {}
+        return {
+            "id": primary.get("CacheClusterId"),
+            "az": primary.get("PreferredAvailabilityZone"),
+            "agreed": group.get("Status") == "available" and len(primaries) == 1,
+        }
+
     def fail_cache_primary(self) -> dict[str, Any]:
         """ElastiCache TestFailover on the node group of the current primary."""
         name = self.stack_outputs.require("cache_group")

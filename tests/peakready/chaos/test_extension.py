@@ -33,6 +33,15 @@ def test_discover_lists_every_activity_of_every_tier() -> None:
         assert ("action", action) in names
     for probe in ("stale_primary_rejects_writes", "ledger_consistent", "wait_for_recovery"):
         assert ("probe", probe) in names
+    # AWS-only activities of peakready.chaos.aws are published too.
+    assert ("action", "stop_az_power_experiments") in names
+    assert ("probe", "app_targets_health") in names
+
+
+def test_chaos_discover_finds_the_package_root() -> None:
+    import peakready
+
+    assert peakready.discover()["activities"] == extension.discover()["activities"]
 
 
 @pytest.mark.parametrize(

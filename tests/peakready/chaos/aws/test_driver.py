@@ -13,6 +13,7 @@ import chaosaws.fis.actions
 import pytest
 from chaoslib.exceptions import ActivityFailed
 
+import peakready.chaos.aws.shared
 from peakready.chaos.aws import shared
 from peakready.chaos.aws.driver import AwsDriver
 
@@ -219,6 +220,25 @@ def test_fail_cache_primary_calls_test_failover_on_the_primary_shard(world: Any,
 
     assert result["group"] == world.cache_group
     assert (result["node_group"], result["az"]) == ("0001", AZS[0])
+
+
+def test_cache_primary_names_the_primary_and_its_az(world: Any) -> None:
+    primary = AwsDriver(world.configuration).cache_primary()
+
+    assert (primary["az"], primary["agreed"]) == (AZS[0], True)
+    assert primary["id"]
+
+
+def test_cache_primary_is_not_agreed_while_the_group_changes(world: Any, stub: Any) -> None:
+    driver = AwsDriver(world.configuration)
+    elasticache = stub(peakready.chaos.aws.shared, "elasticache")
+    elasticache.add_response(
+        "describe_replication_groups",
+        {"ReplicationGroups": [{"ReplicationGroupId": world.cache_group, "Status": "modifying"}]},
+        {"ReplicationGroupId": world.cache_group},
+    )
+
+    assert driver.cache_primary() == {"id": None, "az": None, "agreed": False}
 
 
 def test_fail_cache_primary_reports_the_api_refusal(world: Any, stub: Any) -> None:
