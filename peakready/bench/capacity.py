@@ -104,3 +104,20 @@ def search(
     else:
         result.stopped = f"all levels up to {levels[-1]} met the objective"
     return result
+
+
+def confirm_levels(result: Capacity, tries: int = 3) -> list[int]:
+    """Levels to confirm the figure at: the best one, then the next lower ones that met
+    the objective in the search (a knee measured once may not hold on a second look)."""
+    best = result.best
+    if best is None:
+        return []
+    good = sorted(
+        {s.concurrency for s in result.steps if s.meets(result.objective_p99_ms)}, reverse=True
+    )
+    return [c for c in good if c <= best.concurrency][:tries]
+
+
+def confirmed(steps: Sequence[Step], objective_p99_ms: float) -> bool:
+    """Whether most of the repeated steps met the objective."""
+    return sum(s.meets(objective_p99_ms) for s in steps) * 2 > len(steps)

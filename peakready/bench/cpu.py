@@ -49,7 +49,10 @@ def snapshot(state: LabState) -> dict[str, float]:
         except OSError:
             continue  # gone meanwhile
         fields = stat[stat.rindex(")") + 2 :].split()
-        totals[kind_of(cmdline.strip())] += (int(fields[11]) + int(fields[12])) * TICK_S
+        # utime + stime, plus cutime + cstime: children already reaped (a PostgreSQL
+        # backend that served a connection and exited lands in the postmaster's).
+        ticks = sum(int(f) for f in fields[11:15])
+        totals[kind_of(cmdline.strip())] += ticks * TICK_S
     totals["bench client"] = time.process_time()
     return totals
 

@@ -20,6 +20,7 @@ import statistics
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -66,6 +67,11 @@ class Throughput:
         self.cpu_ops[path] = self.cpu_ops.get(path, 0) + result.ok
         return result
 
+    def reset_cpu(self, *paths: str) -> None:
+        for path in paths:
+            self.cpu.pop(path, None)
+            self.cpu_ops.pop(path, None)
+
     def cpu_ms_per_op(self) -> dict[str, dict[str, float]]:
         zero = dict.fromkeys(cpu.KINDS, 0.0)
         return {
@@ -94,6 +100,7 @@ class Throughput:
                 "rate": round(statistics.median([s.rate for s in steps]), 1) if steps else None,
                 "p99_ms": round(max(s.p99_ms for s in steps), 1) if steps else None,
                 "spread": spread.as_dict() if spread else None,
+                "confirmed": capacity.confirmed(steps, OBJECTIVE_P99_MS) if steps else False,
                 "runs": [s.as_dict() for s in steps],
             }
 
@@ -130,19 +137,13 @@ def measure(
         return http_step(http_port, c, _orders, seconds)
 
     result.orders_haproxy = capacity.search(orders, OBJECTIVE_P99_MS)
-    best = result.orders_haproxy.best
-    level = best.concurrency if best else 1
-    for i in range(repeats):  # alternate, so both paths see the same background load
-        say(f"confirm {i + 1}/{repeats}: orders via HAProxy, {level} clients")
-        step = result.account(
-            "orders_haproxy", state, lambda: http_step(http_port, level, _orders, seconds)
-        )
-        result.confirm_http.append(step)
-        say(f"confirm {i + 1}/{repeats}: orders straight to PostgreSQL, {level} clients")
-        step = result.account(
-            "orders_direct_db", state, lambda: db_step(db.connect, db.order, level, seconds)
-        )
-        result.confirm_db.append(step)
+    for level in capacity.confirm_levels(result.orders_haproxy):
+        result.confirm_http, result.confirm_db = [], []
+        result.reset_cpu("orders_haproxy", "orders_direct_db")
+        _confirm_orders(result, state, db, http_port, level, seconds, repeats, say)
+        if capacity.confirmed(result.confirm_http, OBJECTIVE_P99_MS):
+            break
+        say(f"{level} clients missed the objective on confirmation: one level down")
 
     instance = _instance(state)
     result.instance = str(instance["id"])
@@ -153,15 +154,41 @@ def measure(
         return http_step(port, c, _mixed, seconds)
 
     result.per_instance = capacity.search(mixed, OBJECTIVE_P99_MS)
-    best = result.per_instance.best
-    if best is not None:
+    for level in capacity.confirm_levels(result.per_instance):
+        result.confirm_instance = []
+        result.reset_cpu("instance_mix")
         for i in range(repeats):
-            say(f"confirm {i + 1}/{repeats}: one instance, {best.concurrency} clients")
-            step = result.account(
-                "instance_mix", state, lambda: http_step(port, best.concurrency, _mixed, seconds)
-            )
+            say(f"confirm {i + 1}/{repeats}: one instance, {level} clients")
+            step = result.account("instance_mix", state, partial(mixed, level))
             result.confirm_instance.append(step)
+        if capacity.confirmed(result.confirm_instance, OBJECTIVE_P99_MS):
+            break
     return result
+
+
+def _confirm_orders(
+    result: Throughput,
+    state: LabState,
+    db: _Database,
+    http_port: int,
+    level: int,
+    seconds: float,
+    repeats: int,
+    say: Callable[[str], None],
+) -> None:
+    """HTTP and direct-database order steps at ``level``, alternating, so that both paths
+    see the same background load."""
+    for i in range(repeats):
+        say(f"confirm {i + 1}/{repeats}: orders via HAProxy, {level} clients")
+        step = result.account(
+            "orders_haproxy", state, lambda: http_step(http_port, level, _orders, seconds)
+        )
+        result.confirm_http.append(step)
+        say(f"confirm {i + 1}/{repeats}: orders straight to PostgreSQL, {level} clients")
+        step = result.account(
+            "orders_direct_db", state, lambda: db_step(db.connect, db.order, level, seconds)
+        )
+        result.confirm_db.append(step)
 
 
 # private

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from peakready.bench.capacity import Step, search
+from peakready.bench.capacity import Step, confirm_levels, confirmed, search
 
 
 def fake(
@@ -82,3 +82,26 @@ def test_every_level_meeting_the_objective_is_said() -> None:
     result = search(fake(base_ms=1.0), objective_p99_ms=100.0, levels=(1, 2))
     assert result.best is not None and result.best.concurrency == 2
     assert result.stopped == "all levels up to 2 met the objective"
+
+
+def step(c: int, rate: float, p99: float) -> Step:
+    return Step(c, rate, p99 / 2, p99, int(rate * 4), 0, 4.0)
+
+
+def test_confirmation_starts_at_the_best_level_then_goes_down() -> None:
+    result = search(
+        {1: step(1, 80, 40), 2: step(2, 150, 50), 4: step(4, 300, 90), 8: step(8, 290, 130)}.get,  # type: ignore[arg-type]
+        levels=(1, 2, 4, 8),
+    )
+    assert confirm_levels(result) == [4, 2, 1]
+    assert confirm_levels(result, tries=2) == [4, 2]
+
+
+def test_nothing_to_confirm_when_no_level_met_the_objective() -> None:
+    result = search({1: step(1, 80, 140)}.get, levels=(1,))  # type: ignore[arg-type]
+    assert confirm_levels(result) == []
+
+
+def test_a_figure_is_confirmed_when_most_repeats_meet_the_objective() -> None:
+    assert confirmed([step(4, 300, 90), step(4, 310, 95), step(4, 280, 120)], 100.0)
+    assert not confirmed([step(4, 300, 90), step(4, 310, 105), step(4, 280, 120)], 100.0)
