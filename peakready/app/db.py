@@ -248,6 +248,18 @@ class Store:
         except (psycopg.OperationalError, psycopg.InterfaceError, PoolExhausted) as exc:
             raise DatabaseUnavailable(str(exc)) from exc
 
+    @property
+    def has_read_pool(self) -> bool:
+        return self.read_pool is not self.write_pool
+
+    def ping_read(self, timeout_s: float) -> None:
+        """One round trip through the read pool (replicas first), or DatabaseUnavailable."""
+        try:
+            with self.read_pool.connection(timeout=timeout_s) as conn:
+                conn.execute("SELECT 1").fetchone()
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolExhausted) as exc:
+            raise DatabaseUnavailable(str(exc)) from exc
+
     # writes
 
     def place_order(self, key: str, product_id: int, quantity: int) -> OrderResult:

@@ -219,15 +219,24 @@ def create_app(settings: AppSettings) -> FastAPI:
         if sf.draining:
             body.update(status="draining")
             return JSONResponse(body, status_code=503)
+        timeout_s = min(2.0, settings.db_pool_timeout_s)
+        degraded = []
         try:
-            sf.store.ping(timeout_s=min(2.0, settings.db_pool_timeout_s))
+            sf.store.ping(timeout_s=timeout_s)
+            sf.db_degraded = False
+            body["database"] = "ok"
         except db.DatabaseUnavailable as exc:
             sf.db_degraded = True
-            body.update(status="unready", database="unavailable: " + " ".join(str(exc).split()))
-            return JSONResponse(body, status_code=503)
-        sf.db_degraded = False
+            reason = " ".join(str(exc).split())
+            # No primary (mid-failover): with replicas for reads the instance still serves
+            # the catalogue and answers orders with a fast 503, so it stays in rotation —
+            # readiness that fails on a shared dependency takes the whole fleet out at once.
+            if not sf.store.has_read_pool or not _reads_work(timeout_s):
+                body.update(status="unready", database="unavailable: " + reason)
+                return JSONResponse(body, status_code=503)
+            body["database"] = "writes unavailable: " + reason
+            degraded.append("writes")
         # Optional dependencies: report what is known, refresh it in the background.
-        degraded = []
         if sf.cache.enabled:
             sf.runner.probe(sf.cache_guard, sf.cache.check)
             if sf.cache_guard.degraded:
@@ -236,8 +245,15 @@ def create_app(settings: AppSettings) -> FastAPI:
             sf.runner.probe(sf.search_guard, sf.search.check)
             if sf.search_guard.degraded:
                 degraded.append("search")
-        body.update(status="degraded" if degraded else "ready", database="ok", degraded=degraded)
+        body.update(status="degraded" if degraded else "ready", degraded=degraded)
         return JSONResponse(body)
+
+    def _reads_work(timeout_s: float) -> bool:
+        try:
+            sf.store.ping_read(timeout_s=timeout_s)
+        except db.DatabaseUnavailable:
+            return False
+        return True
 
     @app.get("/metrics")
     def metrics() -> Response:

@@ -13,7 +13,9 @@ import httpx
 import pytest
 
 if TYPE_CHECKING:
-    from conftest import App, Postgres
+    from conftest import App, Helpers, Postgres
+
+READ_REPLICA_APP_PORT = 23106
 
 pytestmark = pytest.mark.lab
 
@@ -116,3 +118,31 @@ def test_frozen_database_answers_503_in_bounded_time_then_recovers(
     start = time.monotonic()
     assert place(app_server, f"thawed-{uuid.uuid4()}").status_code == 201
     assert time.monotonic() - start < 2
+
+
+def test_with_replicas_for_reads_a_lost_primary_degrades_instead_of_unready(
+    workdir: Path, postgres: Postgres, extra_apps: list[App], helpers: Helpers
+) -> None:
+    # A read-only server stands for "no primary, replicas up" (mid-failover).
+    read_dsn = postgres.app_dsn + " target_session_attrs=prefer-standby"
+    app = helpers.start_app(
+        workdir, postgres, READ_REPLICA_APP_PORT, None, None, db_read_dsn=read_dsn
+    )
+    extra_apps.append(app)
+    postgres.execute("ALTER SYSTEM SET default_transaction_read_only = on")
+    postgres.execute("SELECT pg_reload_conf()")
+    try:
+        time.sleep(0.2)
+        ready = httpx.get(f"{app.url}/readyz", timeout=10)
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["status"] == "degraded"
+        assert "writes" in ready.json()["degraded"]
+        assert httpx.get(f"{app.url}/products/3", timeout=10).status_code == 200
+        assert place(app, f"ro-{uuid.uuid4()}").status_code == 503
+    finally:
+        postgres.execute("ALTER SYSTEM RESET default_transaction_read_only")
+        postgres.execute("SELECT pg_reload_conf()")
+    time.sleep(0.2)
+    assert place(app, f"rw-{uuid.uuid4()}").status_code == 201
+    ready = httpx.get(f"{app.url}/readyz", timeout=10).json()
+    assert (ready["status"], ready["database"]) == ("ready", "ok")
