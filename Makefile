@@ -33,8 +33,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@touch $@
 
+# pytest exits 5 when it collected nothing: say so, and fail (a suite that ran no test passed nothing).
 test: setup
-	$(BIN)/pytest
+	@$(BIN)/pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make: pytest collected no tests" >&2; fi; \
+	exit $$rc
 
 test-fast: setup
 	$(BIN)/pytest -m "not lab"
