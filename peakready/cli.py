@@ -114,11 +114,10 @@ def main() -> None:
     except Exception as exc:
         # Usage errors (bad option, missing argument) arrive here in non-standalone mode;
         # Typer vendors click, so recognise them by their interface.
-        if callable(getattr(exc, "show", None)) and isinstance(
-            getattr(exc, "exit_code", None), int
-        ):
-            exc.show()
-            sys.exit(exc.exit_code)
+        show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(exit_code, int):
+            show()
+            sys.exit(exit_code)
         raise
     sys.exit(code if isinstance(code, int) else 0)
 
