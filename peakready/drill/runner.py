@@ -95,6 +95,8 @@ def run_scenario(
         "peakready_run_dir": str(run),
         "peakready_scenario": scenario,
     }
+    if target == "aws":
+        configuration["aws_region"] = topology.region  # chaostoolkit-aws reads it
     started = time.monotonic()
     with Runner(Strategy.DEFAULT) as runner:
         runner.register_event_handler(_Progress(say))
