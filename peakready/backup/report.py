@@ -9,6 +9,15 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from peakready.report.cells import cell
+
+#: The ``backup`` figures of DESIGN §7 (the worst repository's).
+SUMMARY_COLUMNS = (
+    ("rto_s", "RTO s"),
+    ("rpo_s", "RPO s"),
+    ("verified_orders", "verified orders"),
+    ("missing_orders", "missing orders"),
+)
 REPO_COLUMNS = (
     ("repo", "repository"),
     ("backup", "backup restored"),
@@ -45,12 +54,14 @@ def backup_html(summary: dict[str, Any] | None) -> str:
     head = (
         f'<section id="backup"><h2>Backup and restore — <span class="{verdict}">{verdict}</span>'
         "</h2>"
-        f"<p>Recovery target {_cell(summary.get('target'))}: "
-        f"{_cell(summary.get('orders_before_target'))} orders acknowledged before it must be "
-        f"restored, {_cell(summary.get('orders_after_target'))} placed after it must not.</p>"
+        f"<p>Recovery target {cell(summary.get('target'))}: "
+        f"{cell(summary.get('orders_before_target'))} orders acknowledged before it must be "
+        f"restored, {cell(summary.get('orders_after_target'))} placed after it must not.</p>"
     )
+    overall = _table(SUMMARY_COLUMNS, [summary])
     parts = [
         head,
+        overall,
         _table(REPO_COLUMNS, summary.get("repositories") or []),
         "<h3>RPO policy, as found</h3>",
         _table(POLICY_COLUMNS, summary.get("policy") or []),
@@ -59,7 +70,7 @@ def backup_html(summary: dict[str, Any] | None) -> str:
         part = summary.get(name) or {}
         if part:
             rows = "".join(
-                f"<tr><td>{escape(str(k))}</td><td>{_cell(v)}</td></tr>" for k, v in part.items()
+                f"<tr><td>{escape(str(k))}</td><td>{cell(v)}</td></tr>" for k, v in part.items()
             )
             parts.append(f"<h3>{title}</h3><table>{rows}</table>")
     reasons = summary.get("reasons") or []
@@ -76,17 +87,7 @@ def _table(columns: tuple[tuple[str, str], ...], rows: list[dict[str, Any]]) -> 
         return "<p>none</p>"
     header = "".join(f"<th>{escape(title)}</th>" for _, title in columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{_cell(row.get(key))}</td>" for key, _ in columns) + "</tr>"
+        "<tr>" + "".join(f"<td>{cell(row.get(key))}</td>" for key, _ in columns) + "</tr>"
         for row in rows
     )
     return f"<table><tr>{header}</tr>{body}</table>"
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.2f}"
-    return escape(str(value))

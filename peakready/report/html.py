@@ -6,6 +6,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from peakready.backup.report import backup_html
+from peakready.report.cells import cell
 from peakready.report.summary import DrillResult, ScenarioResult
 
 _STYLE = """
@@ -19,19 +21,9 @@ th:first-child, td:first-child { text-align: left; }
 """
 
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.2f}"
-    return escape(str(value))
-
-
 def _row(label: str, value: Any, objective: Any = None, bad: bool = False) -> str:
     cls = ' class="bad"' if bad else ""
-    return f"<tr{cls}><td>{escape(label)}</td><td>{_fmt(value)}</td><td>{_fmt(objective)}</td></tr>"
+    return f"<tr{cls}><td>{escape(label)}</td><td>{cell(value)}</td><td>{cell(objective)}</td></tr>"
 
 
 def _scenario(s: ScenarioResult) -> str:
@@ -79,30 +71,12 @@ def _scenario(s: ScenarioResult) -> str:
     )
 
 
-def _backup(detail: dict[str, Any] | None) -> str:
-    if not detail:
-        return ""
-    rows = "".join(
-        f"<tr><td>{escape(str(k))}</td><td>{_fmt(v)}</td></tr>"
-        for k, v in detail.items()
-        if not isinstance(v, dict | list)
-    )
-    nested = "".join(
-        f"<h3>{escape(str(k))}</h3><pre>{escape(repr(v))}</pre>"
-        for k, v in detail.items()
-        if isinstance(v, dict | list) and v
-    )
-    return (
-        f'<section id="backup"><h2>Backup and restore</h2><table>{rows}</table>{nested}</section>'
-    )
-
-
 def render(result: DrillResult) -> str:
     summary = result.summary()
     verdict = "passed" if summary["passed"] else "failed"
     overview = "".join(
         f'<tr><td><a href="#{escape(s.name)}">{escape(s.name)}</a></td>'
-        f'<td class="{escape(s.status)}">{escape(s.status)}</td><td>{_fmt(s.rto_s)}</td>'
+        f'<td class="{escape(s.status)}">{escape(s.status)}</td><td>{cell(s.rto_s)}</td>'
         f"<td>{s.requests}</td><td>{s.failed_requests}</td><td>{s.acked_orders}</td>"
         f"<td>{s.lost_orders}</td><td>{s.duplicate_orders}</td><td>{s.oversold_units}</td></tr>"
         for s in result.scenarios
@@ -118,7 +92,7 @@ def render(result: DrillResult) -> str:
 <table><tr><th>scenario</th><th>status</th><th>RTO (s)</th><th>requests</th><th>failed</th>
 <th>acked orders</th><th>lost</th><th>duplicate</th><th>oversold</th></tr>{overview}</table>
 {"".join(_scenario(s) for s in result.scenarios)}
-{_backup(result.backup_detail or result.backup)}
+{backup_html(result.backup_detail or result.backup)}
 </body></html>
 """
 
