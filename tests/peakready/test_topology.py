@@ -11,7 +11,13 @@ import pytest
 import yaml
 
 from peakready.errors import ConfigError
-from peakready.topology import SCENARIOS, DatabaseDeployment, Topology, stacks_dir
+from peakready.topology import (
+    OUTPUT_KEYS,
+    SCENARIOS,
+    DatabaseDeployment,
+    Topology,
+    stacks_dir,
+)
 
 BASE: dict[str, Any] = {
     "aws:region": "eu-central-1",
@@ -247,3 +253,18 @@ def test_unknown_stack_lists_known_ones(monkeypatch: pytest.MonkeyPatch, tmp_pat
         f"unknown stack 'beta': no {tmp_path}/Pulumi.beta.yaml; known stacks: alpha"
     ]
     assert Topology.load("alpha").stack == "alpha"
+
+
+def test_output_keys_are_those_of_design_section_3() -> None:
+    assert OUTPUT_KEYS == (
+        "stack",
+        "target",
+        "availability_zones",
+        "endpoint",
+        "app_group",
+        "db_primary",
+        "db_replicas",
+        "cache_group",
+        "search_domain",
+        "backup_vault",
+    )

@@ -27,23 +27,10 @@ from chaosaws import aws_client
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
-from peakready.topology import REPO_ROOT
+from peakready.topology import OUTPUT_KEYS, REPO_ROOT
 
 __all__: list[str] = []  # helpers only: no Chaos Toolkit activities here
 
-#: The DESIGN §3 keys a drill reads.
-OUTPUT_KEYS = (
-    "stack",
-    "target",
-    "availability_zones",
-    "endpoint",
-    "app_group",
-    "db_primary",
-    "db_replicas",
-    "cache_group",
-    "search_domain",
-    "backup_vault",
-)
 
 #: Tag put on everything peakready creates in an account (FIS templates, snapshots…).
 TAG_STACK = "peakready:stack"

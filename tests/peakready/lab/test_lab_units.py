@@ -11,7 +11,7 @@ import pytest
 
 from peakready.errors import PeakreadyError
 from peakready.lab import observe, plan, proc, runtime, state
-from peakready.topology import Topology
+from peakready.topology import OUTPUT_KEYS, Topology
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -45,18 +45,7 @@ def test_every_server_port_is_distinct_and_named() -> None:
 def test_outputs_carry_every_design_key() -> None:
     lab_plan = plan.make_plan(dev_topology())
     outputs = lab_plan.outputs("pg-eu-central-1b")
-    assert set(outputs) == {
-        "stack",
-        "target",
-        "availability_zones",
-        "endpoint",
-        "app_group",
-        "db_primary",
-        "db_replicas",
-        "cache_group",
-        "search_domain",
-        "backup_vault",
-    }
+    assert set(outputs) == set(OUTPUT_KEYS)
     assert outputs["db_primary"] == "pg-eu-central-1b"
     assert outputs["db_replicas"] == ["pg-eu-central-1a", "pg-eu-central-1c"]
     assert outputs["target"] == "lab"
