@@ -865,8 +865,14 @@ def health_report(state: LabState) -> dict[str, Any]:
     cluster = f_cluster.result()
     add(
         "database (Patroni)",
+        # Every replica streaming, not merely running: a member still rewinding after a
+        # fault is no standby yet, and a second fault then blocks writes (strict sync mode).
         bool(cluster["leader"] and cluster["sync_standby"])
-        and sum(m["state"] in ("running", "streaming") for m in cluster["members"]) == n,
+        and len(cluster["members"]) == n
+        and all(
+            m["state"] == ("running" if m["name"] == cluster["leader"] else "streaming")
+            for m in cluster["members"]
+        ),
         f"leader {cluster['leader']}, sync {', '.join(cluster['sync_standby']) or 'none'}, "
         + ", ".join(f"{m['name']} {m['state']} lag {m['lag']}" for m in cluster["members"]),
     )
