@@ -15,6 +15,7 @@ import pulumi_aws.ec2 as ec2
 import pulumi_aws.iam as iam
 
 from infra.security import APP_PORT
+from infra.trust import service_trust_policy
 
 #: Debian publishes its current images as public SSM parameters, one per region and
 #: architecture, and launch templates resolve ``resolve:ssm:`` at launch time.
@@ -206,18 +207,7 @@ class AppTier(pulumi.ComponentResource):
 
         role = iam.Role(
             f"{name}-instance",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "ec2.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
+            assume_role_policy=service_trust_policy("ec2.amazonaws.com"),
             tags=tags,
             opts=child,
         )

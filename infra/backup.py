@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws.backup as backup
 import pulumi_aws.iam as iam
+
+from infra.trust import service_trust_policy
 
 #: Resources tagged with this key and value are backed up by the plan.
 SELECTION_TAG = ("peakready:backup", "true")
@@ -88,18 +89,7 @@ class Backup(pulumi.ComponentResource):
         role = iam.Role(
             f"{name}-role",
             name=args.role_name,
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "backup.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
+            assume_role_policy=service_trust_policy("backup.amazonaws.com"),
             tags=tags,
             opts=child,
         )

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws.iam as iam
 
+from infra.trust import service_trust_policy
+
 #: AWS-managed FIS policies for the actions of "AZ Availability: Power Interruption".
 FIS_MANAGED_POLICIES = (
     "AWSFaultInjectionSimulatorEC2Access",
@@ -40,18 +42,7 @@ class ChaosAccess(pulumi.ComponentResource):
         role = iam.Role(
             f"{name}-fis-role",
             name=args.role_name,
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "fis.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
+            assume_role_policy=service_trust_policy("fis.amazonaws.com"),
             tags=args.tags,
             opts=child,
         )

@@ -11,6 +11,8 @@ import pulumi_aws.cloudwatch as cloudwatch
 import pulumi_aws.ec2 as ec2
 import pulumi_aws.iam as iam
 
+from infra.trust import service_trust_policy
+
 #: Subnet blocks are carved as /(prefix + 5): public from block 0, app from 8, data from 16.
 _SUBNET_BITS = 5
 _TIER_OFFSETS = {"public": 0, "app": 8, "data": 16}
@@ -117,18 +119,7 @@ class Network(pulumi.ComponentResource):
         )
         role = iam.Role(
             f"{name}-flow-logs",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
+            assume_role_policy=service_trust_policy("vpc-flow-logs.amazonaws.com"),
             tags=tags,
             opts=child,
         )
