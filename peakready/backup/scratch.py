@@ -157,7 +157,23 @@ class ScratchPostgres:
             self.proc = None
 
 
-class ScratchRedis:
+class _ScratchServer:
+    """A scratch server process started in ``__enter__``; stopped (SIGTERM) on exit."""
+
+    proc: subprocess.Popen[bytes] | None = None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.proc is not None:
+            stop_process(self.proc, signal.SIGTERM, wait=10)
+            self.proc = None
+
+
+class ScratchRedis(_ScratchServer):
     """``redis-server`` loading a copied RDB file, on its own port, with a new password."""
 
     def __init__(self, work: Path, rdb: Path, port: int, binary: str = "redis-server") -> None:
@@ -196,18 +212,8 @@ class ScratchRedis:
         )
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self.proc is not None:
-            stop_process(self.proc, signal.SIGTERM, wait=10)
-            self.proc = None
 
-
-class ScratchSearchd:
+class ScratchSearchd(_ScratchServer):
     """A Sphinx ``searchd`` with one empty RT index, to rebuild the catalogue into."""
 
     def __init__(
@@ -248,16 +254,6 @@ searchd
             start_new_session=True,
         )
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self.proc is not None:
-            stop_process(self.proc, signal.SIGTERM, wait=10)
-            self.proc = None
 
 
 @contextlib.contextmanager
