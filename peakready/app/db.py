@@ -19,7 +19,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 
-from peakready.app.pool import Pool, PoolExhausted
+from peakready.app.pool import AsyncPool, Pool, PoolExhausted
 
 log = logging.getLogger("peakready.app.db")
 
@@ -136,13 +136,30 @@ def make_pool(
     name: str,
     check_timeout_s: float = 1.0,
 ) -> Pool:
-    """A pool that checks each connection on checkout and reconnects on demand."""
+    """A pool for threads that checks each connection on checkout and reconnects on demand."""
+    return Pool(conninfo, _connect_kwargs(password), max_size, timeout_s, name, check_timeout_s)
+
+
+def make_async_pool(
+    conninfo: str,
+    password: str | None,
+    max_size: int,
+    timeout_s: float,
+    name: str,
+    check_timeout_s: float = 1.0,
+) -> AsyncPool:
+    """:func:`make_pool` for the event loop."""
+    kwargs = _connect_kwargs(password)
+    return AsyncPool(conninfo, kwargs, max_size, timeout_s, name, check_timeout_s)
+
+
+def _connect_kwargs(password: str | None) -> dict[str, Any]:
     # Autocommit: single statements are their own transaction (one round trip);
     # multi-statement work opens one explicitly with conn.transaction().
     kwargs: dict[str, Any] = {"autocommit": True}
     if password is not None:
         kwargs["password"] = password
-    return Pool(conninfo, kwargs, max_size, timeout_s, name, check_timeout_s)
+    return kwargs
 
 
 def migrate(
@@ -205,14 +222,19 @@ def _migrate_once(conninfo: str, password: str | None, seed_products: int, stock
 
 PRODUCT_COLUMNS = "id, name, price, stock"
 ORDER_COLUMNS = "id, product_id, quantity, created_at"
+#: The whole order transaction (migration 2), in autocommit: its statement is the transaction.
+PLACE_ORDER_SQL = "SELECT * FROM place_order(%s, %s, %s)"
+_DOWN = (psycopg.OperationalError, psycopg.InterfaceError, PoolExhausted)
 
 
 class Store:
-    """Queries of the storefront, over a write pool and an optional read pool."""
+    """Queries of the storefront: writes (and reads that must see them) on the primary
+    through an event-loop pool, catalogue reads through a thread pool (replicas first)."""
 
-    def __init__(self, write_pool: Pool, read_pool: Pool | None) -> None:
+    def __init__(self, write_pool: AsyncPool, read_pool: Pool, replicas: bool) -> None:
         self.write_pool = write_pool
-        self.read_pool = read_pool or write_pool
+        self.read_pool = read_pool
+        self.has_read_pool = replicas
 
     # reads
 
@@ -228,75 +250,86 @@ class Store:
         by_id = {row["id"]: row for row in rows}
         return [by_id[i] for i in ids if i in by_id]
 
-    def get_order(self, order_id: int) -> dict[str, Any] | None:
+    async def get_order(self, order_id: int) -> dict[str, Any] | None:
         """From the primary: an acknowledged order is always visible (read-your-writes)."""
-        rows = self._run(
-            self.write_pool, f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = %s", (order_id,)
-        )
-        return rows[0] if rows else None
-
-    def ping(self, timeout_s: float) -> None:
-        """One round trip to a read-write primary through the pool, or DatabaseUnavailable."""
         try:
-            with self.write_pool.connection(timeout=timeout_s) as conn:
-                row = conn.execute(
-                    "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only')::bool"
-                ).fetchone()
-                if row and row[0]:
-                    conn.close()  # a standby or read-only server: never hand it out again
-                    raise DatabaseUnavailable("connected server is read-only")
-        except (psycopg.OperationalError, psycopg.InterfaceError, PoolExhausted) as exc:
+            async with (
+                self.write_pool.connection() as conn,
+                conn.cursor(row_factory=dict_row) as cur,
+            ):
+                await cur.execute(f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = %s", (order_id,))
+                return await cur.fetchone()
+        except _DOWN as exc:
             raise DatabaseUnavailable(str(exc)) from exc
 
-    @property
-    def has_read_pool(self) -> bool:
-        return self.read_pool is not self.write_pool
+    async def ping(self, timeout_s: float) -> None:
+        """One round trip to a read-write primary through the pool, or DatabaseUnavailable."""
+        try:
+            async with self.write_pool.connection(timeout=timeout_s) as conn:
+                cur = await conn.execute(
+                    "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only')::bool"
+                )
+                row = await cur.fetchone()
+                if row and row[0]:
+                    await conn.close()  # a standby or read-only server: never hand it out again
+                    raise DatabaseUnavailable("connected server is read-only")
+        except _DOWN as exc:
+            raise DatabaseUnavailable(str(exc)) from exc
 
     def ping_read(self, timeout_s: float) -> None:
         """One round trip through the read pool (replicas first), or DatabaseUnavailable."""
         try:
             with self.read_pool.connection(timeout=timeout_s) as conn:
                 conn.execute("SELECT 1").fetchone()
-        except (psycopg.OperationalError, psycopg.InterfaceError, PoolExhausted) as exc:
+        except _DOWN as exc:
             raise DatabaseUnavailable(str(exc)) from exc
 
     # writes
 
-    def place_order(self, key: str, product_id: int, quantity: int) -> OrderResult:
+    async def place_order(self, key: str, product_id: int, quantity: int) -> OrderResult:
         """Create the order for ``key`` and take its stock, in one transaction; or replay it."""
         try:
-            with self.write_pool.connection() as conn:
+            async with (
+                self.write_pool.connection() as conn,
+                conn.cursor(row_factory=dict_row) as cur,
+            ):
                 try:
-                    return _place_order(conn, key, product_id, quantity)
+                    await cur.execute(PLACE_ORDER_SQL, (key, product_id, quantity))
                 except pg_errors.ReadOnlySqlTransaction as exc:
-                    conn.close()  # a standby (mid-failover): never hand it out again
+                    await conn.close()  # a standby (mid-failover): never hand it out again
                     raise DatabaseUnavailable(f"database is read-only: {exc}") from exc
-        except (psycopg.OperationalError, psycopg.InterfaceError, PoolExhausted) as exc:
+                except psycopg.errors.DatabaseError as exc:
+                    if (mapped := _order_error(exc, product_id)) is None:
+                        raise
+                    raise mapped from exc
+                row = await cur.fetchone()
+        except _DOWN as exc:
             raise DatabaseUnavailable(str(exc)) from exc
+        return order_result(row, key, product_id, quantity)
 
-    def audit(self, keys: list[str]) -> dict[str, Any]:
+    async def audit(self, keys: list[str]) -> dict[str, Any]:
         """Orders per idempotency key and, per product, stock and units sold (from the primary)."""
         try:
-            with (
+            async with (
                 self.write_pool.connection() as conn,
                 conn.transaction(),
                 conn.cursor(row_factory=dict_row) as cur,
             ):
-                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                cur.execute(
+                await cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                await cur.execute(
                     f"SELECT idempotency_key, {ORDER_COLUMNS} FROM orders"
                     " WHERE idempotency_key = ANY(%s)",
                     (keys,),
                 )
-                found = cur.fetchall()
-                cur.execute(
+                found = await cur.fetchall()
+                await cur.execute(
                     "SELECT p.id, p.stock, p.initial_stock,"
                     " coalesce(sum(o.quantity), 0)::bigint AS sold"
                     " FROM products p LEFT JOIN orders o ON o.product_id = p.id"
                     " GROUP BY p.id ORDER BY p.id"
                 )
-                products = cur.fetchall()
-        except (psycopg.OperationalError, psycopg.InterfaceError, PoolExhausted) as exc:
+                products = await cur.fetchall()
+        except _DOWN as exc:
             raise DatabaseUnavailable(str(exc)) from exc
         orders: dict[str, Any] = dict.fromkeys(keys)
         per_key = dict.fromkeys(keys, 0)
@@ -310,37 +343,49 @@ class Store:
     # private
 
     def _read(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
-        return self._run(self.read_pool, sql, params)
-
-    def _run(self, pool: Pool, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
         try:
-            with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            with self.read_pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
                 cur.execute(sql, params)  # type: ignore[arg-type]  # built from constants
                 return cur.fetchall()
-        except (psycopg.OperationalError, psycopg.InterfaceError, PoolExhausted) as exc:
+        except _DOWN as exc:
             raise DatabaseUnavailable(str(exc)) from exc
 
 
-def _place_order(
+def place_order(
     conn: psycopg.Connection[Any], key: str, product_id: int, quantity: int
 ) -> OrderResult:
-    """One ``place_order()`` call in autocommit: its statement is the transaction."""
+    """The storefront's order transaction on a plain (autocommit) connection: the bench's
+    direct-database path runs exactly this, so both paths do the same work."""
     with conn.cursor(row_factory=dict_row) as cur:
         try:
-            cur.execute("SELECT * FROM place_order(%s, %s, %s)", (key, product_id, quantity))
-        except pg_errors.ForeignKeyViolation as exc:
-            raise UnknownProduct(product_id) from exc
+            cur.execute(PLACE_ORDER_SQL, (key, product_id, quantity))
         except psycopg.errors.DatabaseError as exc:
-            if exc.sqlstate == OUT_OF_STOCK_SQLSTATE:
-                raise OutOfStock(product_id) from exc
-            raise
+            if (mapped := _order_error(exc, product_id)) is None:
+                raise
+            raise mapped from exc
         row = cur.fetchone()
+    return order_result(row, key, product_id, quantity)
+
+
+def order_result(
+    row: dict[str, Any] | None, key: str, product_id: int, quantity: int
+) -> OrderResult:
+    """What ``place_order()`` answered: a new order, a replay of the key's order, or an error."""
     if row is None or row["id"] is None:  # cannot happen under READ COMMITTED; be explicit
         raise DatabaseUnavailable("idempotency key conflict without a visible order")
     created, stock_left = row.pop("created"), row.pop("stock_left")
     if not created and (row["product_id"] != product_id or row["quantity"] != quantity):
         raise KeyReused(key)
     return OrderResult(row, created=created, stock_left=stock_left)
+
+
+def _order_error(exc: psycopg.errors.DatabaseError, product_id: int) -> Exception | None:
+    """The order outcome a database error stands for, or None (a database failure)."""
+    if isinstance(exc, pg_errors.ForeignKeyViolation):
+        return UnknownProduct(product_id)
+    if exc.sqlstate == OUT_OF_STOCK_SQLSTATE:
+        return OutOfStock(product_id)
+    return None
 
 
 def to_json(row: dict[str, Any]) -> dict[str, Any]:

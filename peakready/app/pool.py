@@ -1,4 +1,4 @@
-"""A small connection pool that fails fast and reconnects at once.
+"""Small connection pools that fail fast and reconnect at once.
 
 psycopg_pool retries a failed connection attempt in the background with an exponential
 back-off (1 s, 2 s, 4 s, …): after a 20 s failover the app would come back up to ~16 s
@@ -10,46 +10,46 @@ So the first request after a failover already reaches the new primary.
 The check has a client-side deadline: a frozen server (an AZ "power loss" in the lab)
 still holds its TCP connections open, and a plain round trip would hang until it thaws.
 When a check fails, every idle connection to the same server is dropped with it.
+
+:class:`Pool` serves threads (the read endpoints); :class:`AsyncPool` serves the event
+loop (the order path, which so skips the thread-pool hand-off). Both keep the same
+rules; only the waiting differs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import select
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import AsyncIterator, Generator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, Generic, TypeVar
 
 import psycopg
 from psycopg import pq
+
+C = TypeVar("C", psycopg.Connection[Any], psycopg.AsyncConnection[Any])
 
 
 class PoolExhausted(Exception):
     """No connection slot came free within the pool timeout."""
 
 
-class Pool:
-    """At most ``max_size`` connections in use; idle ones are reused newest first."""
+class CheckTimeout(psycopg.OperationalError):
+    """The server did not answer the liveness round trip in time."""
 
-    def __init__(
-        self,
-        conninfo: str,
-        kwargs: dict[str, Any],
-        max_size: int,
-        timeout_s: float,
-        name: str,
-        check_timeout_s: float = 1.0,
-    ) -> None:
-        self.conninfo = conninfo
-        self.kwargs = kwargs
+
+class _Idle(Generic[C]):
+    """The idle connections of a pool, newest last, and what the pool knows of its size."""
+
+    def __init__(self, max_size: int, timeout_s: float, name: str, check_timeout_s: float) -> None:
         self.max_size = max_size
         self.timeout_s = timeout_s
         self.name = name
         self.check_timeout_s = check_timeout_s
-        self._slots = threading.BoundedSemaphore(max_size)
-        self._idle: deque[psycopg.Connection[Any]] = deque()
+        self._idle: deque[C] = deque()
         self._lock = threading.Lock()
         self._closed = False
         self._in_use = 0
@@ -62,98 +62,228 @@ class Pool:
     def idle(self) -> int:
         return len(self._idle)
 
+    def _exhausted(self, wait: float) -> PoolExhausted:
+        return PoolExhausted(f"pool {self.name}: no connection free within {wait:.1f}s")
+
+    def _count(self, delta: int) -> None:
+        with self._lock:
+            self._in_use += delta
+
+    def _pop(self) -> C | None:
+        with self._lock:
+            return self._idle.pop() if self._idle else None
+
+    def _take_all(self) -> list[C]:
+        self._closed = True
+        with self._lock:
+            idle, self._idle = list(self._idle), deque()
+        return idle
+
+    def _drop_idle(self, server: tuple[str, int] | None) -> list[C]:
+        """Take out the idle connections to ``server`` (and closed ones); the caller closes them."""
+        with self._lock:
+            dropped = [c for c in self._idle if c.closed or _server(c) == server]
+            self._idle = deque(c for c in self._idle if c not in dropped)
+        return dropped
+
+    def _keep(self, conn: C) -> bool:
+        """Put ``conn`` back unless it or the pool is closed; False: the caller closes it."""
+        if conn.closed or self._closed:
+            return False
+        with self._lock:
+            self._idle.append(conn)
+        return True
+
+
+class Pool(_Idle[psycopg.Connection[Any]]):
+    """At most ``max_size`` connections in use; idle ones are reused newest first."""
+
+    def __init__(
+        self,
+        conninfo: str,
+        kwargs: dict[str, Any],
+        max_size: int,
+        timeout_s: float,
+        name: str,
+        check_timeout_s: float = 1.0,
+    ) -> None:
+        super().__init__(max_size, timeout_s, name, check_timeout_s)
+        self.conninfo = conninfo
+        self.kwargs = kwargs
+        self._slots = threading.BoundedSemaphore(max_size)
+
     @contextmanager
     def connection(self, timeout: float | None = None) -> Iterator[psycopg.Connection[Any]]:
         """A checked connection for the block; rolled back and returned (or dropped) after."""
         wait = self.timeout_s if timeout is None else timeout
         if not self._slots.acquire(timeout=wait):
-            raise PoolExhausted(f"pool {self.name}: no connection free within {wait:.1f}s")
+            raise self._exhausted(wait)
         conn: psycopg.Connection[Any] | None = None
-        with self._lock:
-            self._in_use += 1
+        self._count(+1)
         try:
             conn = self._checkout()
             yield conn
         finally:
             if conn is not None:
                 self._checkin(conn)
-            with self._lock:
-                self._in_use -= 1
+            self._count(-1)
             self._slots.release()
 
     def close(self) -> None:
-        self._closed = True
-        with self._lock:
-            idle, self._idle = list(self._idle), deque()
-        for conn in idle:
+        for conn in self._take_all():
             conn.close()
 
     # private
 
     def _checkout(self) -> psycopg.Connection[Any]:
-        while True:
-            with self._lock:
-                conn = self._idle.pop() if self._idle else None
-            if conn is None:
-                return psycopg.connect(self.conninfo, **self.kwargs)
-            server = _server(conn)
+        while (conn := self._pop()) is not None:
             try:
                 check_alive(conn, self.check_timeout_s)
                 return conn
             except psycopg.Error:
                 conn.close()  # broken, frozen, restarted, failed over
-                self._drop_idle(server)
-
-    def _drop_idle(self, server: tuple[str, int] | None) -> None:
-        with self._lock:
-            dropped = [c for c in self._idle if c.closed or _server(c) == server]
-            self._idle = deque(c for c in self._idle if c not in dropped)
-        for conn in dropped:
-            conn.close()
+                for other in self._drop_idle(_server(conn)):
+                    other.close()
+        return psycopg.connect(self.conninfo, **self.kwargs)
 
     def _checkin(self, conn: psycopg.Connection[Any]) -> None:
-        if not conn.closed:
-            status = conn.info.transaction_status
-            if status in (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR):
-                try:
-                    conn.rollback()
-                except psycopg.Error:
-                    conn.close()
-            elif status != pq.TransactionStatus.IDLE:
-                conn.close()  # unknown or active: the connection cannot be trusted
-        if conn.closed or self._closed:
+        state = _state(conn)
+        if state == "rollback":
+            try:
+                conn.rollback()
+            except psycopg.Error:
+                conn.close()
+        if state == "broken" or not self._keep(conn):
             conn.close()
-            return
-        with self._lock:
-            self._idle.append(conn)
 
 
-class CheckTimeout(psycopg.OperationalError):
-    """The server did not answer the liveness round trip in time."""
+class AsyncPool(_Idle[psycopg.AsyncConnection[Any]]):
+    """:class:`Pool` for the event loop: the same rules, awaited instead of blocking."""
+
+    def __init__(
+        self,
+        conninfo: str,
+        kwargs: dict[str, Any],
+        max_size: int,
+        timeout_s: float,
+        name: str,
+        check_timeout_s: float = 1.0,
+    ) -> None:
+        super().__init__(max_size, timeout_s, name, check_timeout_s)
+        self.conninfo = conninfo
+        self.kwargs = kwargs
+        self._slots = asyncio.BoundedSemaphore(max_size)
+
+    @asynccontextmanager
+    async def connection(
+        self, timeout: float | None = None
+    ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A checked connection for the block; rolled back and returned (or dropped) after."""
+        wait = self.timeout_s if timeout is None else timeout
+        try:
+            async with asyncio.timeout(wait):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise self._exhausted(wait) from None
+        conn: psycopg.AsyncConnection[Any] | None = None
+        self._count(+1)
+        try:
+            conn = await self._checkout()
+            yield conn
+        finally:
+            if conn is not None:
+                await self._checkin(conn)
+            self._count(-1)
+            self._slots.release()
+
+    async def close(self) -> None:
+        for conn in self._take_all():
+            await conn.close()
+
+    # private
+
+    async def _checkout(self) -> psycopg.AsyncConnection[Any]:
+        while (conn := self._pop()) is not None:
+            try:
+                await check_alive_async(conn, self.check_timeout_s)
+                return conn
+            except psycopg.Error:
+                await conn.close()  # broken, frozen, restarted, failed over
+                for other in self._drop_idle(_server(conn)):
+                    await other.close()
+        return await psycopg.AsyncConnection.connect(self.conninfo, **self.kwargs)
+
+    async def _checkin(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        state = _state(conn)
+        if state == "rollback":
+            try:
+                await conn.rollback()
+            except psycopg.Error:
+                await conn.close()
+        if state == "broken" or not self._keep(conn):
+            await conn.close()
 
 
 def check_alive(conn: psycopg.Connection[Any], timeout_s: float) -> None:
     """One empty-query round trip within ``timeout_s``, or a :class:`psycopg.Error`."""
+    deadline = time.monotonic() + timeout_s
+    for sock in _check(conn):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise CheckTimeout(f"no answer from the server within {timeout_s:.1f}s")
+        select.select([sock], [], [], left)
+
+
+async def check_alive_async(conn: psycopg.AsyncConnection[Any], timeout_s: float) -> None:
+    """:func:`check_alive` on the event loop: waits for the socket without blocking it."""
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(timeout_s):
+            for sock in _check(conn):
+                readable = loop.create_future()
+                loop.add_reader(sock, readable.set_result, None)
+                try:
+                    await readable
+                finally:
+                    loop.remove_reader(sock)
+    except TimeoutError:
+        raise CheckTimeout(f"no answer from the server within {timeout_s:.1f}s") from None
+
+
+# private
+
+
+def _check(
+    conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any],
+) -> Generator[int, None, None]:
+    """Send an empty query; yield the socket while the answer is pending; check it."""
     if conn.closed or conn.info.transaction_status != pq.TransactionStatus.IDLE:
         raise psycopg.OperationalError("connection is not idle")
     pgconn = conn.pgconn
     pgconn.send_query(b"")
-    deadline = time.monotonic() + timeout_s
     while True:
         pgconn.consume_input()
         if not pgconn.is_busy():
             break
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise CheckTimeout(f"no answer from the server within {timeout_s:.1f}s")
-        select.select([pgconn.socket], [], [], left)
+        yield pgconn.socket
     while (result := pgconn.get_result()) is not None:
         if result.status not in (pq.ExecStatus.EMPTY_QUERY, pq.ExecStatus.COMMAND_OK):
             message = (result.error_message or b"").decode(errors="replace").strip()
             raise psycopg.OperationalError(f"liveness check failed: {message}")
 
 
-def _server(conn: psycopg.Connection[Any]) -> tuple[str, int] | None:
+def _state(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> str:
+    """What a returned connection needs: "ok", "rollback", or "broken" (close it)."""
+    if conn.closed:
+        return "broken"
+    status = conn.info.transaction_status
+    if status in (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR):
+        return "rollback"
+    # Unknown or active: the connection cannot be trusted.
+    return "ok" if status == pq.TransactionStatus.IDLE else "broken"
+
+
+def _server(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> tuple[str, int] | None:
     try:
         return (conn.info.host, conn.info.port)
     except psycopg.Error:

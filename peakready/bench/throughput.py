@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 
-from peakready.app.db import _place_order  # the storefront's own order transaction
+from peakready.app.db import place_order  # the storefront's own order transaction
 from peakready.bench import capacity, cpu
 from peakready.bench.capacity import Capacity, Step
 from peakready.bench.load import Request, db_step, http_step, order_request
@@ -235,6 +235,8 @@ class _Database:
         self.password = state.secrets()["db_app_password"]
 
     def connect(self) -> psycopg.Connection[Any]:
+        """Autocommit, as the storefront's pools: every order commits (and waits for the
+        synchronous standby) on its own, exactly as on the HTTP path."""
         return psycopg.connect(
             host="127.0.0.1",
             port=self.port,
@@ -242,11 +244,12 @@ class _Database:
             user="shop",
             password=self.password,
             connect_timeout=2,
+            autocommit=True,
         )
 
     def order(self, conn: psycopg.Connection[Any], i: int) -> bool:
         product = BENCH_PRODUCT_BASE + 1 + i % BENCH_PRODUCTS
-        return _place_order(conn, f"bench-db-{uuid.uuid4()}", product, 1).created
+        return place_order(conn, f"bench-db-{uuid.uuid4()}", product, 1).created
 
     def ensure_products(self) -> None:
         rows = [
