@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -69,12 +70,24 @@ def test_unknown_product_is_404(app_server: App, product_id: str) -> None:
     assert httpx.get(f"{app_server.url}/products/{product_id}").status_code == 404
 
 
-def test_product_read_fills_the_cache(app_server: App, redis_servers: Redis) -> None:
-    assert httpx.get(f"{app_server.url}/products/3").status_code == 200
+def cache_client(redis_servers: Redis) -> redis.Redis:
     sentinel = Sentinel([("127.0.0.1", redis_servers.sentinel.port)], socket_timeout=1)
     client: redis.Redis = sentinel.master_for(
         redis_servers.master_name, password=redis_servers.password
     )
+    return client
+
+
+def eventually(check: Callable[[], bool], timeout: float = 2.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return check()
+
+
+def test_product_read_fills_the_cache(app_server: App, redis_servers: Redis) -> None:
+    assert httpx.get(f"{app_server.url}/products/3").status_code == 200
+    client = cache_client(redis_servers)
     deadline = time.monotonic() + 2
     while client.get("product:3") is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -91,6 +104,27 @@ def test_order_refreshes_the_cached_stock(app_server: App, postgres: Postgres) -
         seen = httpx.get(f"{app_server.url}/products/4").json()["stock"]
         time.sleep(0.02)
     assert seen == before - 3 == stock_of(postgres, 4)
+
+
+def test_invalidations_of_an_order_burst_are_coalesced(
+    app_server: App, redis_servers: Redis
+) -> None:
+    client = cache_client(redis_servers)
+
+    def deletes() -> int:
+        return int(client.info("commandstats").get("cmdstat_del", {}).get("calls", 0))
+
+    assert httpx.get(f"{app_server.url}/products/6").status_code == 200
+    assert eventually(lambda: client.get("product:6") is not None)
+    before = deletes()
+    with ThreadPoolExecutor(10) as pool:
+        statuses = list(
+            pool.map(lambda _: order(app_server.url, 6, 1, key()).status_code, range(40))
+        )
+    assert statuses == [201] * 40
+    assert eventually(lambda: client.get("product:6") is None, timeout=1.0)
+    time.sleep(0.2)  # the last flush
+    assert 1 <= deletes() - before <= 20  # one DEL per order would be 40
 
 
 def test_same_key_twice_gives_one_order(app_server: App, postgres: Postgres) -> None:

@@ -1,0 +1,93 @@
+"""The throughput bench's two order paths against a real lab (its own port block, 25000).
+
+The ratio is only a figure if both paths do the same work: every order commits (and
+waits for the synchronous standby) on its own, through HAProxy and straight to
+PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from peakready.bench import throughput
+from peakready.bench.load import db_step, http_step
+from peakready.lab.state import LabState
+
+pytestmark = pytest.mark.lab
+
+REPO = Path(__file__).resolve().parents[3]
+BASE = 25000
+LAB_DIR = REPO / ".lab" / f"pytest-{BASE}"
+PEAKREADY = str(Path(sys.executable).parent / "peakready")
+
+
+def lab_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PEAKREADY_LAB_DIR": str(LAB_DIR), "PEAKREADY_LAB_PORT_BASE": str(BASE)}
+    return subprocess.run(
+        [PEAKREADY, "lab", *args], env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[LabState]:
+    os.environ["PEAKREADY_LAB_DIR"] = str(LAB_DIR)
+    lab_cli("down", "--stack", "dev", "--purge")
+    try:
+        result = lab_cli("up", "--stack", "dev")
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr
+        yield LabState.load("dev")
+    finally:
+        lab_cli("down", "--stack", "dev", "--purge")
+        os.environ.pop("PEAKREADY_LAB_DIR", None)
+
+
+def bench_orders(db: throughput._Database) -> int:
+    with db.connect() as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM orders WHERE product_id > %s",
+            (throughput.BENCH_PRODUCT_BASE,),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_direct_database_order_is_committed_when_it_returns(lab: LabState) -> None:
+    db = throughput._Database(lab)
+    db.ensure_products()
+    with db.connect() as conn:
+        before = bench_orders(db)
+        assert db.order(conn, 0)
+        # Seen from another session while the bench's connection is still open.
+        assert bench_orders(db) == before + 1
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_both_paths_place_every_order_they_count(lab: LabState) -> None:
+    db = throughput._Database(lab)
+    db.ensure_products()
+    port = throughput._port_of(str(lab.endpoints["http"]))
+    result = throughput.Throughput()
+    before = bench_orders(db)
+    http = result.account(
+        "orders_haproxy", lab, lambda: http_step(port, 2, throughput._orders, 1.0, 0.2)
+    )
+    direct = result.account(
+        "orders_direct_db", lab, lambda: db_step(db.connect, db.order, 2, 1.0, 0.2)
+    )
+    assert http.ok > 0 and http.errors == 0
+    assert direct.ok > 0 and direct.errors == 0
+    # Warm-up orders are placed but not counted: at least every counted order is there.
+    assert bench_orders(db) - before >= http.ok + direct.ok
+    cpu = result.cpu_ms_per_op()
+    assert cpu["orders_haproxy"]["storefront"] > 0
+    assert cpu["orders_haproxy"]["postgresql"] > 0
+    assert cpu["orders_direct_db"]["postgresql"] > 0
+    # The direct path bypasses the storefront: it spends next to nothing there.
+    assert cpu["orders_direct_db"]["storefront"] < cpu["orders_haproxy"]["storefront"] / 10
