@@ -61,6 +61,7 @@ def main() -> int:
         port=settings.port,
         log_level=settings.log_level.lower(),
         access_log=False,
+        proxy_headers=False,  # the app never uses the client's address
         timeout_graceful_shutdown=10,
         lifespan="on",
     )

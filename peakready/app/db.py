@@ -135,9 +135,11 @@ def make_pool(
     timeout_s: float,
     name: str,
     check_timeout_s: float = 1.0,
+    trust_s: float = 0.0,
 ) -> Pool:
     """A pool for threads that checks each connection on checkout and reconnects on demand."""
-    return Pool(conninfo, _connect_kwargs(password), max_size, timeout_s, name, check_timeout_s)
+    kwargs = _connect_kwargs(password)
+    return Pool(conninfo, kwargs, max_size, timeout_s, name, check_timeout_s, trust_s)
 
 
 def make_async_pool(
@@ -147,10 +149,11 @@ def make_async_pool(
     timeout_s: float,
     name: str,
     check_timeout_s: float = 1.0,
+    trust_s: float = 0.0,
 ) -> AsyncPool:
     """:func:`make_pool` for the event loop."""
     kwargs = _connect_kwargs(password)
-    return AsyncPool(conninfo, kwargs, max_size, timeout_s, name, check_timeout_s)
+    return AsyncPool(conninfo, kwargs, max_size, timeout_s, name, check_timeout_s, trust_s)
 
 
 def _connect_kwargs(password: str | None) -> dict[str, Any]:
@@ -231,10 +234,14 @@ class Store:
     """Queries of the storefront: writes (and reads that must see them) on the primary
     through an event-loop pool, catalogue reads through a thread pool (replicas first)."""
 
-    def __init__(self, write_pool: AsyncPool, read_pool: Pool, replicas: bool) -> None:
+    def __init__(
+        self, write_pool: AsyncPool, read_pool: Pool, replicas: bool, query_timeout_s: float
+    ) -> None:
         self.write_pool = write_pool
         self.read_pool = read_pool
         self.has_read_pool = replicas
+        # Deadline of an order or an order read on the primary (idempotent work only).
+        self.query_timeout_s = query_timeout_s
 
     # reads
 
@@ -254,7 +261,7 @@ class Store:
         """From the primary: an acknowledged order is always visible (read-your-writes)."""
         try:
             async with (
-                self.write_pool.connection() as conn,
+                self.write_pool.connection(deadline_s=self.query_timeout_s) as conn,
                 conn.cursor(row_factory=dict_row) as cur,
             ):
                 await cur.execute(f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = %s", (order_id,))
@@ -265,7 +272,7 @@ class Store:
     async def ping(self, timeout_s: float) -> None:
         """One round trip to a read-write primary through the pool, or DatabaseUnavailable."""
         try:
-            async with self.write_pool.connection(timeout=timeout_s) as conn:
+            async with self.write_pool.connection(timeout_s, deadline_s=timeout_s) as conn:
                 cur = await conn.execute(
                     "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only')::bool"
                 )
@@ -290,7 +297,7 @@ class Store:
         """Create the order for ``key`` and take its stock, in one transaction; or replay it."""
         try:
             async with (
-                self.write_pool.connection() as conn,
+                self.write_pool.connection(deadline_s=self.query_timeout_s) as conn,
                 conn.cursor(row_factory=dict_row) as cur,
             ):
                 try:

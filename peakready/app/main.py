@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -60,6 +61,7 @@ class Storefront:
             settings.db_pool_timeout_s,
             "write",
             settings.db_check_timeout_s,
+            settings.db_trust_s,
         )
         self.read_pool = db.make_pool(
             settings.db_read_dsn or settings.db_dsn,
@@ -68,8 +70,14 @@ class Storefront:
             settings.db_pool_timeout_s,
             "read",
             settings.db_check_timeout_s,
+            settings.db_trust_s,
         )
-        self.store = db.Store(self.write_pool, self.read_pool, replicas=bool(settings.db_read_dsn))
+        self.store = db.Store(
+            self.write_pool,
+            self.read_pool,
+            replicas=bool(settings.db_read_dsn),
+            query_timeout_s=settings.db_query_timeout_s,
+        )
         self.runner = BoundedRunner()
         timeout, backoff = settings.dependency_timeout_s, settings.dependency_backoff_s
         self.cache_guard = DependencyGuard("cache", timeout, backoff)
@@ -156,6 +164,9 @@ class ObserveMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # The labelled children, looked up once per label set (a lookup costs more than
+        # the increment; the label sets are few: routes x methods x statuses).
+        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -173,10 +184,16 @@ class ObserveMiddleware:
         try:
             await self.app(scope, receive, send_observed)
         finally:
-            path = _route_path(scope)
-            labels = (path, scope["method"], str(status))
-            self.metrics.requests.labels(*labels).inc()
-            self.metrics.latency.labels(*labels).observe(time.perf_counter() - start)
+            labels = (_route_path(scope), scope["method"], str(status))
+            children = self._children.get(labels)
+            if children is None:
+                children = (
+                    self.metrics.requests.labels(*labels),
+                    self.metrics.latency.labels(*labels),
+                )
+                self._children[labels] = children
+            children[0].inc()
+            children[1].observe(time.perf_counter() - start)
 
 
 def _route_path(scope: Scope) -> str:
@@ -216,7 +233,10 @@ def create_app(settings: AppSettings) -> FastAPI:
         finally:
             await sf.close()
 
-    app = FastAPI(title="peakready storefront", lifespan=lifespan)
+    # Metrics are Prometheus (below); FastAPI's native OpenTelemetry would only look up
+    # the (unconfigured) providers on every request.
+    no_otel: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+    app = FastAPI(title="peakready storefront", lifespan=lifespan, telemetry=no_otel)
     app.state.storefront = sf
 
     app.add_middleware(ObserveMiddleware, metrics=sf.metrics)

@@ -28,6 +28,8 @@ class AppSettings(BaseSettings):
     db_pool_max: int = Field(10, ge=1)
     db_pool_timeout_s: float = Field(5.0, gt=0)
     db_check_timeout_s: float = Field(1.0, gt=0)
+    db_trust_s: float = Field(0.1, ge=0, le=1.0)
+    db_query_timeout_s: float = Field(3.0, gt=0)
 
     redis_sentinels: str | None = None
     redis_master: str = "peakready"

@@ -339,6 +339,7 @@ def start_app(
         "PEAKREADY_APP_DB_PASSWORD": postgres.app_password,
         "PEAKREADY_APP_DB_POOL_MAX": "10",
         "PEAKREADY_APP_DB_CHECK_TIMEOUT_S": "0.5",
+        "PEAKREADY_APP_DB_QUERY_TIMEOUT_S": "2",
         "PEAKREADY_APP_AUDIT_TOKEN": token,
         "PEAKREADY_APP_DEPENDENCY_TIMEOUT_S": "1.0",
         "PEAKREADY_APP_DEPENDENCY_BACKOFF_S": "1",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -10,7 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
+import psycopg
 import pytest
+
+from peakready.app.db import make_async_pool
+from peakready.app.pool import QueryTimeout
 
 if TYPE_CHECKING:
     from conftest import App, Helpers, Postgres
@@ -118,6 +123,41 @@ def test_frozen_database_answers_503_in_bounded_time_then_recovers(
     start = time.monotonic()
     assert place(app_server, f"thawed-{uuid.uuid4()}").status_code == 201
     assert time.monotonic() - start < 2
+
+
+def test_a_trusted_server_that_freezes_fails_at_the_deadline_and_loses_the_trust(
+    postgres: Postgres,
+) -> None:
+    pool = make_async_pool(postgres.app_dsn, postgres.app_password, 4, 2.0, "t", 0.3, 5.0)
+
+    async def scenario() -> tuple[float, float]:
+        async with pool.connection() as conn:  # the server answers: trusted for 5 s
+            await conn.execute("SELECT 1")
+        pids = postgres_pids(postgres)
+        try:
+            for pid in pids:
+                os.kill(pid, signal.SIGSTOP)
+            start = time.monotonic()
+            with pytest.raises(QueryTimeout, match=r"within 0\.5s"):
+                async with pool.connection(deadline_s=0.5) as conn:  # trusted: no check
+                    await conn.execute("SELECT 1")
+            cut = time.monotonic() - start
+            start = time.monotonic()
+            with pytest.raises(psycopg.OperationalError):
+                async with pool.connection() as conn:  # no longer trusted: a new connection
+                    await conn.execute("SELECT 1")
+            reconnect = time.monotonic() - start
+        finally:
+            for pid in pids:
+                os.kill(pid, signal.SIGCONT)
+        async with pool.connection(deadline_s=2.0) as conn:
+            await conn.execute("SELECT 1")
+        await pool.close()
+        return cut, reconnect
+
+    cut, reconnect = asyncio.run(scenario())
+    assert 0.45 < cut < 1.0  # the deadline, not the thaw
+    assert reconnect < 3.0  # connect_timeout=2 on the frozen server, not a hang
 
 
 def test_with_replicas_for_reads_a_lost_primary_degrades_instead_of_unready(
