@@ -1,8 +1,11 @@
 """Bounded closed-loop load steps: HTTP over keep-alive connections, or straight psycopg.
 
-The HTTP client is a minimal HTTP/1.1 client on asyncio streams (a few µs of Python per
-request, where a full client costs a millisecond): on a 2-core machine the load generator
-shares the CPUs with what it measures, so the cheaper it is, the truer the figure.
+The HTTP client is a minimal HTTP/1.1 client on asyncio streams over uvloop (a few µs of
+Python per request, where a full client costs a millisecond; uvloop takes it from 0.125 to
+0.106 ms of CPU per order): on a 2-core machine the load generator shares the CPUs with
+what it measures, so the cheaper it is, the truer the figure. The direct-database path
+keeps one thread per connection: psycopg's async client on uvloop reached no higher
+ceiling (2,771-2,922 against 2,962-2,985 orders/s in one run).
 Only 127.0.0.1 is ever addressed; every step is bounded in time and request count.
 """
 
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+import uvloop
 
 from peakready.bench.capacity import Step
 from peakready.bench.stats import percentile
@@ -125,7 +129,8 @@ def http_step(
     only the last ``seconds`` count. A request answered outside ``Request.ok`` is an error."""
     if not 1 <= concurrency <= 256:
         raise PeakreadyError(f"concurrency {concurrency}: expected 1..256")
-    return asyncio.run(_http_step(port, concurrency, make, seconds, warmup_s, timeout_s))
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(_http_step(port, concurrency, make, seconds, warmup_s, timeout_s))
 
 
 async def _http_step(
