@@ -135,11 +135,9 @@ def make_pool(
     timeout_s: float,
     name: str,
     check_timeout_s: float = 1.0,
-    trust_s: float = 0.0,
 ) -> Pool:
     """A pool for threads that checks each connection on checkout and reconnects on demand."""
-    kwargs = _connect_kwargs(password)
-    return Pool(conninfo, kwargs, max_size, timeout_s, name, check_timeout_s, trust_s)
+    return Pool(conninfo, _connect_kwargs(password), max_size, timeout_s, name, check_timeout_s)
 
 
 def make_async_pool(

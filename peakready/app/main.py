@@ -70,7 +70,6 @@ class Storefront:
             settings.db_pool_timeout_s,
             "read",
             settings.db_check_timeout_s,
-            settings.db_trust_s,
         )
         self.store = db.Store(
             self.write_pool,

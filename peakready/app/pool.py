@@ -11,16 +11,14 @@ The check has a client-side deadline: a frozen server (an AZ "power loss" in the
 still holds its TCP connections open, and a plain round trip would hang until it thaws.
 When a check fails, every idle connection to the same server is dropped with it.
 
-The check is skipped for a server that answered a query on another connection within
-the last ``trust_s`` (0.1 s): under load a server proves itself alive many times a
-second, and the check's round trip cost 15 % of an order's CPU (1,360 against 1,570
-orders/s on the lab). A server that stops answering loses that trust after ``trust_s``
-and every checkout checks it again; a connection that fails in use is closed and its
-server distrusted at once.
-
 :class:`Pool` serves threads (the read endpoints); :class:`AsyncPool` serves the event
 loop (the order path, which so skips the thread-pool hand-off). Both keep the same
-rules; only the waiting differs.
+rules; only the waiting differs, and one thing more on the event loop: a block given a
+deadline (an order) skips the check when its server answered a query on another
+connection within the last ``trust_s`` (0.1 s). Under load a server proves itself alive
+many times a second, and the check's round trip cost 15 % of an order's CPU (1,360
+against 1,570 orders/s on the lab). A server that froze since is caught by the deadline
+instead; a connection that fails in use is closed and its server distrusted at once.
 """
 
 from __future__ import annotations
@@ -60,15 +58,11 @@ class QueryTimeout(psycopg.OperationalError):
 class _Idle(Generic[C]):
     """The idle connections of a pool, newest last, and what the pool knows of its size."""
 
-    def __init__(
-        self, max_size: int, timeout_s: float, name: str, check_timeout_s: float, trust_s: float
-    ) -> None:
+    def __init__(self, max_size: int, timeout_s: float, name: str, check_timeout_s: float) -> None:
         self.max_size = max_size
         self.timeout_s = timeout_s
         self.name = name
         self.check_timeout_s = check_timeout_s
-        self.trust_s = trust_s
-        self._answered: dict[tuple[str, int] | None, float] = {}  # server → last answer
         self._idle: deque[C] = deque()
         self._lock = threading.Lock()
         self._closed = False
@@ -92,19 +86,6 @@ class _Idle(Generic[C]):
     def _pop(self) -> C | None:
         with self._lock:
             return self._idle.pop() if self._idle else None
-
-    def _trusted(self, conn: C) -> bool:
-        """True when the connection's server answered a query within ``trust_s``."""
-        answered = self._answered.get(_server(conn))
-        return answered is not None and time.monotonic() - answered < self.trust_s
-
-    def _used(self, server: tuple[str, int] | None, conn: C, failed: bool) -> None:
-        """Remember that ``server`` answered, or forget it ever did when the connection
-        failed in use (or was closed as unusable: read-only, broken)."""
-        if failed or conn.closed:
-            self._answered.pop(server, None)
-        else:
-            self._answered[server] = time.monotonic()
 
     def _take_all(self) -> list[C]:
         self._closed = True
@@ -139,9 +120,8 @@ class Pool(_Idle[psycopg.Connection[Any]]):
         timeout_s: float,
         name: str,
         check_timeout_s: float = 1.0,
-        trust_s: float = 0.0,
     ) -> None:
-        super().__init__(max_size, timeout_s, name, check_timeout_s, trust_s)
+        super().__init__(max_size, timeout_s, name, check_timeout_s)
         self.conninfo = conninfo
         self.kwargs = kwargs
         self._slots = threading.BoundedSemaphore(max_size)
@@ -153,18 +133,10 @@ class Pool(_Idle[psycopg.Connection[Any]]):
         if not self._slots.acquire(timeout=wait):
             raise self._exhausted(wait)
         conn: psycopg.Connection[Any] | None = None
-        failed = False
         self._count(+1)
         try:
             conn = self._checkout()
-            server = _server(conn)
-            try:
-                yield conn
-            except _CONNECTION_ERRORS:
-                failed = True
-                raise
-            finally:
-                self._used(server, conn, failed)
+            yield conn
         finally:
             if conn is not None:
                 self._checkin(conn)
@@ -179,14 +151,13 @@ class Pool(_Idle[psycopg.Connection[Any]]):
 
     def _checkout(self) -> psycopg.Connection[Any]:
         while (conn := self._pop()) is not None:
-            if self._trusted(conn):
-                return conn
+            server = _server(conn)
             try:
                 check_alive(conn, self.check_timeout_s)
                 return conn
             except psycopg.Error:
                 conn.close()  # broken, frozen, restarted, failed over
-                for other in self._drop_idle(_server(conn)):
+                for other in self._drop_idle(server):
                     other.close()
         return psycopg.connect(self.conninfo, **self.kwargs)
 
@@ -214,9 +185,11 @@ class AsyncPool(_Idle[psycopg.AsyncConnection[Any]]):
         check_timeout_s: float = 1.0,
         trust_s: float = 0.0,
     ) -> None:
-        super().__init__(max_size, timeout_s, name, check_timeout_s, trust_s)
+        super().__init__(max_size, timeout_s, name, check_timeout_s)
         self.conninfo = conninfo
         self.kwargs = kwargs
+        self.trust_s = trust_s
+        self._answered: dict[tuple[str, int] | None, float] = {}  # server → last answer
         self._slots = asyncio.BoundedSemaphore(max_size)
 
     @asynccontextmanager
@@ -245,7 +218,9 @@ class AsyncPool(_Idle[psycopg.AsyncConnection[Any]]):
         failed = False
         self._count(+1)
         try:
-            conn = await self._checkout()
+            # Only a block with a deadline may skip the check: the deadline is what
+            # catches a server that froze since it last answered.
+            conn = await self._checkout(trust=deadline_s is not None)
             server = _server(conn)
             watchdog = _Watchdog(conn, deadline_s)
             try:
@@ -259,6 +234,8 @@ class AsyncPool(_Idle[psycopg.AsyncConnection[Any]]):
                 raise
             finally:
                 watchdog.cancel()
+                if watchdog.fired:
+                    await conn.close()  # cut, even if the block finished meanwhile
                 self._used(server, conn, failed)
         finally:
             if conn is not None:
@@ -272,18 +249,34 @@ class AsyncPool(_Idle[psycopg.AsyncConnection[Any]]):
 
     # private
 
-    async def _checkout(self) -> psycopg.AsyncConnection[Any]:
+    async def _checkout(self, trust: bool) -> psycopg.AsyncConnection[Any]:
         while (conn := self._pop()) is not None:
-            if self._trusted(conn):
+            server = _server(conn)
+            if trust and self._trusted(server):
                 return conn
             try:
                 await check_alive_async(conn, self.check_timeout_s)
                 return conn
             except psycopg.Error:
                 await conn.close()  # broken, frozen, restarted, failed over
-                for other in self._drop_idle(_server(conn)):
+                for other in self._drop_idle(server):
                     await other.close()
         return await psycopg.AsyncConnection.connect(self.conninfo, **self.kwargs)
+
+    def _trusted(self, server: tuple[str, int] | None) -> bool:
+        """True when ``server`` answered a query within ``trust_s``."""
+        answered = self._answered.get(server)
+        return answered is not None and time.monotonic() - answered < self.trust_s
+
+    def _used(
+        self, server: tuple[str, int] | None, conn: psycopg.AsyncConnection[Any], failed: bool
+    ) -> None:
+        """Remember that ``server`` answered, or forget it ever did when the connection
+        failed in use (or was closed as unusable: read-only, broken)."""
+        if failed or conn.closed:
+            self._answered.pop(server, None)
+        else:
+            self._answered[server] = time.monotonic()
 
     async def _checkin(self, conn: psycopg.AsyncConnection[Any]) -> None:
         state = _state(conn)
