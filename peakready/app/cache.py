@@ -87,7 +87,8 @@ class Cache:
             self._noted.clear()
         client = self.client
         if keys and client is not None:
-            with contextlib.suppress(DependencyDown):  # the TTL bounds the staleness
+            # Down: the TTL bounds the staleness. RuntimeError: the runner is shut down.
+            with contextlib.suppress(DependencyDown, RuntimeError):
                 self.runner.call(self.guard, lambda: client.delete(*keys))
 
     def _flush_forever(self) -> None:

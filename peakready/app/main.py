@@ -324,8 +324,8 @@ def create_app(settings: AppSettings) -> FastAPI:
     async def create_order(request: Request) -> JSONResponse:
         """``POST /orders``, the hot path: a plain route, validated by pydantic directly.
 
-        FastAPI's parameter machinery costs more CPU than the rest of an order (measured:
-        0.13 ms of 0.59 ms per order); the contract is the same, 422s included.
+        FastAPI's parameter machinery cost 0.13 ms of the 0.59 ms of CPU an order took on
+        one instance; the contract is the same, 422s included.
         """
         key = request.headers.get("idempotency-key")
         if key is None or not 1 <= len(key) <= KEY_MAX:
