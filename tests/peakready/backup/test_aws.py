@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
+import aws_world
 import boto3
 import pytest
 from botocore.stub import Stubber
@@ -20,22 +18,7 @@ from peakready.chaos.aws import shared
 from peakready.errors import PeakreadyError
 from peakready.topology import Objective
 
-
-def _load_world() -> Any:
-    name = "peakready_tests_aws_world"
-    if name in sys.modules:
-        return sys.modules[name]
-    path = Path(__file__).parents[1] / "chaos" / "aws" / "aws_world.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-aws_world = _load_world()
-aws = aws_world.aws
+aws = aws_world.aws  # fixtures, used by name
 world = aws_world.world
 REGION = aws_world.REGION
 PRODUCTS = [{"id": 1, "initial_stock": 100}, {"id": 2, "initial_stock": 100}]

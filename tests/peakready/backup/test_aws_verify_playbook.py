@@ -9,7 +9,6 @@ exercised end to end. The RDS side still runs on moto.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
 import secrets
 import shutil
@@ -20,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aws_world
 import psycopg
 import pytest
 
@@ -40,21 +40,7 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PORTS = range(29940, 29950)
 
 
-def _load_world() -> Any:
-    name = "peakready_tests_aws_world"
-    if name in sys.modules:
-        return sys.modules[name]
-    path = Path(__file__).parents[1] / "chaos" / "aws" / "aws_world.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-aws_world = _load_world()
-aws = aws_world.aws
+aws = aws_world.aws  # fixtures, used by name
 world = aws_world.world
 
 

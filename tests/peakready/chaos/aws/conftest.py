@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
+import aws_world
 import boto3
 import pytest
 from botocore.stub import Stubber
 
-
-def _load_world() -> Any:
-    path = Path(__file__).with_name("aws_world.py")
-    spec = importlib.util.spec_from_file_location("peakready_tests_aws_world", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-aws_world = _load_world()
-aws = aws_world.aws
+aws = aws_world.aws  # fixtures, used by name
 world = aws_world.world
 
 
