@@ -11,7 +11,6 @@ is rewritten after every phase; the Markdown table is printed at the end.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from peakready.bench import failover, report
 from peakready.bench.failover import SCENARIOS, RunFigures
 from peakready.bench.walltime import Timed, time_command
+from peakready.drill import log_to
 from peakready.errors import PeakreadyError
 from peakready.topology import REPO_ROOT, Topology
 
@@ -53,7 +53,7 @@ def run(options: Options, console: Console | None = None) -> int:
     topology = Topology.load(options.stack)
     work = options.out.resolve().parent
     work.mkdir(parents=True, exist_ok=True)
-    _log_to(work / "bench.log")
+    log_to(work / "bench.log")
     bench = _Bench(options, topology, work, console)
     try:
         bench.all()
@@ -252,17 +252,6 @@ def _loadavg() -> list[float]:
         return [round(x, 2) for x in os.getloadavg()]
     except OSError:
         return []
-
-
-def _log_to(path: Path) -> None:
-    """chaoslib and peakready logs go to a file, not over the progress display."""
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-    for name in ("chaostoolkit", "peakready"):
-        logger = logging.getLogger(name)
-        logger.handlers = [handler]
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
 
 
 def _now() -> str:

@@ -54,7 +54,7 @@ def run(
         chosen.remove("backup-restore")
     report_dir = report_dir.resolve()
     report_dir.mkdir(parents=True, exist_ok=True)
-    _log_to(report_dir / "drill.log")
+    log_to(report_dir / "drill.log")
     if target == "lab":
         _ensure_lab(topology, console)
     result = DrillResult(target, stack, started=_now(), dry_run=dry_run)
@@ -216,8 +216,8 @@ def _print_summary(result: DrillResult, report_dir: Path, console: Console) -> N
     console.print(f"drill {verdict}: report in {report_dir}/report.html")
 
 
-def _log_to(path: Path) -> None:
-    """chaoslib and peakready logs go to the report folder, not over the progress display."""
+def log_to(path: Path) -> None:
+    """chaoslib and peakready logs go to ``path``, not over the progress display."""
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     for name in ("chaostoolkit", "peakready"):
