@@ -216,6 +216,22 @@ def _database(subnets: dict[str, str], security_group: str) -> tuple[str, str, s
     return primary, replica, subnet_group
 
 
+def db_cluster(stack: str) -> str:
+    """A Multi-AZ DB cluster (not part of the world: the shipped stacks use instances)."""
+    cluster = "cluster-" + stack
+    boto3.client("rds", region_name=REGION).create_db_cluster(
+        DBClusterIdentifier=cluster,
+        Engine="postgres",
+        MasterUsername="peakready",
+        MasterUserPassword="not-a-real-secret-1",
+        DBClusterInstanceClass="db.m6gd.large",
+        AllocatedStorage=100,
+        StorageType="io1",
+        Iops=1000,
+    )
+    return cluster
+
+
 def _cache(subnets: dict[str, str], security_group: str) -> str:
     elasticache = boto3.client("elasticache", region_name=REGION)
     subnet_group = name("cache-subnets")

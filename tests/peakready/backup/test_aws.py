@@ -478,17 +478,7 @@ def test_a_managed_master_secret_is_read_and_the_ssm_bucket_checked_first(world:
 
 def test_a_multi_az_cluster_primary_is_named_as_unsupported(world: Any) -> None:
     entries, target = _ledger()
-    cluster = "cluster-" + world.stack
-    boto3.client("rds", region_name=REGION).create_db_cluster(
-        DBClusterIdentifier=cluster,
-        Engine="postgres",
-        MasterUsername="peakready",
-        MasterUserPassword="not-a-real-secret-1",
-        DBClusterInstanceClass="db.m6gd.large",
-        AllocatedStorage=100,
-        StorageType="io1",
-        Iops=1000,
-    )
+    cluster = aws_world.db_cluster(world.stack)
     outputs = {**world.outputs, "db_primary": cluster}
 
     result = run_aws_restore_drill(

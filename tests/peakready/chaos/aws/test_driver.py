@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import aws_world
 import boto3
 import chaosaws.elasticache.actions
 import chaosaws.elbv2.probes
@@ -128,17 +129,7 @@ def test_fail_database_primary_of_a_cluster_uses_failover_db_cluster(
     world: Any, calls: list[tuple[str, dict[str, Any]]]
 ) -> None:
     rds = boto3.client("rds", region_name=REGION)
-    cluster = "cluster-" + world.stack
-    rds.create_db_cluster(
-        DBClusterIdentifier=cluster,
-        Engine="postgres",
-        MasterUsername="peakready",
-        MasterUserPassword="not-a-real-secret-1",
-        DBClusterInstanceClass="db.m6gd.large",
-        AllocatedStorage=100,
-        StorageType="io1",
-        Iops=1000,
-    )
+    cluster = aws_world.db_cluster(world.stack)
     for i in range(2):
         rds.create_db_instance(
             DBInstanceIdentifier=f"{cluster}-{i}",
