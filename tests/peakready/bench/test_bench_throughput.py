@@ -7,14 +7,12 @@ PostgreSQL alike.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from lab_run import running_lab
 
 from peakready.bench import throughput
 from peakready.bench.load import db_step, http_step
@@ -25,27 +23,12 @@ pytestmark = pytest.mark.lab
 REPO = Path(__file__).resolve().parents[3]
 BASE = 25000
 LAB_DIR = REPO / ".lab" / f"pytest-{BASE}"
-PEAKREADY = str(Path(sys.executable).parent / "peakready")
-
-
-def lab_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PEAKREADY_LAB_DIR": str(LAB_DIR), "PEAKREADY_LAB_PORT_BASE": str(BASE)}
-    return subprocess.run(
-        [PEAKREADY, "lab", *args], env=env, capture_output=True, text=True, timeout=300
-    )
 
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[LabState]:
-    os.environ["PEAKREADY_LAB_DIR"] = str(LAB_DIR)
-    lab_cli("down", "--stack", "dev", "--purge")
-    try:
-        result = lab_cli("up", "--stack", "dev")
-        assert result.returncode == 0, result.stdout[-2000:] + result.stderr
-        yield LabState.load("dev")
-    finally:
-        lab_cli("down", "--stack", "dev", "--purge")
-        os.environ.pop("PEAKREADY_LAB_DIR", None)
+    with running_lab(BASE, LAB_DIR) as state:
+        yield state
 
 
 def bench_orders(db: throughput._Database) -> int:

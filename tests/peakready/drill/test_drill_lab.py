@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lab_run import running_lab
 
 from peakready.chaos.verify.shared import figures_of, judge
 from peakready.drill.runner import judge_run
@@ -71,17 +72,8 @@ def scenario(summary: dict[str, Any], name: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[LabState]:
-    os.environ["PEAKREADY_LAB_DIR"] = str(LAB_DIR)
-    os.environ["PEAKREADY_LAB_PORT_BASE"] = str(BASE)
-    peakready("lab", "down", "--stack", "dev", "--purge", timeout=120)
-    try:
-        up = peakready("lab", "up", "--stack", "dev", timeout=300)
-        assert up.returncode == 0, up.stdout[-2000:] + up.stderr
-        yield LabState.load("dev")
-    finally:
-        peakready("lab", "down", "--stack", "dev", "--purge", timeout=120)
-        os.environ.pop("PEAKREADY_LAB_DIR", None)
-        os.environ.pop("PEAKREADY_LAB_PORT_BASE", None)
+    with running_lab(BASE, LAB_DIR) as state:
+        yield state
 
 
 def report_dir(name: str) -> Path:

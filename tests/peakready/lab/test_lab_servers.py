@@ -11,7 +11,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from lab_run import PEAKREADY, lab_env, running_lab
 
 from peakready.lab import control, observe, proc
 from peakready.lab.state import LabState
@@ -30,22 +30,12 @@ pytestmark = pytest.mark.lab
 REPO = Path(__file__).resolve().parents[3]
 BASE = int(os.environ.get("PEAKREADY_LAB_TEST_PORT_BASE", "20000"))
 LAB_DIR = REPO / ".lab" / f"pytest-{BASE}"
-PEAKREADY = str(Path(sys.executable).parent / "peakready")
-
-
-def lab_env(base: int = BASE, lab_dir: Path = LAB_DIR) -> dict[str, str]:
-    return {
-        **os.environ,
-        "PEAKREADY_LAB_DIR": str(lab_dir),
-        "PEAKREADY_LAB_PORT_BASE": str(base),
-        "COLUMNS": "120",
-    }
 
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 150) -> Any:
     return subprocess.run(
         [PEAKREADY, "lab", *args],
-        env=env or lab_env(),
+        env=env or lab_env(BASE, LAB_DIR),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -55,15 +45,8 @@ def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 150) -> 
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[LabState]:
-    os.environ["PEAKREADY_LAB_DIR"] = str(LAB_DIR)
-    cli("down", "--stack", "dev", "--purge")
-    try:
-        result = cli("up", "--stack", "dev")
-        assert result.returncode == 0, result.stdout[-2000:] + result.stderr
-        yield LabState.load("dev")
-    finally:
-        cli("down", "--stack", "dev", "--purge")
-        os.environ.pop("PEAKREADY_LAB_DIR", None)
+    with running_lab(BASE, LAB_DIR) as state:
+        yield state
 
 
 def psql(port: int, sql: str, password: str) -> str:
