@@ -41,7 +41,7 @@ class OrderIn(BaseModel):
 
 
 class AuditIn(BaseModel):
-    idempotency_keys: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+    idempotency_keys: list[Annotated[str, Field(min_length=1, max_length=KEY_MAX)]] = Field(
         max_length=100_000
     )
 

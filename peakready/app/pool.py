@@ -220,8 +220,7 @@ class AsyncPool(_Idle[psycopg.AsyncConnection[Any]]):
         try:
             # Only a block with a deadline may skip the check: the deadline is what
             # catches a server that froze since it last answered.
-            conn = await self._checkout(trust=deadline_s is not None)
-            server = _server(conn)
+            conn, server = await self._checkout(trust=deadline_s is not None)
             watchdog = _Watchdog(conn, deadline_s)
             try:
                 yield conn
@@ -249,19 +248,23 @@ class AsyncPool(_Idle[psycopg.AsyncConnection[Any]]):
 
     # private
 
-    async def _checkout(self, trust: bool) -> psycopg.AsyncConnection[Any]:
+    async def _checkout(
+        self, trust: bool
+    ) -> tuple[psycopg.AsyncConnection[Any], tuple[str, int] | None]:
+        """A usable connection and its server."""
         while (conn := self._pop()) is not None:
             server = _server(conn)
             if trust and self._trusted(server):
-                return conn
+                return conn, server
             try:
                 await check_alive_async(conn, self.check_timeout_s)
-                return conn
+                return conn, server
             except psycopg.Error:
                 await conn.close()  # broken, frozen, restarted, failed over
                 for other in self._drop_idle(server):
                     await other.close()
-        return await psycopg.AsyncConnection.connect(self.conninfo, **self.kwargs)
+        conn = await psycopg.AsyncConnection.connect(self.conninfo, **self.kwargs)
+        return conn, _server(conn)
 
     def _trusted(self, server: tuple[str, int] | None) -> bool:
         """True when ``server`` answered a query within ``trust_s``."""
