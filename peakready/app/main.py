@@ -33,6 +33,8 @@ RETRY_AFTER_S = "1"
 INT4_MAX = 2**31 - 1
 INT8_MAX = 2**63 - 1
 KEY_MAX = 200
+#: An order's body is a few dozen bytes; anything near this is not an order.
+ORDER_BODY_MAX = 4096
 
 
 class OrderIn(BaseModel):
@@ -107,6 +109,37 @@ class Storefront:
         self.runner.shutdown()
         await self.write_pool.close()
         self.read_pool.close()
+
+    def database_unavailable(self, exc: db.DatabaseUnavailable) -> JSONResponse:
+        self.db_degraded = True
+        self.db_log.warn(" ".join(str(exc).split()))
+        return unavailable("database unavailable, retry with the same Idempotency-Key")
+
+    async def create_order(self, key: str | None, body: bytes) -> JSONResponse:
+        """``POST /orders``: one order, idempotent per key (DESIGN §4)."""
+        if key is None or not 1 <= len(key) <= KEY_MAX:
+            return _invalid("header", "idempotency-key", f"required, 1 to {KEY_MAX} characters")
+        try:
+            order = OrderIn.model_validate_json(body)
+        except ValidationError as exc:
+            return JSONResponse({"detail": _body_errors(exc)}, status_code=422)
+        try:
+            result = await self.store.place_order(key, order.product_id, order.quantity)
+        except db.DatabaseUnavailable as exc:
+            return self.database_unavailable(exc)
+        except db.UnknownProduct:
+            return _error(404, f"no product {order.product_id}")
+        except db.OutOfStock:
+            return _error(409, f"not enough stock for product {order.product_id}")
+        except db.KeyReused:
+            return _error(422, "Idempotency-Key already used for a different order")
+        self.db_degraded = False
+        if result.created:
+            self.metrics.orders_created.inc()
+            self.cache.delete(f"product:{order.product_id}", "products:all")
+        else:
+            self.metrics.order_replays.inc()
+        return JSONResponse(db.to_json(result.order), status_code=201 if result.created else 200)
 
     def update_gauges(self) -> None:
         for pool in (self.write_pool, self.read_pool):
@@ -204,6 +237,59 @@ def _route_path(scope: Scope) -> str:
     return str(scope["path"]) if scope.get("endpoint") is not None else "unmatched"
 
 
+class StorefrontAPI(FastAPI):
+    """The FastAPI app, with ``/orders`` (the hot path) served ahead of its stack.
+
+    Starlette's middleware layers, router and request objects cost a fifth of an order's
+    CPU (0.52-0.58 against 0.42-0.44 ms on the lab), and the order route needs none of
+    them. Its contract is a FastAPI route's all the same: 422 bodies in FastAPI's shape,
+    ``{"detail": ...}`` errors, 405 for other methods, metrics under the route "/orders".
+    """
+
+    def __init__(self, sf: Storefront, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._orders = ObserveMiddleware(self._serve_orders, sf.metrics)
+        self._sf = sf
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/orders":
+            await self._orders(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def _serve_orders(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["endpoint"] = self._sf.create_order  # matched: labelled by its path
+        if scope["method"] != "POST":
+            response = JSONResponse(
+                {"detail": "Method Not Allowed"}, status_code=405, headers={"Allow": "POST"}
+            )
+            await response(scope, receive, send)
+            return
+        key = None
+        for name, value in scope["headers"]:
+            if name == b"idempotency-key":
+                key = value.decode("latin-1")
+                break
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the client left: nobody to answer
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > ORDER_BODY_MAX:
+                response = _error(413, f"request body over {ORDER_BODY_MAX} bytes")
+                break
+        else:
+            response = await self._sf.create_order(key, body)
+        await response(scope, receive, send)
+
+
+def _error(status: int, detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status)
+
+
 def _invalid(where: str, name: str, msg: str) -> JSONResponse:
     """A 422 in FastAPI's shape for one bad request field."""
     return JSONResponse({"detail": [{"loc": [where, name], "msg": msg}]}, status_code=422)
@@ -235,16 +321,14 @@ def create_app(settings: AppSettings) -> FastAPI:
     # Metrics are Prometheus (below); FastAPI's native OpenTelemetry would only look up
     # the (unconfigured) providers on every request.
     no_otel: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
-    app = FastAPI(title="peakready storefront", lifespan=lifespan, telemetry=no_otel)
+    app = StorefrontAPI(sf, title="peakready storefront", lifespan=lifespan, telemetry=no_otel)
     app.state.storefront = sf
 
     app.add_middleware(ObserveMiddleware, metrics=sf.metrics)
 
     @app.exception_handler(db.DatabaseUnavailable)
     async def db_unavailable(_: Request, exc: db.DatabaseUnavailable) -> JSONResponse:
-        sf.db_degraded = True
-        sf.db_log.warn(" ".join(str(exc).split()))
-        return unavailable("database unavailable, retry with the same Idempotency-Key")
+        return sf.database_unavailable(exc)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -320,37 +404,6 @@ def create_app(settings: AppSettings) -> FastAPI:
         body = db.to_json(product)
         sf.cache.set(key, body)
         return body
-
-    async def create_order(request: Request) -> JSONResponse:
-        """``POST /orders``, the hot path: a plain route, validated by pydantic directly.
-
-        FastAPI's parameter machinery cost 0.13 ms of the 0.59 ms of CPU an order took on
-        one instance; the contract is the same, 422s included.
-        """
-        key = request.headers.get("idempotency-key")
-        if key is None or not 1 <= len(key) <= KEY_MAX:
-            return _invalid("header", "idempotency-key", f"required, 1 to {KEY_MAX} characters")
-        try:
-            order = OrderIn.model_validate_json(await request.body())
-        except ValidationError as exc:
-            return JSONResponse({"detail": _body_errors(exc)}, status_code=422)
-        try:
-            result = await sf.store.place_order(key, order.product_id, order.quantity)
-        except db.UnknownProduct:
-            raise HTTPException(404, f"no product {order.product_id}") from None
-        except db.OutOfStock:
-            raise HTTPException(409, f"not enough stock for product {order.product_id}") from None
-        except db.KeyReused:
-            raise HTTPException(422, "Idempotency-Key already used for a different order") from None
-        sf.db_degraded = False
-        if result.created:
-            sf.metrics.orders_created.inc()
-            sf.cache.delete(f"product:{order.product_id}", "products:all")
-        else:
-            sf.metrics.order_replays.inc()
-        return JSONResponse(db.to_json(result.order), status_code=201 if result.created else 200)
-
-    app.add_route("/orders", create_order, methods=["POST"], include_in_schema=False)
 
     @app.get("/orders/{order_id}")
     async def get_order(order_id: int) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -194,6 +194,56 @@ def test_order_without_idempotency_key_is_422(app_server: App) -> None:
 def test_malformed_order_is_422(app_server: App, body: object) -> None:
     response = httpx.post(f"{app_server.url}/orders", json=body, headers={"Idempotency-Key": key()})
     assert response.status_code == 422
+
+
+def test_bad_order_field_is_named_in_fastapis_422_shape(app_server: App) -> None:
+    response = httpx.post(
+        f"{app_server.url}/orders",
+        json={"product_id": 1, "quantity": 0},
+        headers={"Idempotency-Key": key()},
+    )
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "quantity"]
+
+
+def test_order_sent_in_chunks_is_placed_once(app_server: App, postgres: Postgres) -> None:
+    k = key()
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"product_id": 11, '
+        yield b'"quantity": 1}'
+
+    response = httpx.post(
+        f"{app_server.url}/orders",
+        content=chunks(),
+        headers={"Idempotency-Key": k, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 201
+    assert response.json()["product_id"] == 11
+    rows = postgres.execute("SELECT count(*) FROM orders WHERE idempotency_key = %s", (k,))
+    assert rows == [(1,)]
+
+
+def test_oversized_order_body_is_413_and_places_nothing(
+    app_server: App, postgres: Postgres
+) -> None:
+    k = key()
+    body = b'{"product_id": 11, "quantity": 1' + b" " * 5000 + b"}"
+    response = httpx.post(
+        f"{app_server.url}/orders",
+        content=body,
+        headers={"Idempotency-Key": k, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    rows = postgres.execute("SELECT count(*) FROM orders WHERE idempotency_key = %s", (k,))
+    assert rows == [(0,)]
+
+
+def test_other_methods_on_orders_are_405(app_server: App) -> None:
+    response = httpx.get(f"{app_server.url}/orders")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
 
 
 def test_order_for_unknown_product_is_404(app_server: App) -> None:
