@@ -115,7 +115,8 @@ def markdown(results: dict[str, Any]) -> str:
             f"| orders through HAProxy | {_n(http.get('rate'))} | {_n(http.get('p99_ms'))} "
             f"| {_x(_spread(http))} | {_n(search.get('concurrency'))} |",
             f"| same order transaction straight to PostgreSQL | {_n(db.get('rate'))} "
-            f"| {_n(db.get('p99_ms'))} | {_x(_spread(db))} | {_n(search.get('concurrency'))} |",
+            f"| {_n(db.get('p99_ms'))} | {_x(_spread(db))} "
+            f"| {_n((sf.get('direct_db_search') or {}).get('concurrency'))} |",
             f"| **ratio** (target ≥ 0.5) | **{_x(sf.get('ratio'))}** | | | |",
             f"| requests per instance ({sf.get('instance', '?')}, drill mix) "
             f"| {_n(sf.get('requests_per_instance'))} | {_n(inst.get('p99_ms'))} "
