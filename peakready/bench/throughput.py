@@ -130,7 +130,7 @@ def measure(
     state: LabState,
     say: Callable[[str], None] = lambda _: None,
     seconds: float = 4.0,
-    repeats: int = 5,
+    repeats: int = 7,
 ) -> Throughput:
     """All three figures on the running lab ``state``."""
     result = Throughput()
