@@ -16,6 +16,7 @@ from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from peakready.app import db
@@ -229,8 +230,9 @@ class ObserveMiddleware:
 
 
 def _route_path(scope: Scope) -> str:
-    """The matched route's path template, recorded by the router in the (shared) scope:
-    FastAPI routes leave the route, plain routes (without path parameters) the endpoint."""
+    """The matched route's path template, recorded in the (shared) scope: FastAPI routes
+    leave the route; plain routes and the ``/orders`` fast path (no path parameters) the
+    endpoint."""
     route = scope.get("route")
     if route is not None:
         return str(route.path)
@@ -262,11 +264,7 @@ class StorefrontAPI(FastAPI):
         if scope["method"] != "POST":
             await _error(405, "Method Not Allowed", {"Allow": "POST"})(scope, receive, send)
             return
-        key = None
-        for name, value in scope["headers"]:
-            if name == b"idempotency-key":
-                key = value.decode("latin-1")
-                break
+        key = Headers(scope=scope).get("idempotency-key")
         body = b""
         more = True
         while more:
