@@ -10,41 +10,17 @@ from __future__ import annotations
 
 import configparser
 import json
-import os
 import re
-import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from peakready.errors import PeakreadyError
+from peakready.lab import pgbackrest as pgbackrest_cli
+from peakready.lab.pgbackrest import Completed
 
 SEGMENTS_PER_LOG = 0x100  # 16 MiB WAL segments: 256 per 4 GiB "log"
 _SEGMENT_RE = re.compile(r"^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})(?:-[0-9a-f]{40})?(?:\.\w+)?$")
-
-
-def as_postgres(cmd: list[str]) -> list[str]:
-    """``cmd`` run as the ``postgres`` user (PostgreSQL and pgBackRest refuse root)."""
-    if os.geteuid() != 0:
-        return cmd
-    return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", *cmd]
-
-
-@dataclass(frozen=True)
-class Completed:
-    cmd: list[str]
-    returncode: int
-    stdout: str
-    stderr: str
-    seconds: float
-
-    @property
-    def error_line(self) -> str:
-        """The most telling line of pgBackRest's output (its ERROR line, else the last)."""
-        lines = [ln.strip() for ln in (self.stderr + "\n" + self.stdout).splitlines() if ln.strip()]
-        errors = [ln for ln in lines if "ERROR:" in ln]
-        return (errors or lines or [f"exit {self.returncode}"])[0][:400]
 
 
 @dataclass(frozen=True)
@@ -145,20 +121,9 @@ class PgBackRest:
 
     def run(self, *args: str, repo: int | None = None, timeout: float = 600) -> Completed:
         """Run ``pgbackrest --config … --stanza … [--repo=N] args`` as postgres."""
-        cmd = [self.binary, f"--config={self.config}", f"--stanza={self.stanza}"]
-        if repo is not None:
-            cmd.append(f"--repo={repo}")
-        cmd.extend(args)
-        started = time.monotonic()
-        try:
-            proc = subprocess.run(
-                as_postgres(cmd), capture_output=True, text=True, timeout=timeout, cwd="/"
-            )
-        except subprocess.TimeoutExpired as exc:
-            return Completed(cmd, 124, "", f"ERROR: timed out after {exc.timeout:.0f}s", timeout)
-        except FileNotFoundError:
-            raise PeakreadyError(f"pgbackrest binary {self.binary!r}: not found") from None
-        return Completed(cmd, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
+        return pgbackrest_cli.run(
+            self.binary, self.config, self.stanza, *args, repo=repo, timeout=timeout
+        )
 
     # ----------------------------------------------------------------- reading
 

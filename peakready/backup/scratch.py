@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
-from peakready.backup.pgbackrest import as_postgres
+from peakready.lab.proc import as_postgres_user
 
 POSTGRES_UID_NAME = "postgres"
 
@@ -131,7 +131,7 @@ class ScratchPostgres:
             cmd += ["-c", f"{key}={value}"]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                as_postgres(cmd),
+                as_postgres_user(cmd),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd="/",

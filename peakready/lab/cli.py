@@ -8,21 +8,21 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from peakready.cli_options import StackOption
+
 app = typer.Typer(
     help="The local lab: the stack's shape from real servers on 127.0.0.1.", no_args_is_help=True
 )
-
-StackOption = typer.Option("dev", "--stack", "-s", help="stack name: stacks/Pulumi.<stack>.yaml")
 
 
 @app.command()
 def up(stack: str = StackOption) -> None:
     """Start the lab and return when every part is ready (a no-op when it already runs)."""
-    from peakready.lab import runtime
+    from peakready.lab import start  # lazy: `peakready --help` imports no lab
     from peakready.topology import Topology
 
     topology = Topology.load(stack)
-    raise typer.Exit(runtime.up(topology, Console()))
+    raise typer.Exit(start.up(topology, Console()))
 
 
 @app.command()
@@ -31,14 +31,14 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ) -> None:
     """Health per component and the stack outputs; exit 0 healthy, 1 degraded, 2 no lab."""
-    from peakready.lab import runtime
+    from peakready.lab.health import LabStatus, status  # lazy: see `up`
 
-    code, report = runtime.status(stack)
+    code, report = status(stack)
     if as_json:
         typer.echo(json.dumps(report, indent=2))
         raise typer.Exit(code)
     console = Console()
-    if code == 2:
+    if code == LabStatus.NOT_RUNNING:
         console.print(f"no lab: {report.get('error', 'not running')}", markup=False)
         raise typer.Exit(code)
     table = Table(title=f"lab {stack}: {'healthy' if report['healthy'] else 'DEGRADED'}")
@@ -65,6 +65,6 @@ def down(
     purge: bool = typer.Option(False, "--purge", help="also remove the lab folder (data)"),
 ) -> None:
     """Stop exactly what `up` started; keeps data unless --purge. Safe to run twice."""
-    from peakready.lab import runtime
+    from peakready.lab import stop  # lazy: see `up`
 
-    raise typer.Exit(runtime.down(stack, Console(), purge=purge))
+    raise typer.Exit(stop.down(stack, Console(), purge=purge))

@@ -14,6 +14,7 @@ from typing import Any
 
 from peakready.errors import PeakreadyError
 from peakready.lab import proc as procmod
+from peakready.lab.health import health_report
 from peakready.lab.state import FREEZER_ROOT, LabState
 
 
@@ -177,8 +178,6 @@ def wait_healthy(state: LabState, timeout: float = 60.0) -> dict[str, Any]:
 
     Raises ``PeakreadyError`` naming the unhealthy components when ``timeout`` passes.
     """
-    from peakready.lab.runtime import health_report
-
     deadline = time.monotonic() + timeout
     while True:
         report = health_report(state)

@@ -65,13 +65,27 @@ def postmaster_pid_from(data_dir: str | Path) -> int | None:
     return pid if alive(pid) else None
 
 
+def as_postgres_user(cmd: list[str]) -> list[str]:
+    """``cmd`` run as the ``postgres`` user (PostgreSQL, Patroni and pgBackRest refuse root)."""
+    if os.geteuid() != 0:
+        return cmd
+    return [
+        "setpriv",
+        f"--reuid={POSTGRES_USER}",
+        f"--regid={POSTGRES_USER}",
+        "--init-groups",
+        *cmd,
+    ]
+
+
+def run_as_postgres(cmd: list[str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """Run ``cmd`` to its end as the postgres user, from ``/`` (a folder it can read)."""
+    return subprocess.run(
+        as_postgres_user(cmd), cwd="/", capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
 # --------------------------------------------------------------------------- cgroups
-
-
-def cgroup_path(stack: str) -> Path:
-    from peakready.lab.state import FREEZER_ROOT
-
-    return FREEZER_ROOT / "peakready" / stack
 
 
 def ensure_cgroups(cgroup: Path, azs: Iterable[str]) -> None:
@@ -140,13 +154,7 @@ def spawn(
     through ``setpriv``.
     """
     if as_postgres:
-        cmd = [
-            "setpriv",
-            f"--reuid={POSTGRES_USER}",
-            f"--regid={POSTGRES_USER}",
-            "--init-groups",
-            *cmd,
-        ]
+        cmd = as_postgres_user(cmd)
     procs_file = str(cgroup / "cgroup.procs") if cgroup is not None else None
 
     def enter_cgroup() -> None:

@@ -17,18 +17,6 @@ from typing import Any
 from peakready.errors import PeakreadyError
 from peakready.topology import REPO_ROOT, Topology
 
-#: Keys of ``secrets.json`` (internals.md).
-SECRET_KEYS = (
-    "db_superuser_password",
-    "db_replication_password",
-    "db_app_password",
-    "redis_password",
-    "audit_token",
-)
-
-#: Process kinds recorded in ``state.json``.
-KINDS = ("etcd", "patroni", "redis", "sentinel", "searchd", "haproxy", "supervisor")
-
 #: Root of the lab's freezer cgroups (cgroup v1).
 FREEZER_ROOT = Path("/sys/fs/cgroup/freezer")
 
@@ -107,27 +95,6 @@ class Ports:
         """Every port the lab may listen on (scratch servers included)."""
         return range(self.base, self.base + 160)
 
-    def server_ports(self, az_count: int) -> dict[int, str]:
-        """Port → what listens there, for the servers ``up`` starts itself."""
-        named = {
-            self.http: "HAProxy HTTP entry",
-            self.db_write: "HAProxy PostgreSQL write port",
-            self.db_read: "HAProxy PostgreSQL read port",
-            self.stats: "HAProxy stats",
-        }
-        for i in range(az_count):
-            named[self.etcd_client(i)] = f"etcd client, AZ {i}"
-            named[self.etcd_peer(i)] = f"etcd peer, AZ {i}"
-            named[self.postgres(i)] = f"PostgreSQL, AZ {i}"
-            named[self.patroni(i)] = f"Patroni REST API, AZ {i}"
-            named[self.redis(i)] = f"Redis, AZ {i}"
-            named[self.sentinel(i)] = f"Sentinel, AZ {i}"
-            named[self.search_sql(i)] = f"searchd SphinxQL, AZ {i}"
-            named[self.search_api(i)] = f"searchd API, AZ {i}"
-        for slot in range(APP_SLOTS):
-            named[self.app(slot)] = f"storefront slot {slot}"
-        return named
-
 
 def write_json_atomic(path: Path, data: Any, mode: int = 0o644) -> None:
     """Write JSON to ``path`` through a temporary file and a rename."""
@@ -144,16 +111,26 @@ def write_json_atomic(path: Path, data: Any, mode: int = 0o644) -> None:
         raise
 
 
-def load_or_create_secrets(folder: Path) -> dict[str, str]:
-    """The lab's generated secrets (``secrets.json``, 0600); created on first use."""
+def load_or_create_secrets(folder: Path, keys: tuple[str, ...]) -> dict[str, str]:
+    """The lab's generated secrets (``secrets.json``, 0600), one per key in ``keys``.
+
+    Keys already there keep their value (a data directory may hold its password);
+    missing or empty ones are generated.
+    """
     path = folder / "secrets.json"
+    data: dict[str, str] = {}
     if path.exists():
-        data = json.loads(path.read_text())
-        if all(isinstance(data.get(key), str) and data[key] for key in SECRET_KEYS):
-            return {key: data[key] for key in SECRET_KEYS}
-    data = {key: secrets_mod.token_urlsafe(24) for key in SECRET_KEYS}
-    write_json_atomic(path, data, mode=0o600)
-    return data
+        try:
+            loaded = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            loaded = {}
+        if isinstance(loaded, dict):
+            data = {k: v for k, v in loaded.items() if isinstance(v, str) and v}
+    missing = [key for key in keys if key not in data]
+    if missing or not path.exists():
+        data.update({key: secrets_mod.token_urlsafe(24) for key in missing})
+        write_json_atomic(path, data, mode=0o600)
+    return {key: data[key] for key in keys}
 
 
 class LabState:

@@ -23,8 +23,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from peakready.backup.pgbackrest import PgBackRest, as_postgres
+from peakready.backup.pgbackrest import PgBackRest
 from peakready.backup.scratch import postgres_owned_dir, wait_for
+from peakready.lab.proc import as_postgres_user
 from peakready.topology import Objective, Topology
 
 PORT_BASE = int(os.environ.get("PEAKREADY_BACKUP_TEST_PORT_BASE", "22000"))
@@ -257,7 +258,7 @@ def _setup_postgres(lab: MiniLab) -> None:
     shutil.chown(pwfile, "postgres", "postgres")
     pwfile.chmod(0o600)
     subprocess.run(
-        as_postgres(
+        as_postgres_user(
             [
                 str(PG_BIN / "initdb"),
                 "-D",
@@ -324,7 +325,7 @@ max_wal_size = 256MB
 def _start_postgres(lab: MiniLab) -> None:
     with open(lab.root / "pg.log", "ab") as log:
         proc = subprocess.Popen(
-            as_postgres([str(PG_BIN / "postgres"), "-D", str(lab.data)]),
+            as_postgres_user([str(PG_BIN / "postgres"), "-D", str(lab.data)]),
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd="/",

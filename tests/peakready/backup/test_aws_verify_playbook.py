@@ -25,7 +25,6 @@ import pytest
 
 from peakready.backup.aws import AnsibleSsmVerifier, ScratchDb, run_aws_restore_drill
 from peakready.backup.ledger import LedgerEntry
-from peakready.backup.pgbackrest import as_postgres
 from peakready.backup.scratch import (
     ScratchPostgres,
     free_port,
@@ -33,6 +32,7 @@ from peakready.backup.scratch import (
     remove_tree,
     wait_for,
 )
+from peakready.lab.proc import as_postgres_user
 
 pytestmark = pytest.mark.lab
 
@@ -70,7 +70,7 @@ def restored() -> Iterator[RestoredDb]:
     server: ScratchPostgres | None = None
     try:
         subprocess.run(
-            as_postgres(
+            as_postgres_user(
                 [
                     str(PG_BIN / "initdb"),
                     "-D",

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from peakready.errors import PeakreadyError
-from peakready.lab import observe, plan, proc, runtime, state
+from peakready.lab import assembly, health, observe, plan, proc, state, stop
+from peakready.lab.components.load_balancer import haproxy_ready
+from peakready.lab.components.sentinel import sentinels_converged
 from peakready.topology import OUTPUT_KEYS, Topology
 
 REPO = Path(__file__).resolve().parents[3]
@@ -37,14 +39,14 @@ def test_ports_follow_the_internals_table() -> None:
 
 
 def test_every_server_port_is_distinct_and_named() -> None:
-    named = state.Ports(20000).server_ports(6)
-    assert len(named) == 4 + 6 * 8 + state.APP_SLOTS
+    named = assembly.server_ports(plan.make_plan(dev_topology()))
+    assert len(named) == 4 + 3 * 8 + state.APP_SLOTS
     assert all(20000 <= port < 20160 for port in named)
 
 
 def test_outputs_carry_every_design_key() -> None:
     lab_plan = plan.make_plan(dev_topology())
-    outputs = lab_plan.outputs("pg-eu-central-1b")
+    outputs = assembly.outputs(lab_plan, "pg-eu-central-1b")
     assert set(outputs) == set(OUTPUT_KEYS)
     assert outputs["db_primary"] == "pg-eu-central-1b"
     assert outputs["db_replicas"] == ["pg-eu-central-1a", "pg-eu-central-1c"]
@@ -62,7 +64,7 @@ def test_app_dsn_is_multi_host_and_read_write() -> None:
 def test_binary_override_that_is_missing_names_the_setting(tmp_path: Path) -> None:
     lab_plan = plan.make_plan(dev_topology(binaries={"haproxy": str(tmp_path / "haproxy")}))
     with pytest.raises(PeakreadyError) as caught:
-        lab_plan.resolve_binaries()
+        lab_plan.resolve_binaries(assembly.packages())
     assert caught.value.lines == [
         f"peakready:lab.binaries.haproxy: {tmp_path / 'haproxy'} is not an executable file"
     ]
@@ -79,7 +81,7 @@ def test_binary_missing_from_path_names_the_debian_package(
     monkeypatch.setattr(plan.shutil, "which", which)
     lab_plan = plan.make_plan(dev_topology())
     with pytest.raises(PeakreadyError) as caught:
-        lab_plan.resolve_binaries()
+        lab_plan.resolve_binaries(assembly.packages())
     assert len(caught.value.lines) == 1
     assert "searchd: not found on PATH (Debian package sphinxsearch" in caught.value.lines[0]
 
@@ -96,12 +98,12 @@ def test_haproxy_readiness_needs_one_writer_all_readers_and_the_whole_group() ->
         "storefront/app1": "UP",
         "storefront/app2": "DOWN",
     }
-    ok, detail = runtime.haproxy_ready(servers, 3, 3)
+    ok, detail = haproxy_ready(servers, 3, 3)
     assert not ok and "app 2/3 UP" in detail
     servers["storefront/app2"] = "UP"
-    assert runtime.haproxy_ready(servers, 3, 3)[0]
+    assert haproxy_ready(servers, 3, 3)[0]
     servers["postgres_write/pg-b"] = "UP"  # two writers: split brain, not ready
-    assert not runtime.haproxy_ready(servers, 3, 3)[0]
+    assert not haproxy_ready(servers, 3, 3)[0]
 
 
 def test_show_stat_parsing_skips_unused_template_slots() -> None:
@@ -133,9 +135,9 @@ def test_sentinels_converge_only_when_all_see_replicas_and_peers() -> None:
             for az in "abc"
         },
     }
-    assert runtime.sentinels_converged(view, 3)
+    assert sentinels_converged(view, 3)
     view["sentinels"]["sentinel-b"]["num_other_sentinels"] = 1
-    assert not runtime.sentinels_converged(view, 3)
+    assert not sentinels_converged(view, 3)
 
 
 def test_alive_treats_zombies_as_dead() -> None:
@@ -154,7 +156,7 @@ def test_alive_treats_zombies_as_dead() -> None:
 
 def test_status_without_a_lab_exits_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PEAKREADY_LAB_DIR", str(tmp_path / "none"))
-    code, report = runtime.status("dev")
+    code, report = health.status("dev")
     assert code == 2
     assert report["healthy"] is False and "no lab running" in report["error"]
 
@@ -172,7 +174,7 @@ def test_up_on_a_stale_state_file_is_one_error(
         json.dumps({"stack": "dev", "lab_dir": str(tmp_path), "processes": processes})
     )
     with pytest.raises(PeakreadyError) as caught:
-        runtime.running_state("dev")
+        health.running_state("dev")
     assert caught.value.lines == [
         f"stale state file {tmp_path / 'state.json'}: none of its recorded processes runs; "
         "run `peakready lab down --stack dev` to clear it"
@@ -180,10 +182,11 @@ def test_up_on_a_stale_state_file_is_one_error(
 
 
 def test_secrets_file_is_private_and_stable(tmp_path: Path) -> None:
-    first = state.load_or_create_secrets(tmp_path)
-    assert set(first) == set(state.SECRET_KEYS)
+    keys = assembly.secret_keys()
+    first = state.load_or_create_secrets(tmp_path, keys)
+    assert set(first) == set(keys)
     assert (tmp_path / "secrets.json").stat().st_mode & 0o777 == 0o600
-    assert state.load_or_create_secrets(tmp_path) == first
+    assert state.load_or_create_secrets(tmp_path, keys) == first
 
 
 def test_playbooks_pass_yamllint() -> None:
@@ -320,7 +323,7 @@ def test_down_without_a_state_file_still_stops_what_is_left_in_the_cgroups(
     try:
         assert proc.cgroup_pids(lab_plan.cgroup / lab_plan.azs[1]) == [child.pid]
         out = io.StringIO()
-        assert runtime.down("dev", Console(file=out, width=200)) == 0
+        assert stop.down("dev", Console(file=out, width=200)) == 0
         child.wait(timeout=5)
         assert "stopped 1 lab processes" in out.getvalue()
         assert not lab_plan.cgroup.exists()

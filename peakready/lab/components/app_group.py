@@ -1,0 +1,142 @@
+"""The app tier: storefront instances spread over the AZs, kept at the desired size by
+the supervisor (``peakready.lab.supervisor``), which stands for the Auto Scaling group.
+
+The supervisor is regional (in no AZ's cgroup); it starts once the shop's database
+exists and the storefront environment is rendered. Its instances are not in
+``state.json``: they come and go, and ``<lab>/app_group.json`` lists them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+from peakready.lab import observe
+from peakready.lab.components.base import Component, ProcessSpec, Row, Targets, UpContext, Wave
+from peakready.lab.components.search import DIST_INDEX
+from peakready.lab.state import APP_SLOTS
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from peakready.lab.plan import Plan
+    from peakready.lab.state import LabState
+
+
+class AppGroup(Component):
+    kind = "supervisor"
+    role = "storefront"
+    regional = True
+    secret_keys = ("audit_token",)
+
+    def processes(self, plan: Plan) -> list[ProcessSpec]:
+        config = plan.lab / "supervisor.json"
+        return [
+            ProcessSpec(
+                "supervisor",
+                self.kind,
+                None,
+                [sys.executable, "-m", "peakready.lab.supervisor", str(config)],
+                port=plan.ports.app(0),
+                file=env_file(plan),
+                extra={"config": str(config)},
+            )
+        ]
+
+    def can_start(self, ctx: UpContext, spec: ProcessSpec) -> bool:
+        if not ctx.facts.get("database"):
+            return False
+        write_supervisor_config(ctx.plan)
+        return True
+
+    def ports(self, plan: Plan) -> dict[int, str]:
+        return {plan.ports.app(slot): f"storefront slot {slot}" for slot in range(APP_SLOTS)}
+
+    def directories(self, plan: Plan) -> list[tuple[Path, str, int]]:
+        return [(plan.lab / "storefront", "root", 0o700)]
+
+    def outputs(self, plan: Plan, facts: dict[str, Any]) -> dict[str, Any]:
+        return {"app_group": plan.app_group}
+
+    def ansible_vars(self, plan: Plan, secrets: dict[str, str]) -> dict[str, Any]:
+        p, n = plan.ports, len(plan.azs)
+        search = ",".join(f"127.0.0.1:{p.search_sql(i)}" for i in range(n))
+        return {
+            "storefront_manage_directories": False,
+            "storefront_mode": "lab",
+            "storefront_env_path": str(env_file(plan)),
+            "storefront_db_dsn": plan.dsn("read-write"),
+            "storefront_db_read_dsn": plan.dsn("prefer-standby"),
+            "storefront_db_password": secrets["db_app_password"],
+            "storefront_redis_sentinels": ",".join(f"127.0.0.1:{p.sentinel(i)}" for i in range(n)),
+            "storefront_redis_master": plan.sentinel_master,
+            "storefront_redis_password": secrets["redis_password"],
+            "storefront_search_backend": "sphinx",
+            "storefront_search_hosts": search,
+            "storefront_search_index": DIST_INDEX,
+            "storefront_audit_token": secrets["audit_token"],
+            "storefront_migrate": True,
+            "storefront_seed_products": plan.topology.lab.products,
+            "storefront_initial_stock": plan.topology.lab.initial_stock,
+        }
+
+    def progress_rows(self) -> list[str]:
+        return ["app instances"]
+
+    def step(self, ctx: UpContext) -> list[Row]:
+        super().step(ctx)
+        running = bool(ctx.state.by_kind(self.kind))
+        instances = observe.app_instances(ctx.state) if running else []
+        ready = [i for i in instances if i["ready"]]
+        if ready:
+            ctx.facts["app_seeded"] = True  # the first ready instance ran the migrations
+        desired = ctx.plan.topology.lab.app_instances
+        return [
+            Row("app instances", len(ready) == desired, f"{len(ready)}/{desired} ready (/readyz)")
+        ]
+
+    def health(self, state: LabState, outputs: dict[str, Any]) -> list[Row]:
+        apps = observe.app_instances(state)
+        desired = state.app_group().get("desired", 0)
+        ready = sum(1 for a in apps if a["ready"])
+        return [
+            Row(
+                "app group (supervisor)",
+                desired > 0 and ready == desired == len(apps),
+                f"{ready}/{desired} instances ready: "
+                + ", ".join(f"{a['id']}@{a['az']}" for a in apps),
+            )
+        ]
+
+    def stop_targets(self, state: LabState, wave: Wave) -> Targets:
+        if wave != Wave.SERVERS:
+            return []
+        # The supervisor stops relaunching as soon as it gets SIGTERM; its instances
+        # shut down in parallel with it.
+        group = state.app_group()
+        instances = group.get("instances", []) + group.get("terminating", [])
+        return super().stop_targets(state, wave) + [(int(i["pid"]), None) for i in instances]
+
+
+def env_file(plan: Plan) -> Path:
+    return plan.lab / "storefront" / "storefront.env"
+
+
+def write_supervisor_config(plan: Plan) -> None:
+    """The supervisor's ``supervisor.json``; a previous group's ``app_group.json`` goes."""
+    config = {
+        "stack": plan.stack,
+        "group": plan.app_group,
+        "lab_dir": str(plan.lab),
+        "desired": plan.topology.lab.app_instances,
+        "azs": plan.azs,
+        "cgroup": str(plan.cgroup),
+        "port_base": plan.ports.base,
+        "slots": APP_SLOTS,
+        "env_file": str(env_file(plan)),
+        "python": sys.executable,
+        "haproxy_socket": str(plan.lab / "haproxy.sock"),
+    }
+    (plan.lab / "supervisor.json").write_text(json.dumps(config, indent=2))
+    (plan.lab / "app_group.json").unlink(missing_ok=True)
