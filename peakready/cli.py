@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from peakready.backup.cli import app as backup_app
+from peakready.cli_options import StackOption
 from peakready.errors import PeakreadyError
 from peakready.lab.cli import app as lab_app
 
@@ -29,8 +30,6 @@ app.add_typer(lab_app, name="lab")
 app.add_typer(backup_app, name="backup")
 
 err_console = Console(stderr=True)
-
-StackOption = typer.Option("dev", "--stack", "-s", help="stack name: stacks/Pulumi.<stack>.yaml")
 
 
 class Target(StrEnum):

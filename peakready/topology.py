@@ -15,7 +15,7 @@ import re
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -33,7 +33,7 @@ from peakready.errors import ConfigError
 NAMESPACE = "peakready"
 
 #: The scenarios of DESIGN §6, in the order a drill runs them.
-SCENARIOS: tuple[str, ...] = (
+Scenario = Literal[
     "app-instance-loss",
     "az-power-loss",
     "db-primary-loss",
@@ -41,7 +41,8 @@ SCENARIOS: tuple[str, ...] = (
     "search-node-loss",
     "degraded-dependencies",
     "backup-restore",
-)
+]
+SCENARIOS: tuple[str, ...] = get_args(Scenario)
 
 #: The stack outputs of DESIGN §3: what both the AWS stack and the lab expose, and all a
 #: drill reads.
@@ -431,18 +432,9 @@ class Topology(_Model):
     search: Search = Field(default_factory=Search)
     backup: Backup = Field(default_factory=Backup)
     alarms: Alarms = Field(default_factory=Alarms)
-    resiliency: dict[
-        Literal[
-            "app-instance-loss",
-            "az-power-loss",
-            "db-primary-loss",
-            "cache-primary-loss",
-            "search-node-loss",
-            "degraded-dependencies",
-            "backup-restore",
-        ],
-        Objective,
-    ] = Field(default_factory=dict, description="RTO/RPO per scenario (DESIGN §6)")
+    resiliency: dict[Scenario, Objective] = Field(
+        default_factory=dict, description="RTO/RPO per scenario (DESIGN §6)"
+    )
     lab: Lab = Field(default_factory=Lab)
 
     @field_validator("availability_zones", mode="before")

@@ -19,7 +19,7 @@ acknowledgement), and for ``pitr`` at least the gap between the target and RDS's
 LatestRestorableTime. The result is the ``backup`` section of DESIGN §7 plus the
 details, and ``checks_needing_live_account``: what a run against moto cannot prove.
 
-Configuration keys (besides those of :mod:`peakready.chaos.aws.shared`):
+Configuration keys (besides those of :mod:`peakready.targets.aws.shared`):
 ``peakready_backup_role_arn`` (else the role ``peakready-<stack>-backup``; ``aws-backup`` only),
 ``peakready_verify_host`` (an instance id; default: a healthy app instance),
 ``peakready_ssm_bucket`` (S3 bucket of the SSM connection),
@@ -46,8 +46,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
+import peakready.targets.aws.shared as shared
 from peakready.backup.ledger import LedgerEntry
-from peakready.chaos.aws import shared
 from peakready.errors import PeakreadyError
 from peakready.topology import REPO_ROOT, Objective
 
@@ -609,7 +609,7 @@ class _Drill:
         if configured:
             self.out.verify_host = str(configured)
             return self.out.verify_host
-        from peakready.chaos.aws.driver import AwsDriver  # the driver reads the app group
+        from peakready.targets.aws.driver import AwsDriver  # the driver reads the app group
 
         healthy = [
             i["id"] for i in AwsDriver(self.cfg, self.secrets).app_instances() if i["healthy"]

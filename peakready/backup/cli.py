@@ -14,12 +14,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from peakready.cli_options import StackOption
+
 app = typer.Typer(
     help="Backups of the lab: the cadence from the stack, and restore drills that count.",
     no_args_is_help=True,
 )
-
-StackOption = typer.Option("dev", "--stack", "-s", help="stack name: stacks/Pulumi.<stack>.yaml")
 
 
 @app.command()

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from peakready.bench import PHASES, SCENARIOS, Options, run
+from peakready.bench.suite import PHASES, SCENARIOS, Options, run
 from peakready.errors import PeakreadyError
 
 

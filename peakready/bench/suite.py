@@ -22,14 +22,15 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from peakready.bench import failover, report
+import peakready.bench.failover as failover
+import peakready.bench.report as report
 from peakready.bench.failover import SCENARIOS, RunFigures
 from peakready.bench.walltime import Timed, time_command
-from peakready.drill import log_to
 from peakready.errors import PeakreadyError
+from peakready.lab.health import LabStatus
+from peakready.lab.health import status as lab_status
+from peakready.logs import log_to
 from peakready.topology import REPO_ROOT, Topology
-
-__all__ = ["PHASES", "SCENARIOS", "Options", "run"]
 
 PHASES = ("preview", "lab-up", "throughput", "drill", "failover")
 BENCH_DIR = REPO_ROOT / "bench"
@@ -134,10 +135,8 @@ class _Bench:
         self._timed("preview_prod", ["preview", "--stack", "prod"], 300)
 
     def _lab_up(self, say: Callable[[str], None]) -> None:
-        from peakready.lab import runtime
-
-        code, _ = runtime.status(self.o.stack)
-        if code != 2 or self.o.fresh:
+        code, _ = lab_status(self.o.stack)
+        if code != LabStatus.NOT_RUNNING or self.o.fresh:
             self._down(say, purge=self.o.fresh)
         cold = not (self._lab_dir() / "pg").exists()
         say(f"peakready lab up --stack {self.o.stack} ({'no data yet' if cold else 'data kept'})")
@@ -160,16 +159,16 @@ class _Bench:
         raise PeakreadyError(f"peakready lab down failed 3 times: see {log}", exit_code=1)
 
     def _ensure_lab(self, say: Callable[[str], None]) -> None:
-        from peakready.lab import runtime
+        from peakready.lab.start import up  # lazy: only when no lab runs yet
 
-        code, _ = runtime.status(self.o.stack)
-        if code == 2:
+        code, _ = lab_status(self.o.stack)
+        if code == LabStatus.NOT_RUNNING:
             say(f"starting the lab of stack {self.o.stack}")
-            runtime.up(self.topology, Console(file=open(os.devnull, "w")))  # noqa: SIM115
+            up(self.topology, Console(file=open(os.devnull, "w")))  # noqa: SIM115
             self.started_lab = True
 
     def _throughput(self, say: Callable[[str], None]) -> None:
-        from peakready.bench import throughput
+        import peakready.bench.throughput as throughput  # lazy: psycopg, uvloop
         from peakready.lab.state import LabState
 
         measured = throughput.measure(LabState.load(self.o.stack), say)

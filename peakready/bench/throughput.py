@@ -28,8 +28,9 @@ from urllib.parse import urlsplit
 
 import psycopg
 
+import peakready.bench.capacity as capacity
+import peakready.bench.cpu as cpu
 from peakready.app.db import place_order  # the storefront's own order transaction
-from peakready.bench import capacity, cpu
 from peakready.bench.capacity import Capacity, Step
 from peakready.bench.load import Request, db_step, http_step, order_request
 from peakready.bench.stats import summarise

@@ -21,12 +21,10 @@ from typing import Any
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
-from peakready.chaos.drivers.base import Driver
 from peakready.errors import PeakreadyError
 from peakready.load.records import append_event
+from peakready.targets import TARGETS, Driver, get_driver
 from peakready.topology import REPO_ROOT, SCENARIOS, Objective, Topology
-
-TARGETS = ("lab", "aws")
 
 #: DESIGN §8: what the lab must achieve whatever the stack's policy says (seconds).
 LAB_RTO_TARGETS: dict[str, float] = {
@@ -79,13 +77,7 @@ def driver(configuration: Configuration, secrets: Secrets = None) -> Driver:
     """The driver for ``peakready_target``, built per call (no global state)."""
     target = target_of(configuration)
     try:
-        if target == "lab":
-            from peakready.chaos.drivers.lab import LabDriver
-
-            return LabDriver(stack_of(configuration))
-        from peakready.chaos.aws.driver import AwsDriver
-
-        return AwsDriver(configuration=configuration, secrets=secrets)  # type: ignore[return-value]
+        return get_driver(target, stack_of(configuration), configuration, secrets)
     except PeakreadyError as exc:
         raise ActivityFailed(f"{target} target: {exc}") from None
 

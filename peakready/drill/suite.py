@@ -14,18 +14,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from chaoslib.exceptions import ActivityFailed
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from peakready.drill import safety
+import peakready.drill.safety as safety
 from peakready.drill.runner import run_scenario
 from peakready.errors import PeakreadyError
+from peakready.logs import log_to
 from peakready.report import html
 from peakready.report.summary import DrillResult, ScenarioResult, validate, write_json
+from peakready.targets import TARGETS, get_driver
+from peakready.targets.base import restore_uninterruptibly
 from peakready.topology import Topology
-
-__all__ = ["run"]
 
 #: The exit code of a drill stopped by Ctrl-C.
 INTERRUPTED = 130
@@ -45,8 +45,8 @@ def run(
     topology = Topology.load(stack)
     chosen = safety.choose(scenarios)
     safety.check(topology, dry_run, allow_protected)
-    if target not in ("lab", "aws"):
-        raise PeakreadyError(f"--target {target!r}: expected lab or aws")
+    if target not in TARGETS:
+        raise PeakreadyError(f"--target {target!r}: expected {' or '.join(TARGETS)}")
     if target != "lab" and "backup-restore" in chosen:
         chosen.remove("backup-restore")
         console.print("backup-restore: runs on the lab target only; skipped")
@@ -56,7 +56,9 @@ def run(
     report_dir.mkdir(parents=True, exist_ok=True)
     log_to(report_dir / "drill.log")
     if target == "lab":
-        _ensure_lab(topology, console)
+        from peakready.targets.lab import ensure_lab  # lazy: an AWS drill needs no lab
+
+        ensure_lab(topology, console)
     result = DrillResult(target, stack, started=_now(), dry_run=dry_run)
     interrupted = False
     # SIGTERM stops a drill like Ctrl-C does: restore first (chaoslib handles it the
@@ -69,7 +71,7 @@ def run(
     finally:
         if interrupted:
             console.print("[yellow]interrupted: restoring the environment…[/]")
-            _restore_uninterruptibly(target, stack, console)
+            restore_uninterruptibly(lambda: get_driver(target, stack), console)
         result.finished = _now()
         _write_reports(result, report_dir)
         signal.signal(signal.SIGTERM, previous)
@@ -122,9 +124,9 @@ def _run_all(
 
 def _backup(topology: Topology, report_dir: Path, result: DrillResult) -> ScenarioResult:
     """The backup-restore scenario: the backup drill's own verdict plus the policy."""
-    from peakready.backup.lab import run_backup_drill
-    from peakready.chaos.drivers.lab import lab_healthy
+    from peakready.backup.lab import run_backup_drill  # lazy: lab-only, heavy
     from peakready.lab.state import LabState
+    from peakready.targets.lab import lab_healthy
 
     outcome = ScenarioResult(name="backup-restore", journal="journals/backup-restore.json")
     started = time.monotonic()
@@ -161,41 +163,6 @@ def _backup(topology: Topology, report_dir: Path, result: DrillResult) -> Scenar
     return outcome
 
 
-def _ensure_lab(topology: Topology, console: Console) -> None:
-    """Bring the lab up when none runs; repair it when it runs degraded."""
-    from peakready.lab import runtime
-
-    code, _ = runtime.status(topology.stack)
-    if code == 2:
-        console.print(f"lab of stack {topology.stack}: not running, starting it")
-        runtime.up(topology, console)
-    elif code == 1:
-        console.print(f"lab of stack {topology.stack}: degraded, restoring it")
-        _restore_uninterruptibly("lab", topology.stack, console)
-    code, _ = runtime.status(topology.stack)
-    if code != 0:
-        raise PeakreadyError(
-            f"lab of stack {topology.stack} is not healthy: see `peakready lab status`",
-            exit_code=1,
-        )
-
-
-def _restore_uninterruptibly(target: str, stack: str, console: Console) -> None:
-    """``driver.restore()`` with Ctrl-C and SIGTERM ignored until it is done."""
-    from peakready.chaos import shared
-
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        configuration = {"peakready_target": target, "peakready_stack": stack}
-        shared.driver(configuration).restore()
-        console.print("environment restored")
-    except (ActivityFailed, PeakreadyError) as exc:
-        console.print(f"[red]restore failed: {exc}[/]")
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 def _write_reports(result: DrillResult, report_dir: Path) -> None:
     if not result.finished:
         result.finished = _now()
@@ -214,17 +181,6 @@ def _print_summary(result: DrillResult, report_dir: Path, console: Console) -> N
             console.print(f"  {scenario.name}: {reason}", markup=False, highlight=False)
     verdict = "[green]passed[/]" if result.passed else "[red]failed[/]"
     console.print(f"drill {verdict}: report in {report_dir}/report.html")
-
-
-def log_to(path: Path) -> None:
-    """chaoslib and peakready logs go to ``path``, not over the progress display."""
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-    for name in ("chaostoolkit", "peakready"):
-        logger = logging.getLogger(name)
-        logger.handlers = [handler]
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
 
 
 def _interrupt(signum: int, frame: Any) -> None:

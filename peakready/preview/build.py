@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import peakready.preview.diff as plandiff
+import peakready.preview.summary as summary
 from peakready.errors import PeakreadyError
-from peakready.preview import diff as plandiff
-from peakready.preview import summary
 from peakready.preview.runner import PLAN_FORMAT, build_plan
 from peakready.topology import REPO_ROOT, Topology, stacks_dir
 

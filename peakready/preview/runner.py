@@ -204,7 +204,7 @@ def _run_program(main: Path) -> None:
 
 def _slim_imports() -> None:
     try:
-        from peakready.preview import slim
+        import peakready.preview.slim as slim
     except ImportError:  # a baseline runner copied next to slim.py (see --against)
         import slim  # type: ignore[no-redef]
     slim.install()

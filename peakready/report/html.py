@@ -6,7 +6,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from peakready.backup.report import backup_html
+from peakready.report.backup import backup_html
 from peakready.report.cells import cell
 from peakready.report.summary import DrillResult, ScenarioResult
 

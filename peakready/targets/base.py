@@ -9,7 +9,14 @@ returns JSON-serialisable data describing what it did or saw, and raises
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Callable
 from typing import Any, Protocol
+
+from chaoslib.exceptions import ActivityFailed
+from rich.console import Console
+
+from peakready.errors import PeakreadyError
 
 
 class Driver(Protocol):
@@ -82,3 +89,17 @@ class Driver(Protocol):
         """Bring every component back: thaw AZs, restart what was killed or stopped,
         wait until healthy. Idempotent; safe after any fault and after Ctrl-C."""
         ...
+
+
+def restore_uninterruptibly(build: Callable[[], Driver], console: Console) -> None:
+    """Restore the target (``build()``'s driver, ``restore()``) with Ctrl-C and SIGTERM
+    ignored until it is done; a failure is printed, not raised (this runs on the way out)."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        build().restore()
+        console.print("environment restored")
+    except (ActivityFailed, PeakreadyError) as exc:
+        console.print(f"[red]restore failed: {exc}[/]")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -16,28 +16,53 @@ from typing import Any
 
 import psycopg
 from chaoslib.exceptions import ActivityFailed
+from rich.console import Console
 
 from peakready.errors import PeakreadyError
-from peakready.lab import control, observe
+from peakready.lab import control, health, observe, start
 from peakready.lab import proc as procmod
+from peakready.lab.assembly import COMPONENTS
+from peakready.lab.health import LabStatus
 from peakready.lab.state import LabState
+from peakready.targets.base import restore_uninterruptibly
+from peakready.topology import Topology
 
-#: Restart order after faults: consensus first, then the servers that depend on it.
-RESTART_ORDER = ("etcd", "patroni", "redis", "sentinel", "searchd", "haproxy", "supervisor")
+#: Restart order after faults: the components' start order (consensus first, then
+#: the servers that depend on it).
+RESTART_ORDER = tuple(component.kind for component in COMPONENTS)
 
 
 def lab_healthy(stack: str) -> bool:
     """Whether ``peakready lab status`` would exit 0."""
-    from peakready.lab import runtime
-
     try:
-        return runtime.status(stack)[0] == 0
+        return health.status(stack)[0] == LabStatus.HEALTHY
     except PeakreadyError:
         return False
 
 
+def ensure_lab(topology: Topology, console: Console) -> None:
+    """Bring the lab up when none runs; repair it when it runs degraded (a drill's start).
+
+    Repairs run with Ctrl-C and SIGTERM ignored until done, so that a drill interrupted
+    there still leaves a whole lab.
+    """
+    code, _ = health.status(topology.stack)
+    if code == LabStatus.NOT_RUNNING:
+        console.print(f"lab of stack {topology.stack}: not running, starting it")
+        start.up(topology, console)
+    elif code == LabStatus.DEGRADED:
+        console.print(f"lab of stack {topology.stack}: degraded, restoring it")
+        restore_uninterruptibly(lambda: LabDriver(topology.stack), console)
+    code, _ = health.status(topology.stack)
+    if code != LabStatus.HEALTHY:
+        raise PeakreadyError(
+            f"lab of stack {topology.stack} is not healthy: see `peakready lab status`",
+            exit_code=1,
+        )
+
+
 class LabDriver:
-    """:class:`~peakready.chaos.drivers.base.Driver` for the local lab of ``stack``."""
+    """:class:`~peakready.targets.base.Driver` for the local lab of ``stack``."""
 
     target = "lab"
 

@@ -1,5 +1,5 @@
-"""The AWS target: a fault driver built on chaostoolkit-aws and AWS FIS, and a few
-AWS-only activities (``peakready.chaos.aws.actions`` / ``.probes``)."""
+"""AWS-only activities (``peakready.chaos.aws.actions`` / ``.probes``); the AWS driver
+they use lives with the other targets in ``peakready.targets.aws``."""
 
 from __future__ import annotations
 

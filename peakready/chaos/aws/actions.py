@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from chaoslib.types import Configuration, Secrets
 
-from peakready.chaos.aws.driver import AwsDriver
+from peakready.targets.aws.driver import AwsDriver
 
 __all__ = ["stop_az_power_experiments"]
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from chaoslib.types import Configuration, Secrets
 
-from peakready.chaos.aws.driver import AwsDriver
+from peakready.targets.aws.driver import AwsDriver
 
 __all__ = ["app_targets_health", "az_power_experiments"]
 

@@ -1,4 +1,4 @@
-"""The AWS fault driver: the :class:`~peakready.chaos.drivers.base.Driver` of an AWS stack.
+"""The AWS fault driver: the :class:`~peakready.targets.base.Driver` of an AWS stack.
 
 Every fault goes through chaostoolkit-aws or AWS FIS; nothing here re-implements them:
 
@@ -24,7 +24,7 @@ connections survive a rule removal). The ``degraded-dependencies`` and
 ``search-node-loss`` scenarios therefore run on the lab only; the AZ power interruption
 covers losing the cache and search nodes of one AZ on AWS.
 
-Resources come from the stack outputs (DESIGN §3, see :mod:`peakready.chaos.aws.shared`);
+Resources come from the stack outputs (DESIGN §3, see :mod:`peakready.targets.aws.shared`);
 the rest (group ARN, target groups, subnets, ARNs) is looked up from them.
 """
 
@@ -49,8 +49,8 @@ from chaosaws.rds import actions as rds_actions
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
-from peakready.chaos.aws import shared
-from peakready.chaos.aws.shared import TAG_AZ, TAG_FAULT, TAG_STACK
+import peakready.targets.aws.shared as shared
+from peakready.targets.aws.shared import TAG_AZ, TAG_FAULT, TAG_STACK
 
 __all__ = ["AwsDriver"]
 
@@ -498,7 +498,7 @@ def _render_template(
     parts: list[str], values: dict[str, Any], role: str, tags: dict[str, str]
 ) -> dict[str, Any]:
     data = json.loads(
-        resources.files("peakready.chaos.aws").joinpath("az_power_interruption.json").read_text()
+        resources.files("peakready.targets.aws").joinpath("az_power_interruption.json").read_text()
     )
     targets: dict[str, Any] = {}
     actions: dict[str, Any] = {}

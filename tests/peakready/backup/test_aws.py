@@ -14,8 +14,8 @@ from botocore.stub import Stubber
 from peakready.backup import aws as backup_aws
 from peakready.backup.aws import AnsibleSsmVerifier, ScratchDb, VerifyFailed, run_aws_restore_drill
 from peakready.backup.ledger import LedgerEntry
-from peakready.chaos.aws import shared
 from peakready.errors import PeakreadyError
+from peakready.targets.aws import shared
 from peakready.topology import Objective
 
 aws = aws_world.aws  # fixtures, used by name

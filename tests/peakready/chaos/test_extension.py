@@ -109,7 +109,7 @@ def test_rto_limit_is_the_policy_tightened_by_the_lab_target() -> None:
 def test_the_aws_target_dispatches_to_the_aws_driver() -> None:
     driver = shared.driver({"peakready_target": "aws", "peakready_stack": "staging"})
     assert driver.target == "aws"
-    assert type(driver).__module__ == "peakready.chaos.aws.driver"
+    assert type(driver).__module__ == "peakready.targets.aws.driver"
 
 
 def test_the_audit_token_comes_from_secrets_then_environment(monkeypatch) -> None:

@@ -305,7 +305,7 @@ def test_ctrl_c_in_the_middle_of_a_drill_leaves_the_lab_healthy(
 
 
 def test_the_stale_primary_check_catches_a_member_that_takes_writes(lab: LabState) -> None:
-    from peakready.chaos.drivers.lab import LabDriver
+    from peakready.targets.lab import LabDriver
 
     driver = LabDriver("dev")
     primary = driver.db_primary()["id"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from peakready.backup.report import backup_html
+from peakready.report.backup import backup_html
 
 SUMMARY = {
     "passed": False,

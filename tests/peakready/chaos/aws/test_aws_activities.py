@@ -8,7 +8,7 @@ import pytest
 from chaoslib.exceptions import ActivityFailed
 
 from peakready.chaos.aws import actions, probes
-from peakready.chaos.aws.driver import AwsDriver
+from peakready.targets.aws.driver import AwsDriver
 
 AZS = ["eu-central-1a", "eu-central-1b", "eu-central-1c"]
 

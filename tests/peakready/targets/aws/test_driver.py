@@ -14,9 +14,9 @@ import chaosaws.fis.actions
 import pytest
 from chaoslib.exceptions import ActivityFailed
 
-import peakready.chaos.aws.shared
-from peakready.chaos.aws import shared
-from peakready.chaos.aws.driver import AwsDriver
+import peakready.targets.aws.shared
+from peakready.targets.aws import shared
+from peakready.targets.aws.driver import AwsDriver
 
 REGION = "eu-central-1"
 AZS = [f"{REGION}a", f"{REGION}b", f"{REGION}c"]
@@ -222,7 +222,7 @@ def test_cache_primary_names_the_primary_and_its_az(world: Any) -> None:
 
 def test_cache_primary_is_not_agreed_while_the_group_changes(world: Any, stub: Any) -> None:
     driver = AwsDriver(world.configuration)
-    elasticache = stub(peakready.chaos.aws.shared, "elasticache")
+    elasticache = stub(peakready.targets.aws.shared, "elasticache")
     elasticache.add_response(
         "describe_replication_groups",
         {"ReplicationGroups": [{"ReplicationGroupId": world.cache_group, "Status": "modifying"}]},
