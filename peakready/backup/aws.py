@@ -50,6 +50,7 @@ import peakready.targets.aws.shared as shared
 from peakready.backup.ledger import LedgerEntry
 from peakready.errors import PeakreadyError
 from peakready.topology import REPO_ROOT, Objective
+from peakready.verdict.restore import judge_restore, policy_reasons
 
 METHODS = ("snapshot", "aws-backup", "pitr")
 PLAYBOOK = "verify-restore-aws.yml"
@@ -232,41 +233,30 @@ def judge(
     *,
     exact_target: bool,
 ) -> None:
-    """Compare the restored facts with the ledger (same rules as the lab drill).
+    """Compare the restored facts with the ledger: the restore verdict the lab drill
+    applies too (:func:`peakready.verdict.restore.judge_restore`).
 
     ``exact_target``: the restore stopped at the target, so orders sent after it must
     be absent (``pitr``); a snapshot taken after the target may hold them.
     """
-    before = [e for e in entries if e.acknowledged and float(e.acked or 0) <= target_ts]
-    after = [e for e in entries if e.sent > target_ts]
-    found = {str(k): tuple(int(x) for x in v) for k, v in (facts.get("orders") or {}).items()}
-    missing = [e for e in before if found.get(e.key) != (e.order_id, e.product_id, e.quantity)]
-    unexpected = [e for e in after if e.key in found] if exact_target else []
-    inconsistent = [
-        p
-        for p in facts.get("products") or []
-        if int(p["initial_stock"]) - int(p["stock"]) != int(p["sold"])
-    ]
-    out.verified_orders = len(before) - len(missing)
-    out.missing_orders = len(missing)
-    out.unexpected_orders = len(unexpected)
-    out.inconsistent_products = len(inconsistent)
-    data_rpo = round(target_ts - min(float(e.acked or 0) for e in missing), 3) if missing else 0.0
-    out.rpo_s = max(data_rpo, out.restorable_gap_s or 0.0) if exact_target else data_rpo
-    if missing:
-        out.reasons.append(
-            f"{len(missing)} of {len(before)} acknowledged orders missing at the recovery "
-            f"target (first: {missing[0].key}, RPO {out.rpo_s} s)"
-        )
-    if unexpected:
-        out.reasons.append(
-            f"{len(unexpected)} orders placed after the recovery target were restored"
-        )
-    if inconsistent:
-        out.reasons.append(
-            f"{len(inconsistent)} products whose stock disagrees with their orders "
-            f"(first: product {inconsistent[0]['id']})"
-        )
+    found = {
+        str(k): (int(v[0]), int(v[1]), int(v[2])) for k, v in (facts.get("orders") or {}).items()
+    }
+    verdict = judge_restore(
+        entries,
+        found,
+        facts.get("products") or [],
+        target_ts,
+        exact_target=exact_target,
+        # A point-in-time restore that fell short of the target lost that gap too.
+        rpo_floor_s=(out.restorable_gap_s or 0.0) if exact_target else 0.0,
+    )
+    out.verified_orders = verdict.verified_orders
+    out.missing_orders = verdict.missing_orders
+    out.unexpected_orders = verdict.unexpected_orders
+    out.inconsistent_products = verdict.inconsistent_products
+    out.rpo_s = verdict.rpo_s
+    out.reasons.extend(verdict.reasons)
 
 
 class AnsibleSsmVerifier:
@@ -710,16 +700,8 @@ def _job_done(job: dict[str, Any], what: str) -> dict[str, Any] | None:
 
 
 def _policy(out: AwsRestoreResult, objective: Objective | None) -> None:
-    if objective is None:
-        return
-    if out.rto_s is not None and out.rto_s > objective.rto_s:
-        out.reasons.append(
-            f"RTO {out.rto_s:.1f} s breaks the stack's policy of {objective.rto_s:g} s"
-        )
-    if out.rpo_s is not None and out.rpo_s > objective.rpo_s:
-        out.reasons.append(
-            f"RPO {out.rpo_s:.1f} s breaks the stack's policy of {objective.rpo_s:g} s"
-        )
+    if objective is not None:
+        out.reasons.extend(policy_reasons(out.rto_s, out.rpo_s, objective))
 
 
 def _stats(events: list[dict[str, Any]]) -> dict[str, Any]:

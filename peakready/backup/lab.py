@@ -58,6 +58,7 @@ from peakready.backup.search_rebuild import drill_search
 from peakready.errors import PeakreadyError
 from peakready.load import ledger as load_ledger
 from peakready.topology import Topology
+from peakready.verdict.restore import judge_restore
 
 SCENARIO = "backup-restore"
 DATABASE = "shop"
@@ -495,45 +496,29 @@ def _verify(
             " FROM products p LEFT JOIN orders o ON o.product_id = p.id GROUP BY p.id"
         ).fetchall()
         restored = Checksums.read(conn)
-    found = {str(r[0]): {"id": r[1], "product_id": r[2], "quantity": r[3]} for r in rows}
-    audit = {
-        "orders": {e.key: found.get(e.key) for e in before},
-        "orders_per_key": {key: 1 for key in found},  # idempotency_key is unique
-        "products": [
-            {"id": p[0], "stock": p[1], "initial_stock": p[2], "sold": int(p[3])} for p in products
-        ],
-    }
-    check = load_ledger.compare(ledger.as_load_entries("before"), audit)
-    wrong = set(check.lost_keys)
-    if check.mismatched_orders:
-        wrong |= {
-            e.key
-            for e in before
-            if (found.get(e.key) or {}).get("id") not in (None, e.order_id)
-            or (found.get(e.key) or {}).get("quantity") not in (None, e.quantity)
-        }
-    missing = [e for e in before if e.key in wrong]
-    unexpected = [e for e in after if e.key in found]
-    out.verified_orders = len(before) - len(missing)
-    out.missing_orders = len(missing)
-    out.unexpected_orders = len(unexpected)
-    out.oversold_units = check.oversold_units
-    out.rpo_s = round(target_ts - min(_acked(e) for e in missing), 3) if missing else 0.0
-    diffs = restored.differences(expected)
-    if missing:
-        out.reason = (
-            f"{len(missing)} of {len(before)} acknowledged orders missing at the recovery target"
-            f" (first: {missing[0].key}, RPO {out.rpo_s} s)"
+    found = {str(r[0]): (int(r[1]), int(r[2]), int(r[3])) for r in rows}
+    restored_products = [
+        {"id": p[0], "stock": p[1], "initial_stock": p[2], "sold": int(p[3])} for p in products
+    ]
+    verdict = judge_restore(before + after, found, restored_products, target_ts, exact_target=True)
+    out.verified_orders = verdict.verified_orders
+    out.missing_orders = verdict.missing_orders
+    out.unexpected_orders = verdict.unexpected_orders
+    # The load ledger's rule for oversold units (stock, sold and initial stock agree).
+    out.oversold_units = load_ledger.compare([], {"products": restored_products}).oversold_units
+    out.rpo_s = verdict.rpo_s
+    diffs = "; ".join(restored.differences(expected))
+    # One reason, the most telling first: lost orders, then orders that should not be
+    # there, then a database that differs from the source, then stock.
+    out.reason = (
+        verdict.missing
+        or verdict.unexpected
+        or (
+            "checksums differ from the source at the target: " + "; ".join(diffs) if diffs else None
         )
-    elif unexpected:
-        out.reason = f"{len(unexpected)} orders placed after the recovery target were restored"
-    elif diffs:
-        out.reason = "checksums differ from the source at the target: " + "; ".join(diffs)
-    elif check.oversold_units or restored.inconsistent_products:
-        out.reason = (
-            f"restored stock disagrees with restored orders: {check.oversold_units} units"
-            f" oversold, {restored.inconsistent_products} products inconsistent"
-        )
+        or verdict.stock
+        or (f"{out.oversold_units} units oversold" if out.oversold_units else None)
+    )
 
 
 def _wait_promoted(scratch: ScratchPostgres, user: str, timeout: float) -> str | None:

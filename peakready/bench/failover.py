@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,6 @@ from peakready.topology import Topology
 SCENARIOS = tuple(s for s in ALL_SCENARIOS if s not in ("degraded-dependencies", "backup-restore"))
 #: Longest wait for a settled lab before a run.
 SETTLE_TIMEOUT_S = 90.0
-#: judge_run's reason for a missing hypothesis: the bench leaves the hypothesis out.
-_NO_HYPOTHESIS = "steady state not met after the method"
 
 
 @dataclass
@@ -84,10 +82,7 @@ def run_once(scenario: str, topology: Topology, run_dir: Path) -> RunFigures:
         )
     result = ScenarioResult(name=scenario, duration_s=time.monotonic() - started)
     write_json(run_dir / "journal.json", journal)
-    judge_run(result, journal, run, topology, configuration, dry_run=False)
-    result.reasons = [r for r in result.reasons if r != _NO_HYPOTHESIS]
-    if result.status != "aborted":
-        result.status = "failed" if result.reasons else "passed"
+    judge_run(result, journal, run, topology, configuration, dry_run=False, hypothesis=False)
     figures = _from_result(result, "bench")
     figures.settle_s = round(settle_s, 1)
     if unsettled:
@@ -131,11 +126,7 @@ def from_drill(details: Path, scenarios: tuple[str, ...] | list[str]) -> dict[st
     for entry in data.get("scenarios", []):
         if entry.get("name") in scenarios:
             result = ScenarioResult(name=entry["name"])
-            for key, value in entry.items():
-                if hasattr(result, key) and key != "extra":
-                    setattr(result, key, value)
-                else:
-                    result.extra[key] = value
+            result.record(entry)
             out[result.name] = _from_result(result, "drill")
     return out
 
@@ -167,18 +158,9 @@ def _unsettled(state: Any, observe: Any) -> str:
 
 
 def _from_result(result: ScenarioResult, source: str) -> RunFigures:
-    return RunFigures(
-        scenario=result.name,
-        source=source,
-        status=result.status,
-        rto_s=result.rto_s,
-        requests=result.requests,
-        failed_requests=result.failed_requests,
-        acked_orders=result.acked_orders,
-        lost_orders=result.lost_orders,
-        duplicate_orders=result.duplicate_orders,
-        oversold_units=result.oversold_units,
-        duration_s=float(result.duration_s or 0.0),
-        reasons=list(result.reasons),
-        cache_failover_s=result.extra.get("cache_failover_s"),
-    )
+    known = {f.name for f in fields(RunFigures)} - {"scenario", "source"}
+    values = {k: v for k, v in {**result.extra, **asdict(result)}.items() if k in known}
+    figures = RunFigures(scenario=result.name, source=source, **values)
+    figures.duration_s = float(figures.duration_s or 0.0)
+    figures.reasons = list(figures.reasons)
+    return figures

@@ -25,23 +25,7 @@ from peakready.errors import PeakreadyError
 from peakready.load.records import append_event
 from peakready.targets import TARGETS, Driver, get_driver
 from peakready.topology import REPO_ROOT, SCENARIOS, Objective, Topology
-
-#: DESIGN §8: what the lab must achieve whatever the stack's policy says (seconds).
-LAB_RTO_TARGETS: dict[str, float] = {
-    "db-primary-loss": 25.0,
-    "az-power-loss": 30.0,
-    "cache-primary-loss": 5.0,
-}
-
-#: The path whose first success ends the outage, per scenario (DESIGN §7: rto_s).
-AFFECTED_PATH: dict[str, str] = {
-    "app-instance-loss": "any",
-    "az-power-loss": "writes",
-    "db-primary-loss": "writes",
-    "cache-primary-loss": "reads",
-    "search-node-loss": "search",
-    "degraded-dependencies": "writes",
-}
+from peakready.verdict.failover import LAB_RTO_TARGETS
 
 
 def target_of(configuration: Configuration) -> str:

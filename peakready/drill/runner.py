@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +15,12 @@ from chaoslib.run import RunEventHandler, Runner
 from chaoslib.types import Activity, Experiment, Journal, Run, Strategy
 
 from peakready.chaos import shared
-from peakready.chaos.verify.shared import Figures, figures_of, judge
+from peakready.chaos.verify.shared import figures_of
 from peakready.load.records import REQUESTS_FILE, read_events, read_records
 from peakready.report import timeline as timeline_png
 from peakready.report.summary import ScenarioResult, write_json
 from peakready.topology import REPO_ROOT, Topology
+from peakready.verdict.failover import Figures, judge
 
 EXPERIMENTS_DIR = REPO_ROOT / "chaos"
 
@@ -125,8 +127,13 @@ def judge_run(
     topology: Topology,
     configuration: dict[str, Any],
     dry_run: bool,
+    hypothesis: bool = True,
 ) -> None:
-    """Fill ``result`` with the figures of ``run`` and the verdict on them."""
+    """Fill ``result`` with the figures of ``run`` and the verdict on them.
+
+    ``hypothesis``: the experiment ran its steady-state hypothesis (the bench leaves it
+    out), so a hypothesis not met after the method fails the run.
+    """
     scenario = result.name
     objective = topology.objective(scenario)
     result.rto_objective_s = shared.rto_limit(configuration, scenario, topology)
@@ -140,7 +147,7 @@ def judge_run(
     except ActivityFailed as exc:
         figures = Figures()
         result.reasons.append(f"ledger not verified: {exc}")
-    _copy(figures, result)
+    result.record(asdict(figures))
     status = journal.get("status")
     if status in ("interrupted", "aborted"):
         result.status = "aborted"
@@ -152,30 +159,10 @@ def judge_run(
         result.reasons.append("ledger and database disagree")
     if status != "completed":
         result.reasons.append(f"experiment {status}")
-    if journal.get("deviated") or not result.steady_state_after:
+    if hypothesis and (journal.get("deviated") or not result.steady_state_after):
         result.reasons.append("steady state not met after the method")
     for activity in journal.get("run", []):
         if activity.get("status") == "failed":
             name = activity.get("activity", {}).get("name")
             result.reasons.append(f"{name} failed: {activity.get('exception', [''])[-1].strip()}")
     result.status = "failed" if result.reasons else "passed"
-
-
-def _copy(figures: Figures, result: ScenarioResult) -> None:
-    result.rto_s = figures.rto_s
-    result.requests = figures.requests
-    result.failed_requests = figures.failed_requests
-    result.acked_orders = figures.acked_orders
-    result.lost_orders = figures.lost_orders
-    result.duplicate_orders = figures.duplicate_orders
-    result.oversold_units = figures.oversold_units
-    result.extra = {
-        "failed_orders": figures.failed_orders,
-        "baseline_requests": figures.baseline_requests,
-        "baseline_failed_requests": figures.baseline_failed_requests,
-        "read_p95_ms": figures.read_p95_ms,
-        "stale_primary_ok": figures.stale_primary_ok,
-        "cache_failover_s": figures.cache_failover_s,
-        "path": figures.path,
-        "ledger": figures.ledger,
-    }

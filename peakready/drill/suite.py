@@ -26,6 +26,7 @@ from peakready.report.summary import DrillResult, ScenarioResult, validate, writ
 from peakready.targets import TARGETS, get_driver
 from peakready.targets.base import restore_uninterruptibly
 from peakready.topology import Topology
+from peakready.verdict.restore import policy_reasons
 
 #: The exit code of a drill stopped by Ctrl-C.
 INTERRUPTED = 130
@@ -147,13 +148,7 @@ def _backup(topology: Topology, report_dir: Path, result: DrillResult) -> Scenar
     outcome.reasons = [str(r) for r in detail.get("reasons") or []]
     if not detail.get("passed"):
         outcome.reasons = outcome.reasons or ["the backup drill failed"]
-    if outcome.rto_s is not None and outcome.rto_s > objective.rto_s:
-        outcome.reasons.append(
-            f"restore RTO {outcome.rto_s:.1f} s > objective {objective.rto_s:g} s"
-        )
-    rpo = detail.get("rpo_s")
-    if rpo is not None and rpo > objective.rpo_s:
-        outcome.reasons.append(f"RPO {rpo:.1f} s > objective {objective.rpo_s:g} s")
+    outcome.reasons += policy_reasons(outcome.rto_s, detail.get("rpo_s"), objective)
     if not outcome.steady_state_after:
         outcome.reasons.append("lab not healthy after the backup drill")
     outcome.status = "failed" if outcome.reasons else "passed"

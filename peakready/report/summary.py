@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,16 @@ class ScenarioResult:
     timeline: str | None = None
     duration_s: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def record(self, values: Mapping[str, Any]) -> None:
+        """Take ``values`` (a verdict's figures, a ``details.json`` entry): each key that
+        is a field of this result sets it; every other key goes to ``extra``."""
+        names = {f.name for f in fields(self)} - {"extra"}
+        for key, value in values.items():
+            if key in names:
+                setattr(self, key, value)
+            else:
+                self.extra[key] = value
 
     def entry(self) -> dict[str, Any]:
         """The DESIGN §7 entry: exactly these keys, in this order."""

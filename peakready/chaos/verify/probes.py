@@ -9,8 +9,9 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from peakready.chaos import shared
-from peakready.chaos.verify.shared import check_ledger, figures_of, judge
+from peakready.chaos.verify.shared import check_ledger, figures_of
 from peakready.load.records import REQUESTS_FILE, read_events, read_records, recovery_time
+from peakready.verdict.failover import AFFECTED_PATH, judge
 
 __all__ = [
     "ledger_consistent",
@@ -30,7 +31,7 @@ def wait_for_recovery(
     """Wait until the load generator sees the affected ``path`` (``writes``, ``reads``,
     ``search``, ``any``; default: the scenario's) succeed after the last fault.
     Returns ``{"path", "rto_s"}``; fails after ``timeout_s`` seconds without recovery."""
-    chosen = path or shared.AFFECTED_PATH[shared.scenario_of(configuration)]
+    chosen = path or AFFECTED_PATH[shared.scenario_of(configuration)]
     run = shared.run_dir(configuration)
     faults = [e for e in read_events(run) if e.get("type") == "fault"]
     if not faults:
@@ -63,7 +64,7 @@ def recovered_within_objective(
     faults = [e for e in read_events(run) if e.get("type") == "fault"]
     if not faults:
         return True
-    path = shared.AFFECTED_PATH[scenario]
+    path = AFFECTED_PATH[scenario]
     rto = recovery_time(read_records(run / REQUESTS_FILE), float(faults[0]["at"]), path)
     return rto is not None and rto <= shared.rto_limit(configuration, scenario)
 

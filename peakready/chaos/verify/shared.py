@@ -1,11 +1,12 @@
-"""The figures of a scenario and the verdict on them — shared by probes and the drill."""
+"""Reading a scenario's figures: the ledger checked against the storefront's audit.
+
+The figures and the verdict on them are :mod:`peakready.verdict.failover`'s.
+"""
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,132 +16,8 @@ from chaoslib.types import Configuration, Secrets
 
 from peakready.chaos import shared
 from peakready.load.ledger import LEDGER_FILE, LedgerCheck, compare, read_ledger
-from peakready.load.records import (
-    REQUESTS_FILE,
-    WRITE_KINDS,
-    RequestRecord,
-    failed,
-    first_fault_at,
-    percentile,
-    read_events,
-    read_records,
-    recovery_time,
-)
-from peakready.topology import Objective
-
-#: Degraded reads (cache and search down) must still answer within this (p95, ms).
-DEGRADED_READ_P95_MS = 1000.0
-
-
-@dataclass
-class Figures:
-    """What one scenario measured (the numbers of summary.json, plus a few more)."""
-
-    rto_s: float | None = None
-    requests: int = 0
-    failed_requests: int = 0
-    failed_orders: int = 0
-    baseline_requests: int = 0
-    baseline_failed_requests: int = 0
-    acked_orders: int = 0
-    lost_orders: int = 0
-    duplicate_orders: int = 0
-    oversold_units: int = 0
-    mismatched_orders: int = 0
-    read_p95_ms: float = 0.0
-    fault_at: float | None = None
-    path: str = "writes"
-    stale_primary_ok: bool | None = None
-    cache_failover_s: float | None = None
-    ledger: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def measure(
-    scenario: str,
-    records: Sequence[RequestRecord],
-    events: Sequence[dict[str, Any]],
-    check: LedgerCheck | None,
-) -> Figures:
-    """Figures from a run's records, fault events and ledger check (pure).
-
-    Requests and failures count from the first fault to the end of the load: the
-    window the fault can affect. What failed before it (the baseline, checked by the
-    steady-state hypothesis) is reported apart as ``baseline_failed_requests``.
-    """
-    path = shared.AFFECTED_PATH.get(scenario, "writes")
-    fault_at = first_fault_at(events)
-    window = [r for r in records if fault_at is None or r.t0 >= fault_at]
-    reads = [r.latency * 1000 for r in window if r.kind in ("product", "search")]
-    stale = [e for e in events if e.get("event") == "stale_primary"]
-    figures = Figures(
-        rto_s=recovery_time(records, fault_at, path) if fault_at is not None else None,
-        requests=len(window),
-        failed_requests=failed(window),
-        failed_orders=failed(window, WRITE_KINDS),
-        baseline_requests=len(records) - len(window),
-        baseline_failed_requests=failed(records) - failed(window),
-        read_p95_ms=round(percentile(reads, 0.95), 1),
-        fault_at=fault_at,
-        path=path,
-        stale_primary_ok=bool(stale[-1].get("ok")) if stale else None,
-        cache_failover_s=next(
-            (float(e["failover_s"]) for e in events if e.get("event") == "cache_failover"), None
-        ),
-    )
-    if check is not None:
-        figures.acked_orders = check.acked_orders
-        figures.lost_orders = check.lost_orders
-        figures.duplicate_orders = check.duplicate_orders
-        figures.oversold_units = check.oversold_units
-        figures.mismatched_orders = check.mismatched_orders
-        figures.ledger = check.as_dict()
-    return figures
-
-
-def judge(
-    scenario: str, figures: Figures, objective: Objective, rto_limit: float | None = None
-) -> list[str]:
-    """Why the figures break the scenario's rules (DESIGN §6, §8 and the policy); [] = pass."""
-    reasons: list[str] = []
-    limit = float(objective.rto_s) if rto_limit is None else rto_limit
-    if figures.lost_orders:
-        reasons.append(f"{figures.lost_orders} acknowledged orders lost")
-    if figures.duplicate_orders:
-        reasons.append(f"{figures.duplicate_orders} duplicate orders")
-    if figures.oversold_units:
-        reasons.append(f"{figures.oversold_units} units oversold")
-    if figures.mismatched_orders:
-        reasons.append(f"{figures.mismatched_orders} orders differ from what was acknowledged")
-    if figures.fault_at is None:
-        reasons.append("no fault was injected")
-    elif figures.rto_s is None:
-        reasons.append(f"{figures.path} never recovered after the fault")
-    elif figures.rto_s > limit:
-        reasons.append(f"RTO {figures.rto_s:.1f} s exceeds the objective {limit:g} s")
-    allowed = objective.max_failed_requests
-    if scenario == "app-instance-loss" and allowed is None:
-        allowed = 0
-    if allowed is not None and figures.failed_requests > allowed:
-        reasons.append(f"{figures.failed_requests} failed requests (allowed {allowed})")
-    if scenario in ("cache-primary-loss", "search-node-loss", "degraded-dependencies") and (
-        figures.failed_orders
-    ):
-        reasons.append(f"order path affected: {figures.failed_orders} failed order attempts")
-    if scenario == "degraded-dependencies" and figures.read_p95_ms > DEGRADED_READ_P95_MS:
-        reasons.append(
-            f"degraded reads slow: p95 {figures.read_p95_ms:.0f} ms > {DEGRADED_READ_P95_MS:.0f} ms"
-        )
-    if figures.cache_failover_s is not None and figures.cache_failover_s > limit:
-        reasons.append(
-            f"cache failover took {figures.cache_failover_s:.1f} s, objective {limit:g} s"
-        )
-    if figures.stale_primary_ok is False:
-        reasons.append("the stale primary accepted a write")
-    return reasons
-
+from peakready.load.records import REQUESTS_FILE, read_events, read_records
+from peakready.verdict.failover import Figures, measure
 
 # --------------------------------------------------------------------------- I/O
 

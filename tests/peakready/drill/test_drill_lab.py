@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from lab_run import running_lab
 
-from peakready.chaos.verify.shared import figures_of, judge
+from peakready.chaos.verify.shared import figures_of
 from peakready.drill.runner import judge_run
 from peakready.lab import control
 from peakready.lab.state import LabState
@@ -30,6 +30,7 @@ from peakready.load.ledger import LEDGER_FILE, LedgerEntry, LedgerWriter
 from peakready.load.records import REQUESTS_FILE, first_fault_at, read_events, read_records
 from peakready.report.summary import ScenarioResult, validate
 from peakready.topology import REPO_ROOT, Objective, Topology
+from peakready.verdict.failover import judge
 
 pytestmark = pytest.mark.lab
 

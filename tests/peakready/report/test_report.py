@@ -96,3 +96,13 @@ def test_timeline_png_marks_fault_and_recovery(tmp_path: Path) -> None:
     out = timeline.plot(records, events, "db-primary-loss", tmp_path / "t" / "x.png", rto_s=3.0)
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_a_result_records_known_figures_as_fields_and_the_rest_as_extra() -> None:
+    from peakready.report.summary import ScenarioResult
+
+    result = ScenarioResult(name="db-primary-loss")
+    result.record({"rto_s": 4.2, "lost_orders": 0, "read_p95_ms": 12.5})
+    assert (result.rto_s, result.lost_orders) == (4.2, 0)
+    assert result.extra == {"read_p95_ms": 12.5}
+    assert "read_p95_ms" not in result.entry()

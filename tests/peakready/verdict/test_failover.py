@@ -1,9 +1,9 @@
 """Each verdict depends on what it measures (DESIGN §6-8 and the stack's policy)."""
 
-from peakready.chaos.verify.shared import Figures, judge, measure
 from peakready.load.ledger import LedgerEntry, compare
 from peakready.load.records import RequestRecord
 from peakready.topology import Objective
+from peakready.verdict.failover import Figures, judge, measure
 
 POLICY = Objective(rto_s=25, rpo_s=0)
 
