@@ -9,12 +9,16 @@ import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from peakready.cli_options import StackOption
+
+if TYPE_CHECKING:
+    from peakready.topology import Topology
 
 app = typer.Typer(
     help="Backups of the lab: the cadence from the stack, and restore drills that count.",
@@ -73,23 +77,55 @@ def schedule(
 @app.command()
 def drill(
     stack: str = StackOption,
+    target: str = typer.Option("lab", help="lab (pgBackRest) or aws (RDS / AWS Backup)"),
     work_dir: Path = typer.Option(
         Path("reports/backup-drill"), help="where the ledger, the summary and logs go"
     ),
-    orders: int = typer.Option(20, min=1, max=1000, help="orders placed before the target"),
+    orders: int = typer.Option(20, min=1, max=1000, help="lab: orders placed before the target"),
+    ledger: Path | None = typer.Option(
+        None,
+        help="aws: the acknowledged orders to verify (a drill's runs/<scenario>/ledger.jsonl); "
+        "the recovery target is the last acknowledgement in it",
+    ),
+    method: str = typer.Option("snapshot", help="aws: snapshot, aws-backup or pitr"),
+    outputs_file: Path | None = typer.Option(
+        None, help="aws: the stack outputs as JSON (else `pulumi stack output`)"
+    ),
+    ssm_bucket: str | None = typer.Option(None, help="aws: S3 bucket of the SSM connection"),
+    db_password_secret_arn: str | None = typer.Option(
+        None,
+        help="aws: Secrets Manager secret of the database password "
+        "(else the environment variable PEAKREADY_DB_PASSWORD)",
+    ),
 ) -> None:
-    """Restore the latest backup from each repository to a point in time and verify it."""
-    from peakready.backup.lab import run_backup_drill
-    from peakready.lab.state import LabState
+    """Restore the latest backup into a scratch database and verify it against the ledger.
+
+    On the lab: from each pgBackRest repository to a point in time, with orders it places
+    itself. On AWS: an RDS snapshot, an AWS Backup job or a point-in-time restore into a
+    scratch instance in the data subnets (always deleted), verified from an app instance.
+    """
+    from peakready.errors import PeakreadyError
     from peakready.topology import Topology
 
     topology = Topology.load(stack)
-    result = run_backup_drill(topology, LabState.load(stack), work_dir, batch=orders)
-    summary = result.summary()
+    if target == "aws":
+        if ledger is None:
+            raise PeakreadyError("--ledger: the AWS restore drill needs the orders to verify")
+        summary = _aws_drill(
+            topology, ledger, method, outputs_file, ssm_bucket, db_password_secret_arn
+        )
+    elif target == "lab":
+        from peakready.backup.lab import run_backup_drill
+        from peakready.lab.state import LabState
+
+        summary = run_backup_drill(topology, LabState.load(stack), work_dir, batch=orders).summary()
+    else:
+        raise PeakreadyError(f"--target {target!r}: expected lab or aws")
+    work_dir.mkdir(parents=True, exist_ok=True)
     (work_dir / "backup-summary.json").write_text(json.dumps(summary, indent=2))
     console = Console()
     table = Table("repo", "backup", "RTO s", "RPO s", "verified", "missing", "passed")
-    for repo in summary["repositories"]:
+    for repo in summary.get("repositories") or [_aws_row(summary)]:
         table.add_row(
             str(repo["repo"]),
             str(repo["backup"]),
@@ -101,9 +137,76 @@ def drill(
         )
     console.print(table)
     for part in ("redis", "search"):
-        if summary[part]:
+        if summary.get(part):
             console.print(f"{part}: {'passed' if summary[part].get('passed') else 'FAILED'}")
     for reason in summary["reasons"]:
         console.print(f"[red]{reason}[/]", highlight=False)
+    for check in summary.get("checks_needing_live_account") or []:
+        console.print(f"needs a live account to prove: {check}", highlight=False)
     console.print(f"backup drill {'passed' if summary['passed'] else 'FAILED'}; {work_dir}")
     raise typer.Exit(0 if summary["passed"] else 1)
+
+
+def _aws_drill(
+    topology: Topology,
+    ledger: Path,
+    method: str,
+    outputs_file: Path | None,
+    ssm_bucket: str | None,
+    secret_arn: str | None,
+) -> dict[str, Any]:
+    """The AWS restore drill (``peakready.backup.aws``) for the orders of ``ledger``."""
+    import os
+
+    from peakready.backup.aws import run_aws_restore_drill
+    from peakready.backup.ledger import LedgerEntry
+    from peakready.errors import PeakreadyError
+    from peakready.load.ledger import read_ledger
+
+    if not ledger.is_file():
+        raise PeakreadyError(f"--ledger {ledger}: no such file")
+    entries = [
+        LedgerEntry(
+            key=e.key,
+            batch="ledger",
+            product_id=e.product_id,
+            quantity=e.quantity,
+            sent=e.acked_at,
+            acked=e.acked_at,
+            order_id=e.order_id,
+            status=e.status,
+        )
+        for e in read_ledger(ledger)
+    ]
+    if not entries:
+        raise PeakreadyError(f"--ledger {ledger}: no acknowledged order in it")
+    configuration: dict[str, Any] = {
+        "peakready_stack": topology.stack,
+        "aws_region": topology.region,
+    }
+    optional = {
+        "peakready_outputs_file": str(outputs_file) if outputs_file else None,
+        "peakready_ssm_bucket": ssm_bucket,
+        "peakready_db_password_secret_arn": secret_arn,
+    }
+    configuration.update({k: v for k, v in optional.items() if v})
+    password = os.environ.get("PEAKREADY_DB_PASSWORD")
+    secrets = {"peakready_db_password": password} if password else None
+    return run_aws_restore_drill(
+        entries,
+        max(e.acked for e in entries if e.acked is not None),
+        configuration,
+        secrets,
+        method=method,
+        objective=topology.objective("backup-restore"),
+    )
+
+
+def _aws_row(summary: dict[str, Any]) -> dict[str, Any]:
+    """The AWS drill's one restore as a row of the per-repository table."""
+    return {
+        "repo": summary.get("method"),
+        "backup": summary.get("recovery_point"),
+        **{k: summary.get(k) for k in ("rto_s", "rpo_s", "verified_orders", "missing_orders")},
+        "passed": summary.get("passed"),
+    }

@@ -270,6 +270,18 @@ def run_backup_drill(
         )
 
 
+def recoverable_points(topology: Topology, state: Any, now: float | None = None) -> list[Policy]:
+    """Per repository, the newest recoverable point against the stack's RPO (restores
+    nothing): its newest backup, extended by archived WAL without a gap while archiving
+    keeps up."""
+    lab = _LabView(topology, state)
+    backups = lab.pgbr.backups()
+    archiver = lab.archiver()
+    objective = topology.objective(SCENARIO)
+    at = time.time() if now is None else now
+    return [_policy(lab.pgbr, r, backups, archiver, objective, at) for r in lab.pgbr.repos]
+
+
 def _run(
     topology: Topology,
     lab: _LabView,

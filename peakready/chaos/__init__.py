@@ -18,8 +18,8 @@ from chaoslib.types import DiscoveredActivities, Discovery
 __version__ = "0.1.0"
 __all__ = ["discover"]
 
-ACTIONS = ("app", "az", "db", "cache", "search", "stack", "aws")
-PROBES = ("app", "cache", "db", "stack", "verify", "aws")
+ACTIONS = ("app", "az", "db", "cache", "search", "stack", "backup", "aws")
+PROBES = ("app", "cache", "db", "stack", "verify", "backup", "aws")
 
 
 def discover(discover_system: bool = True) -> Discovery:

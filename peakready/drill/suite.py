@@ -50,7 +50,9 @@ def run(
         raise PeakreadyError(f"--target {target!r}: expected {' or '.join(TARGETS)}")
     if target != "lab" and "backup-restore" in chosen:
         chosen.remove("backup-restore")
-        console.print("backup-restore: runs on the lab target only; skipped")
+        console.print(
+            "backup-restore: skipped here; on AWS it runs as `peakready backup drill --target aws`"
+        )
     if dry_run and "backup-restore" in chosen:
         chosen.remove("backup-restore")
     report_dir = report_dir.resolve()

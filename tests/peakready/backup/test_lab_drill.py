@@ -11,10 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from peakready.backup import cli as backup_cli
-from peakready.backup.actions import recoverable_within_rpo
 from peakready.backup.lab import run_backup_drill
 from peakready.backup.pgbackrest import Segment
 from peakready.backup.scratch import wait_for
+from peakready.chaos.backup.probes import recoverable_within_rpo
 from peakready.topology import Topology
 
 pytestmark = pytest.mark.lab

@@ -1,0 +1,1 @@
+"""The backup-restore scenario's activities (lab target): restore and verify, RPO exposure."""
