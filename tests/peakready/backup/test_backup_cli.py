@@ -48,7 +48,7 @@ def test_the_aws_drill_runs_from_the_command_line_and_reports_its_reasons(
 
 
 def test_the_aws_drill_needs_a_ledger(tmp_path: Path) -> None:
-    with pytest.raises(PeakreadyError, match="^--ledger: the AWS restore drill needs"):
+    with pytest.raises(PeakreadyError, match=r"^--ledger: the AWS restore drill needs"):
         CliRunner().invoke(app, ["drill", "--target", "aws"], catch_exceptions=False)
 
 
