@@ -11,14 +11,11 @@ import asyncio
 import json
 import sys
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 from peakready.errors import PeakreadyError
-
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+from peakready.load.rawhttp import Connection, check_loopback, order_request
 
 
 @dataclass
@@ -48,14 +45,7 @@ class BenchResult:
         }
 
 
-def check_loopback(url: str) -> None:
-    host = urlsplit(url).hostname
-    if host not in LOOPBACK:
-        raise PeakreadyError(f"--url: expected a loopback address (127.0.0.1), got {host!r}")
-
-
 async def _client(
-    host: str,
     port: int,
     result: BenchResult,
     products: int,
@@ -64,74 +54,38 @@ async def _client(
     prefix: str,
     worker: int,
 ) -> None:
-    """One keep-alive HTTP/1.1 connection, requests one after another.
-
-    Plain asyncio streams, not an HTTP client library: at a few hundred orders/s on the
-    same two cores, httpx's ~3 ms of CPU per request would measure the client instead.
-    """
-    conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+    """One keep-alive connection (``peakready.load.rawhttp``), orders one after another."""
+    conn = Connection(port, timeout_s=10)
     n = 0
     try:
         while time.monotonic() < deadline and budget[0] > 0:
             budget[0] -= 1
             n += 1
-            body = json.dumps(
-                {"product_id": 1 + (worker * 7919 + n) % products, "quantity": 1}
-            ).encode()
-            request = (
-                f"POST /orders HTTP/1.1\r\nHost: {host}:{port}\r\n"
-                f"Idempotency-Key: {prefix}-{uuid.uuid4()}\r\n"
-                "Content-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n"
-            ).encode() + body
+            request = order_request(1 + (worker * 7919 + n) % products, prefix)
             start = time.perf_counter()
             try:
-                if conn is None:
-                    conn = await asyncio.wait_for(asyncio.open_connection(host, port), 10)
-                conn[1].write(request)
-                status = await asyncio.wait_for(_read_response(conn[0]), 10)
+                status = await conn.request(request)
             except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
                 result.errors += 1
-                if conn is not None:
-                    conn[1].close()
-                conn = None
                 await asyncio.sleep(0.05)  # a refused port must not become a busy loop
                 continue
             result.latencies.append(time.perf_counter() - start)
             result.statuses[status] += 1
     finally:
-        if conn is not None:
-            conn[1].close()
-
-
-async def _read_response(reader: asyncio.StreamReader) -> int:
-    """Status code of one response; its body is read and dropped (Content-Length)."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split(" ", 2)[1])
-    length = 0
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        if name.strip().lower() == "content-length":
-            length = int(value.strip())
-    if length:
-        await reader.readexactly(length)
-    return status
+        conn.close()
 
 
 async def run_async(
     url: str, clients: int, seconds: float, products: int, max_requests: int, prefix: str
 ) -> BenchResult:
-    check_loopback(url)
-    parts = urlsplit(url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    _, port = check_loopback(url)
     result = BenchResult(seconds=0.0)
     budget = [max_requests]
     start = time.monotonic()
     deadline = start + seconds
     await asyncio.gather(
         *(
-            _client(host, port, result, products, deadline, budget, prefix, worker)
+            _client(port, result, products, deadline, budget, prefix, worker)
             for worker in range(clients)
         )
     )

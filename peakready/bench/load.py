@@ -12,12 +12,9 @@ Only 127.0.0.1 is ever addressed; every step is bounded in time and request coun
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -26,76 +23,10 @@ import uvloop
 from peakready.bench.capacity import Step
 from peakready.bench.stats import percentile
 from peakready.errors import PeakreadyError
+from peakready.load.rawhttp import Connection, Request
 
-LOOPBACK = "127.0.0.1"
 #: Hard bound on requests in one step, whatever the rate.
 MAX_REQUESTS_PER_STEP = 200_000
-
-
-@dataclass(frozen=True)
-class Request:
-    method: str
-    path: str
-    body: bytes = b""
-    headers: tuple[tuple[str, str], ...] = ()
-    ok: frozenset[int] = frozenset({200})
-
-
-def order_request(product_id: int, prefix: str = "bench") -> Request:
-    """``POST /orders`` for one unit, with a fresh idempotency key; 201 counts."""
-    body = json.dumps({"product_id": product_id, "quantity": 1}).encode()
-    key = f"{prefix}-{uuid.uuid4()}"
-    headers = (("Content-Type", "application/json"), ("Idempotency-Key", key))
-    return Request("POST", "/orders", body, headers, frozenset({201}))
-
-
-class _Connection:
-    """One keep-alive HTTP/1.1 connection to 127.0.0.1:port."""
-
-    def __init__(self, port: int, timeout_s: float) -> None:
-        self.port = port
-        self.timeout_s = timeout_s
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def request(self, req: Request) -> int:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(LOOPBACK, self.port)
-        head = [f"{req.method} {req.path} HTTP/1.1", f"Host: {LOOPBACK}:{self.port}"]
-        head += [f"{k}: {v}" for k, v in req.headers]
-        head.append(f"Content-Length: {len(req.body)}")
-        self.writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + req.body)
-        try:
-            return await asyncio.wait_for(self._response(), self.timeout_s)
-        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
-            self.close()
-            raise
-
-    async def _response(self) -> int:
-        assert self.reader is not None
-        raw = await self.reader.readuntil(b"\r\n\r\n")
-        lines = raw.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ", 2)[1])
-        fields = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            fields[name.strip().lower()] = value.strip().lower()
-        if fields.get("transfer-encoding") == "chunked":
-            while True:
-                size = int((await self.reader.readline()).strip() or b"0", 16)
-                await self.reader.readexactly(size + 2)
-                if size == 0:
-                    break
-        else:
-            await self.reader.readexactly(int(fields.get("content-length", "0")))
-        if fields.get("connection") == "close":
-            self.close()
-        return status
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.reader = self.writer = None
 
 
 class _Tally:
@@ -148,7 +79,7 @@ async def _http_step(
     budget = [MAX_REQUESTS_PER_STEP]
 
     async def client(n: int) -> None:
-        conn = _Connection(port, timeout_s)
+        conn = Connection(port, timeout_s)
         i = n
         try:
             while budget[0] > 0:

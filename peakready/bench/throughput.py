@@ -32,20 +32,31 @@ import peakready.bench.capacity as capacity
 import peakready.bench.cpu as cpu
 from peakready.app.db import place_order  # the storefront's own order transaction
 from peakready.bench.capacity import Capacity, Step
-from peakready.bench.load import Request, db_step, http_step, order_request
+from peakready.bench.load import db_step, http_step
 from peakready.bench.stats import summarise
 from peakready.errors import PeakreadyError
 from peakready.lab import observe
 from peakready.lab.state import LabState
+from peakready.load.rawhttp import Request, order_request
+from peakready.load.settings import SEARCH_TERMS, LoadSettings
 
 #: Bench-only products: ids BENCH_PRODUCT_BASE+1 … +BENCH_PRODUCTS.
 BENCH_PRODUCT_BASE = 900_000
 BENCH_PRODUCTS = 20
 BENCH_STOCK = 1_000_000_000
 OBJECTIVE_P99_MS = 100.0
-#: The drill load's mix per 20 requests: 5 orders, 12 product reads, 3 searches.
-MIX = ("order",) * 5 + ("product",) * 12 + ("search",) * 3
-SEARCH_TERMS = ("Widget", "green", "Lamp", "Kettle", "blue")
+#: The drill load's mix per 20 requests (LoadSettings' rates: 5 orders, 12 product reads,
+#: 3 searches).
+_DRILL = LoadSettings("http://127.0.0.1")
+MIX = tuple(
+    kind
+    for kind, rate in (
+        ("order", _DRILL.orders_per_s),
+        ("product", _DRILL.reads_per_s),
+        ("search", _DRILL.searches_per_s),
+    )
+    for _ in range(round(20 * rate / _DRILL.total_per_s))
+)
 
 
 @dataclass

@@ -7,9 +7,11 @@ from typing import Any
 from urllib.parse import urlparse
 
 from peakready.errors import PeakreadyError
+from peakready.load.rawhttp import LOOPBACK_HOSTS
 
-#: Words the search users look for (products of the seed catalogue are named from them).
-SEARCH_TERMS = ("lamp", "chair", "mug", "jacket", "book", "phone", "shoe", "watch")
+#: Words the search users look for: nouns and colours the seed catalogue's products are
+#: named from (``peakready.app.db.seed_name``), so that every search finds products.
+SEARCH_TERMS = ("Widget", "green", "Lamp", "Kettle", "blue")
 
 
 @dataclass(frozen=True)
@@ -55,5 +57,5 @@ class LoadSettings:
 def loopback_only(endpoint: str, target: str) -> None:
     """On the lab, load goes to 127.0.0.1 and nowhere else."""
     host = urlparse(endpoint).hostname or ""
-    if target == "lab" and host not in ("127.0.0.1", "localhost"):
+    if target == "lab" and host not in LOOPBACK_HOSTS:
         raise PeakreadyError(f"lab endpoint {endpoint!r}: expected http://127.0.0.1:<port>")

@@ -8,8 +8,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from peakready.bench.load import Request, http_step, order_request
+from peakready.bench.load import http_step
 from peakready.errors import PeakreadyError
+from peakready.load.rawhttp import Request, order_request
 
 
 class _Handler(BaseHTTPRequestHandler):
