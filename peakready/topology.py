@@ -4,6 +4,10 @@ The same :class:`Topology` is built inside the Pulumi program (from ``pulumi.Con
 and outside it (straight from ``stacks/Pulumi.<stack>.yaml``) through
 :func:`Topology.from_config`, so the AWS program, the lab and the offline checks can
 never disagree about a stack's shape.
+
+Over 500 lines: it is the one validated model of the stack file, every tier's settings
+beside the cross-tier checks that need them all; the model is the contract (README's
+settings reference is generated from it).
 """
 
 from __future__ import annotations

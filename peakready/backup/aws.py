@@ -26,20 +26,19 @@ Configuration keys (besides those of :mod:`peakready.targets.aws.shared`):
 ``peakready_db_user`` / ``peakready_db_name`` (default ``shop``).
 Secrets: ``peakready_db_password``, or configuration ``peakready_db_password_secret_arn``
 (an AWS Secrets Manager secret holding the password, or JSON with a ``password`` key).
+
+Over 500 lines: one drill's lifecycle is one object (``_Drill``), whose steps share what
+must be deleted in the ``finally``; the verification is ``peakready.backup.aws_verify``.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -47,13 +46,13 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 import peakready.targets.aws.shared as shared
+from peakready.backup.aws_verify import AnsibleSsmVerifier, ScratchDb, Verifier, VerifyFailed
 from peakready.backup.ledger import LedgerEntry
 from peakready.errors import PeakreadyError
-from peakready.topology import REPO_ROOT, Objective
+from peakready.topology import Objective
 from peakready.verdict.restore import judge_restore, policy_reasons
 
 METHODS = ("snapshot", "aws-backup", "pitr")
-PLAYBOOK = "verify-restore-aws.yml"
 FAILED_DB_STATES = ("failed", "incompatible-restore", "incompatible-parameters", "storage-full")
 FAILED_JOB_STATES = ("FAILED", "ABORTED", "EXPIRED")
 SCRATCH_TAG_VALUE = "backup-restore"
@@ -76,27 +75,6 @@ LIVE_CHECKS = {
     ),
     "pitr": ("LatestRestorableTime lag and a restore to the exact recovery target",),
 }
-
-
-class VerifyFailed(Exception):
-    """The verification could not run or answer (not: it found missing orders)."""
-
-
-@dataclass(frozen=True)
-class ScratchDb:
-    """A restored scratch instance and how the verify host reaches it."""
-
-    identifier: str
-    address: str
-    port: int
-    db_name: str
-    user: str
-    verify_host: str
-
-
-#: ``verifier(scratch, keys) -> facts``: facts are ``{"orders": {key: [id, product_id,
-#: quantity]}, "orders_total": n, "products": [{"id", "stock", "initial_stock", "sold"}]}``.
-Verifier = Callable[[ScratchDb, list[str]], dict[str, Any]]
 
 
 @dataclass
@@ -257,95 +235,6 @@ def judge(
     out.inconsistent_products = verdict.inconsistent_products
     out.rpo_s = verdict.rpo_s
     out.reasons.extend(verdict.reasons)
-
-
-class AnsibleSsmVerifier:
-    """Runs ``playbooks/project/verify-restore-aws.yml`` on the verify host.
-
-    ``connection`` defaults to ``community.aws.aws_ssm`` (needs that collection, an S3
-    bucket for file transfer and the SSM agent on the host); tests use ``local``.
-    """
-
-    def __init__(
-        self,
-        password: str,
-        *,
-        region: str | None = None,
-        bucket: str | None = None,
-        connection: str = "community.aws.aws_ssm",
-        install_client: bool = True,
-        sslmode: str = "require",
-        psql: str = "psql",
-        timeout_s: int = 600,
-        project_dir: Path = REPO_ROOT / "playbooks" / "project",
-        host_vars: dict[str, Any] | None = None,
-    ) -> None:
-        self.password = password
-        self.region = region
-        self.bucket = bucket
-        self.connection = connection
-        self.install_client = install_client
-        self.sslmode = sslmode
-        self.psql = psql
-        self.timeout_s = timeout_s
-        self.project_dir = project_dir
-        self.host_vars = dict(host_vars or {})
-
-    def __call__(self, scratch: ScratchDb, keys: list[str]) -> dict[str, Any]:
-        import ansible_runner  # imported here: slow, and only this path needs it
-
-        host_vars: dict[str, Any] = {"ansible_connection": self.connection, **self.host_vars}
-        if self.connection.endswith("aws_ssm"):
-            if not self.bucket:
-                raise VerifyFailed(
-                    "verification over SSM: set 'peakready_ssm_bucket' (the S3 bucket the "
-                    "aws_ssm connection transfers files through)"
-                )
-            host_vars |= {
-                "ansible_aws_ssm_region": self.region,
-                "ansible_aws_ssm_bucket_name": self.bucket,
-            }
-        extravars = {
-            "verify_restore_db_host": scratch.address,
-            "verify_restore_db_port": scratch.port,
-            "verify_restore_db_name": scratch.db_name,
-            "verify_restore_db_user": scratch.user,
-            "verify_restore_db_password": self.password,
-            "verify_restore_db_sslmode": self.sslmode,
-            "verify_restore_keys": keys,
-            "verify_restore_install_client": self.install_client,
-            "verify_restore_psql": self.psql,
-        }
-        with tempfile.TemporaryDirectory(prefix="peakready-verify-") as private:
-            run = ansible_runner.run(
-                private_data_dir=private,
-                envvars={
-                    "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/bin')}",
-                    "ANSIBLE_NOCOLOR": "1",
-                    "ANSIBLE_RETRY_FILES_ENABLED": "0",
-                },
-                project_dir=str(self.project_dir),
-                playbook=PLAYBOOK,
-                inventory={"verify_restore": {"hosts": {scratch.verify_host: host_vars}}},
-                extravars=extravars,
-                quiet=True,
-                timeout=self.timeout_s,
-            )
-            events = list(run.events)
-            if run.status != "successful" or run.rc != 0:
-                raise VerifyFailed(
-                    f"verification playbook on {scratch.verify_host}: {run.status} "
-                    f"(rc {run.rc}): {_failure_text(events, run.stdout.read())}"
-                )
-        facts = _stats(events).get("verify_restore")
-        if not isinstance(facts, dict):
-            raise VerifyFailed(
-                f"verification playbook on {scratch.verify_host}: no verify_restore result"
-            )
-        return facts
-
-
-# private
 
 
 class _Drill:
@@ -702,22 +591,3 @@ def _job_done(job: dict[str, Any], what: str) -> dict[str, Any] | None:
 def _policy(out: AwsRestoreResult, objective: Objective | None) -> None:
     if objective is not None:
         out.reasons.extend(policy_reasons(out.rto_s, out.rpo_s, objective))
-
-
-def _stats(events: list[dict[str, Any]]) -> dict[str, Any]:
-    for event in reversed(events):
-        if event.get("event") == "playbook_on_stats":
-            data = event.get("event_data", {}).get("artifact_data") or {}
-            return dict(data)
-    return {}
-
-
-def _failure_text(events: list[dict[str, Any]], stdout: str = "") -> str:
-    for event in reversed(events):
-        if event.get("event") in ("runner_on_failed", "runner_on_unreachable"):
-            data = event.get("event_data", {})
-            res = data.get("res", {})
-            detail = res.get("stderr") or res.get("msg") or "no message"
-            return f"task '{data.get('task', '?')}': {str(detail).strip()[:300]}"
-    lines = [ln.strip() for ln in stdout.splitlines() if ln.strip()]
-    return lines[-1][:300] if lines else "no failed task reported"

@@ -38,7 +38,7 @@ def schedule(
     ),
 ) -> None:
     """When the next full/differential backup of each repository is due; --run takes due ones."""
-    from peakready.backup.lab import lab_pgbackrest
+    from peakready.backup.lab_view import lab_pgbackrest
     from peakready.backup.schedule import due_backups, run_due_backups
     from peakready.lab.state import LabState
     from peakready.topology import Topology

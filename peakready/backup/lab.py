@@ -36,7 +36,6 @@ import re
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,9 +43,12 @@ from typing import Any
 import httpx
 import psycopg
 
-from peakready.backup.ledger import HttpOrderClient, Ledger, LedgerEntry, OrderClient, place_batch
-from peakready.backup.pgbackrest import ArchiveCheck, BackupInfo, PgBackRest, Segment
+from peakready.backup.lab_view import DATABASE, LabView, state_field
+from peakready.backup.ledger import HttpOrderClient, Ledger, OrderClient, place_batch
+from peakready.backup.pgbackrest import BackupInfo, Segment
 from peakready.backup.redis_restore import drill_redis
+from peakready.backup.results import BackupResult, Checksums, RepoResult, iso_time
+from peakready.backup.rpo import SCENARIO, gap_text, rpo_policy
 from peakready.backup.schedule import due_for_repo, run_due_backups, schedules
 from peakready.backup.scratch import (
     ScratchPostgres,
@@ -59,177 +61,6 @@ from peakready.errors import PeakreadyError
 from peakready.load import ledger as load_ledger
 from peakready.topology import Topology
 from peakready.verdict.restore import judge_restore
-
-SCENARIO = "backup-restore"
-DATABASE = "shop"
-
-ORDERS_SQL = """
-SELECT count(*), coalesce(max(id), 0), coalesce(sum(quantity), 0),
-       coalesce(md5(string_agg(id::text || ':' || idempotency_key || ':' || product_id::text
-                               || ':' || quantity::text, ',' ORDER BY id)), '')
-FROM orders
-"""
-PRODUCTS_SQL = """
-SELECT count(*), coalesce(sum(p.stock), 0),
-       coalesce(md5(string_agg(p.id::text || ':' || p.stock::text, ',' ORDER BY p.id)), ''),
-       count(*) FILTER (WHERE p.initial_stock - p.stock <> coalesce(s.sold, 0))
-FROM products p
-LEFT JOIN (SELECT product_id, sum(quantity) AS sold FROM orders GROUP BY product_id) s
-       ON s.product_id = p.id
-"""
-
-
-@dataclass
-class Checksums:
-    orders: int
-    max_order_id: int
-    units: int
-    orders_md5: str
-    products: int
-    stock: int
-    stock_md5: str
-    inconsistent_products: int  # initial_stock - stock != units sold
-
-    @classmethod
-    def read(cls, conn: psycopg.Connection[Any]) -> Checksums:
-        o = conn.execute(ORDERS_SQL).fetchone()
-        p = conn.execute(PRODUCTS_SQL).fetchone()
-        assert o is not None and p is not None
-        return cls(
-            int(o[0]), int(o[1]), int(o[2]), str(o[3]), int(p[0]), int(p[1]), str(p[2]), int(p[3])
-        )
-
-    def differences(self, expected: Checksums) -> list[str]:
-        out = []
-        for name, value in asdict(self).items():
-            want = getattr(expected, name)
-            if value != want:
-                out.append(f"{name} {value} (source at target: {want})")
-        return out
-
-
-@dataclass
-class RepoResult:
-    repo: int
-    path: str
-    backup: str | None = None
-    backup_type: str | None = None
-    backup_stop: str | None = None
-    passed: bool = False
-    reason: str | None = None
-    rto_s: float | None = None
-    rpo_s: float | None = None
-    verified_orders: int = 0
-    missing_orders: int = 0
-    unexpected_orders: int = 0
-    oversold_units: int = 0
-    restore_s: float | None = None
-    recovery_s: float | None = None
-    verify_s: float | None = None
-    wal_segments_checked: int = 0
-    port: int | None = None
-    problems: list[str] = field(default_factory=list)
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "repo": self.repo,
-            "path": self.path,
-            "backup": self.backup,
-            "backup_type": self.backup_type,
-            "backup_stop": self.backup_stop,
-            "rto_s": self.rto_s,
-            "rpo_s": self.rpo_s,
-            "verified_orders": self.verified_orders,
-            "missing_orders": self.missing_orders,
-            "unexpected_orders": self.unexpected_orders,
-            "oversold_units": self.oversold_units,
-            "restore_s": self.restore_s,
-            "recovery_s": self.recovery_s,
-            "verify_s": self.verify_s,
-            "wal_segments_checked": self.wal_segments_checked,
-            "port": self.port,
-            "passed": self.passed,
-            "reason": self.reason,
-            "problems": self.problems,
-        }
-
-
-@dataclass
-class Policy:
-    """The stack's objective against what the repositories held when the drill began."""
-
-    repo: int
-    rpo_s: float
-    rto_s: float
-    backup_age_s: float | None
-    recoverable_until: str | None
-    exposure_s: float | None
-    breach: str | None
-    note: str | None = None
-    schedule: str | None = None  # what the stack's cadence says is due in this repository
-
-    def summary(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class BackupResult:
-    started: str
-    finished: str = ""
-    target: str | None = None
-    repositories: list[RepoResult] = field(default_factory=list)
-    policy: list[Policy] = field(default_factory=list)
-    redis: dict[str, Any] = field(default_factory=dict)
-    search: dict[str, Any] = field(default_factory=dict)
-    reasons: list[str] = field(default_factory=list)
-    backups_taken: list[dict[str, Any]] = field(default_factory=list)
-    orders_before_target: int = 0
-    orders_after_target: int = 0
-    work_dir: str = ""
-
-    @property
-    def passed(self) -> bool:
-        return not self.all_reasons() and bool(self.repositories)
-
-    def all_reasons(self) -> list[str]:
-        reasons = list(self.reasons)
-        reasons += [p.breach for p in self.policy if p.breach]
-        reasons += [f"repo{r.repo}: {r.reason}" for r in self.repositories if not r.passed]
-        for part in (self.redis, self.search):
-            if part and not part.get("passed") and part.get("reason"):
-                reasons.append(str(part["reason"]))
-        return reasons
-
-    @property
-    def backup_age_s(self) -> float | None:
-        ages = [p.backup_age_s for p in self.policy if p.backup_age_s is not None]
-        return round(min(ages), 1) if ages else None
-
-    def summary(self) -> dict[str, Any]:
-        """The ``backup`` section of summary.json (DESIGN §7), worst repository first."""
-        repos = self.repositories
-        rtos = [r.rto_s for r in repos]
-        rpos = [r.rpo_s for r in repos]
-        return {
-            "rto_s": None if not repos or None in rtos else max(x for x in rtos if x is not None),
-            "rpo_s": None if not repos or None in rpos else max(x for x in rpos if x is not None),
-            "verified_orders": min((r.verified_orders for r in repos), default=0),
-            "missing_orders": max((r.missing_orders for r in repos), default=0),
-            "passed": self.passed,
-            "reasons": self.all_reasons(),
-            "backup_age_s": self.backup_age_s,
-            "target": self.target,
-            "orders_before_target": self.orders_before_target,
-            "orders_after_target": self.orders_after_target,
-            "repositories": [r.summary() for r in repos],
-            "policy": [p.summary() for p in self.policy],
-            "backups_taken": self.backups_taken,
-            "redis": self.redis,
-            "search": self.search,
-            "started": self.started,
-            "finished": self.finished,
-        }
-
 
 # --------------------------------------------------------------------------- the drill
 
@@ -255,8 +86,8 @@ def run_backup_drill(
     """
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    lab = _LabView(topology, state)
-    with _drill_lock(_get(state, "lab_dir") or work_dir):
+    lab = LabView(topology, state)
+    with _drill_lock(state_field(state, "lab_dir") or work_dir):
         return _run(
             topology,
             lab,
@@ -270,21 +101,9 @@ def run_backup_drill(
         )
 
 
-def recoverable_points(topology: Topology, state: Any, now: float | None = None) -> list[Policy]:
-    """Per repository, the newest recoverable point against the stack's RPO (restores
-    nothing): its newest backup, extended by archived WAL without a gap while archiving
-    keeps up."""
-    lab = _LabView(topology, state)
-    backups = lab.pgbr.backups()
-    archiver = lab.archiver()
-    objective = topology.objective(SCENARIO)
-    at = time.time() if now is None else now
-    return [_policy(lab.pgbr, r, backups, archiver, objective, at) for r in lab.pgbr.repos]
-
-
 def _run(
     topology: Topology,
-    lab: _LabView,
+    lab: LabView,
     work_dir: Path,
     orders: OrderClient | None,
     batch: int,
@@ -293,7 +112,7 @@ def _run(
     redis_drill: bool,
     search_drill: bool,
 ) -> BackupResult:
-    result = BackupResult(started=_iso(time.time()), work_dir=str(work_dir))
+    result = BackupResult(started=iso_time(time.time()), work_dir=str(work_dir))
     objective = topology.objective(SCENARIO)
     ledger = Ledger()
     client = orders or HttpOrderClient(lab.endpoint)
@@ -304,7 +123,7 @@ def _run(
         backups = lab.pgbr.backups()
         full, diff = schedules(topology)
         for repo in lab.pgbr.repos:
-            policy = _policy(lab.pgbr, repo, backups, archiver, objective, time.time())
+            policy = rpo_policy(lab.pgbr, repo, backups, archiver, objective, time.time())
             policy.schedule = due_for_repo(repo, backups, full, diff, datetime.now(UTC)).reason
             result.policy.append(policy)
         result.backups_taken = run_due_backups(topology, lab.pgbr, only_missing=True)
@@ -387,14 +206,14 @@ def _run(
             client.close()
         writer.close()
         ledger.save(work_dir / "backup-ledger.json")
-        result.finished = _iso(time.time())
+        result.finished = iso_time(time.time())
 
 
 # --------------------------------------------------------------------------- one repository
 
 
 def _drill_repo(
-    lab: _LabView,
+    lab: LabView,
     repo: int,
     backups: list[BackupInfo],
     target: str,
@@ -413,7 +232,7 @@ def _drill_repo(
         out.reason = "no backup in this repository finished before the recovery target"
         return out
     chosen = max(candidates, key=lambda b: b.stop)
-    out.backup, out.backup_type, out.backup_stop = chosen.label, chosen.type, _iso(chosen.stop)
+    out.backup, out.backup_type, out.backup_stop = chosen.label, chosen.type, iso_time(chosen.stop)
 
     # what must be in the repository: the backup's files, WAL from its start onwards
     out.problems = lab.pgbr.check_backup_files(repo, chosen.label)
@@ -426,7 +245,7 @@ def _drill_repo(
         else 0
     )
     if archive.missing:
-        out.problems.append(_gap_text(archive))
+        out.problems.append(gap_text(archive))
     elif archive.last is None:
         out.problems.append(f"WAL archive holds no segment from {chosen.archive_start} onwards")
 
@@ -568,175 +387,7 @@ def _recovery_failure(log: list[str]) -> str:
 # --------------------------------------------------------------------------- policy
 
 
-def _policy(
-    pgbr: PgBackRest,
-    repo: int,
-    backups: list[BackupInfo],
-    archiver: dict[str, Any],
-    objective: Any,
-    now: float,
-) -> Policy:
-    mine = [b for b in backups if b.repo == repo and not b.error]
-    if not mine:
-        return Policy(repo, objective.rpo_s, objective.rto_s, None, None, None, None)
-    newest = max(mine, key=lambda b: b.stop)
-    archive = pgbr.check_archive(repo, newest.archive_start)
-    covered = _covered_until(newest, archive, archiver, now)
-    exposure = max(0.0, now - covered)
-    breach = None
-    if exposure > objective.rpo_s:
-        wal = (
-            f"archived WAL reaches only {_iso(covered)}"
-            if covered > newest.stop
-            else "no archived WAL extends it"
-        )
-        if archive.missing:
-            wal += f" ({_gap_text(archive)})"
-        if archiver.get("failing"):
-            wal += (
-                f"; WAL archiving failing since {archiver['last_failed_time']}"
-                f" ({archiver['last_failed_wal']})"
-            )
-        breach = (
-            f"repo{repo}: RPO policy breach: newest backup {newest.label} finished "
-            f"{now - newest.stop:.0f} s ago and {wal}; newest recoverable point is "
-            f"{exposure:.0f} s old, the stack allows {objective.rpo_s:g} s"
-        )
-    note = None
-    if breach is None and now - newest.stop > objective.rpo_s:
-        note = (
-            f"newest backup {newest.label} is {now - newest.stop:.0f} s old (RPO"
-            f" {objective.rpo_s:g} s); archived WAL without a gap covers the rest"
-        )
-    return Policy(
-        repo,
-        objective.rpo_s,
-        objective.rto_s,
-        round(now - newest.stop, 1),
-        _iso(covered),
-        round(exposure, 1),
-        breach,
-        note,
-    )
-
-
-def _covered_until(
-    newest: BackupInfo, archive: ArchiveCheck, archiver: dict[str, Any], now: float
-) -> float:
-    """Latest moment a restore from this repository can reach, as far as we can tell."""
-    covered = newest.stop
-    if archive.last_contiguous_mtime is not None:
-        covered = max(covered, archive.last_contiguous_mtime)
-    last_wal = archiver.get("last_archived_wal")
-    in_repo = Segment.parse(archive.last_contiguous) if archive.last_contiguous else None
-    needed = Segment.parse(last_wal) if last_wal else None
-    healthy = not archiver.get("failing") and not archive.missing
-    if healthy and (
-        needed is None or (in_repo is not None and in_repo.position >= needed.position)
-    ):
-        covered = now  # archiving keeps up and this repository holds all of it
-    return covered
-
-
-def _gap_text(archive: ArchiveCheck) -> str:
-    shown = ", ".join(archive.missing[:3]) + (" …" if len(archive.missing) > 3 else "")
-    return f"WAL gap: {len(archive.missing)} segment(s) missing from the archive: {shown}" + (
-        f" (archive runs from {archive.first} to {archive.last})"
-        if archive.last
-        else f" (nothing archived from {archive.first} onwards)"
-    )
-
-
-# --------------------------------------------------------------------------- the lab, as read
-
-
-class _LabView:
-    """What the drill needs from the lab's state (docs/internals.md), in one place."""
-
-    def __init__(self, topology: Topology, state: Any) -> None:
-        self.topology = topology
-        self.state = state
-        self.endpoints: dict[str, Any] = dict(_get(state, "endpoints") or {})
-        try:
-            pgbr = self.endpoints["pgbackrest"]
-            self.pgbr = PgBackRest(Path(pgbr["config"]), pgbr["stanza"], self.binary("pgbackrest"))
-            self.db = self.endpoints["db_write"]
-        except (KeyError, TypeError) as exc:
-            raise PeakreadyError(
-                f"lab state: endpoints.{exc.args[0]} missing; is the lab up?"
-            ) from None
-        self.endpoint = str(self.endpoints.get("http", ""))
-        self.redis_nodes: list[dict[str, Any]] = list(self.endpoints.get("redis") or [])
-        self.search_index = str(
-            self.endpoints.get("search_rt_index")
-            or self.endpoints.get("search_index")
-            or "products"
-        )
-        base = _get(state, "port_base") or os.environ.get("PEAKREADY_LAB_PORT_BASE")
-        self.port_base = int(base) if base else topology.lab.port_base
-        self._secrets: dict[str, Any] = dict(state.secrets())
-        self.superuser = str(self.endpoints.get("db_superuser", "postgres"))
-
-    def secret(self, name: str) -> str | None:
-        value = self._secrets.get(name)
-        return str(value) if value is not None else None
-
-    def binary(self, name: str) -> str:
-        return self.topology.lab.binaries.get(name, name)  # type: ignore[call-overload, no-any-return]
-
-    def ports(self, first_offset: int) -> range:
-        return range(self.port_base + first_offset, self.port_base + 160)
-
-    def source_conninfo(self) -> str:
-        return psycopg.conninfo.make_conninfo(
-            host=self.db["host"],
-            port=int(self.db["port"]),
-            user=self.superuser,
-            password=self.secret("db_superuser_password") or "",
-            dbname=DATABASE,
-            connect_timeout=5,
-        )
-
-    def source_checksums(self) -> Checksums:
-        with psycopg.connect(self.source_conninfo()) as conn:
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            return Checksums.read(conn)
-
-    def switch_wal(self) -> str | None:
-        """``pg_switch_wal()``; the name of the segment it closed."""
-        with psycopg.connect(self.source_conninfo(), autocommit=True) as conn:
-            row = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()
-        return str(row[0]) if row else None
-
-    def archiver(self) -> dict[str, Any]:
-        with psycopg.connect(self.source_conninfo(), autocommit=True) as conn:
-            row = conn.execute(
-                "SELECT last_archived_wal, last_archived_time, last_failed_wal, last_failed_time"
-                " FROM pg_stat_archiver"
-            ).fetchone()
-        assert row is not None
-        failing = row[3] is not None and (row[1] is None or row[3] > row[1])
-        return {
-            "last_archived_wal": row[0],
-            "last_archived_time": row[1].isoformat() if row[1] else None,
-            "last_failed_wal": row[2],
-            "last_failed_time": row[3].isoformat() if row[3] else None,
-            "failing": failing,
-        }
-
-
-def lab_pgbackrest(topology: Topology, state: Any) -> PgBackRest:
-    """The lab's pgBackRest stanza, as recorded in its state."""
-    return _LabView(topology, state).pgbr
-
-
 # private
-
-
-def _get(state: Any, name: str) -> Any:
-    if isinstance(state, dict):
-        return state.get(name)
-    return getattr(state, name, None)
 
 
 @contextlib.contextmanager
@@ -758,14 +409,6 @@ def _scratch(prefix: str) -> Any:
         yield path
     finally:
         remove_tree(path)
-
-
-def _acked(entry: LedgerEntry) -> float:
-    return entry.acked if entry.acked is not None else entry.sent
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
 
 
 def _pg_time(ts: float) -> str:

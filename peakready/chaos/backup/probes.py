@@ -15,7 +15,7 @@ def recoverable_within_rpo(configuration: Configuration = None, secrets: Secrets
     """True when every pgBackRest repository can restore to a point no older than the
     stack's ``backup-restore`` RPO: its newest backup, extended by archived WAL without a
     gap while archiving keeps up. Restores nothing."""
-    from peakready.backup.lab import recoverable_points  # lazy: the pgBackRest reader
+    from peakready.backup.rpo import recoverable_points  # lazy: the pgBackRest reader
 
     topology, state = lab_of(configuration)
     try:

@@ -26,6 +26,9 @@ covers losing the cache and search nodes of one AZ on AWS.
 
 Resources come from the stack outputs (DESIGN §3, see :mod:`peakready.targets.aws.shared`);
 the rest (group ARN, target groups, subnets, ARNs) is looked up from them.
+
+Over 500 lines: one class implements the whole ``Driver`` interface, a short section
+per tier; splitting it per tier would scatter one object's state (clients, outputs).
 """
 
 from __future__ import annotations

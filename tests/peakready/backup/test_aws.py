@@ -12,7 +12,9 @@ import pytest
 from botocore.stub import Stubber
 
 from peakready.backup import aws as backup_aws
-from peakready.backup.aws import AnsibleSsmVerifier, ScratchDb, VerifyFailed, run_aws_restore_drill
+from peakready.backup import aws_verify
+from peakready.backup.aws import run_aws_restore_drill
+from peakready.backup.aws_verify import AnsibleSsmVerifier, ScratchDb, VerifyFailed
 from peakready.backup.ledger import LedgerEntry
 from peakready.errors import PeakreadyError
 from peakready.targets.aws import shared
@@ -435,7 +437,7 @@ def test_ssm_verification_needs_a_transfer_bucket() -> None:
 
 
 def test_playbook_is_where_the_verifier_looks() -> None:
-    assert (AnsibleSsmVerifier("pw").project_dir / backup_aws.PLAYBOOK).is_file()
+    assert (AnsibleSsmVerifier("pw").project_dir / aws_verify.PLAYBOOK).is_file()
 
 
 def _nothing_created(result: dict[str, Any], existing: set[str]) -> None:

@@ -23,7 +23,8 @@ import aws_world
 import psycopg
 import pytest
 
-from peakready.backup.aws import AnsibleSsmVerifier, ScratchDb, run_aws_restore_drill
+from peakready.backup.aws import run_aws_restore_drill
+from peakready.backup.aws_verify import AnsibleSsmVerifier, ScratchDb
 from peakready.backup.ledger import LedgerEntry
 from peakready.backup.scratch import (
     ScratchPostgres,

@@ -9,14 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from peakready.backup.lab import (
-    _covered_until,
-    _drill_lock,
-    _gap_text,
-    _policy,
-    _recovery_failure,
-)
+from peakready.backup.lab import _drill_lock, _recovery_failure
 from peakready.backup.pgbackrest import ArchiveCheck, BackupInfo, PgBackRest, Segment
+from peakready.backup.rpo import covered_until, gap_text, rpo_policy
 from peakready.errors import PeakreadyError
 from peakready.topology import Objective
 
@@ -71,7 +66,7 @@ def test_removed_segment_is_named_with_the_gap(repo: PgBackRest) -> None:
     check = repo.check_archive(1, seg(2))
     assert check.missing == [seg(5)]
     assert check.last_contiguous == seg(4)
-    assert _gap_text(check) == (
+    assert gap_text(check) == (
         f"WAL gap: 1 segment(s) missing from the archive: {seg(5)}"
         f" (archive runs from {seg(2)} to {seg(7)})"
     )
@@ -171,31 +166,31 @@ NEWEST = BackupInfo(1, "L", "full", NOW - 900, NOW - 880, seg(2), seg(3), False)
 def test_healthy_archiving_covers_up_to_now() -> None:
     check = ArchiveCheck(seg(2), seg(9), [], seg(9), NOW - 50)
     archiver = {"last_archived_wal": seg(9), "failing": False}
-    assert _covered_until(NEWEST, check, archiver, NOW) == NOW
+    assert covered_until(NEWEST, check, archiver, NOW) == NOW
 
 
 def test_failing_archiver_covers_only_what_was_archived() -> None:
     check = ArchiveCheck(seg(2), seg(9), [], seg(9), NOW - 400)
     archiver = {"last_archived_wal": seg(9), "failing": True}
-    assert _covered_until(NEWEST, check, archiver, NOW) == NOW - 400
+    assert covered_until(NEWEST, check, archiver, NOW) == NOW - 400
 
 
 def test_a_gap_stops_coverage_at_the_segment_before_it() -> None:
     check = ArchiveCheck(seg(2), seg(9), [seg(5)], seg(4), NOW - 700)
     archiver = {"last_archived_wal": seg(9), "failing": False}
-    assert _covered_until(NEWEST, check, archiver, NOW) == NOW - 700
+    assert covered_until(NEWEST, check, archiver, NOW) == NOW - 700
 
 
 def test_a_repository_lagging_behind_the_archiver_is_not_covered() -> None:
     check = ArchiveCheck(seg(2), seg(6), [], seg(6), NOW - 600)
     archiver = {"last_archived_wal": seg(9), "failing": False}
-    assert _covered_until(NEWEST, check, archiver, NOW) == NOW - 600
+    assert covered_until(NEWEST, check, archiver, NOW) == NOW - 600
 
 
 def test_old_backup_with_wal_covering_is_no_breach_but_a_note(repo: PgBackRest) -> None:
     archive(repo, [seg(n) for n in range(2, 10)], mtime=NOW - 60)
     archiver = {"last_archived_wal": seg(9), "failing": False}
-    policy = _policy(repo, 1, [NEWEST], archiver, Objective(rto_s=600, rpo_s=300), NOW)
+    policy = rpo_policy(repo, 1, [NEWEST], archiver, Objective(rto_s=600, rpo_s=300), NOW)
     assert (policy.breach, policy.exposure_s, policy.backup_age_s) == (None, 0.0, 880.0)
     assert policy.note == (
         "newest backup L is 880 s old (RPO 300 s); archived WAL without a gap covers the rest"
@@ -205,7 +200,7 @@ def test_old_backup_with_wal_covering_is_no_breach_but_a_note(repo: PgBackRest) 
 def test_old_backup_without_wal_covering_is_a_breach_naming_the_gap(repo: PgBackRest) -> None:
     archive(repo, [seg(2), seg(3), seg(5)], mtime=NOW - 870)
     archiver = {"last_archived_wal": seg(5), "failing": False}
-    policy = _policy(repo, 1, [NEWEST], archiver, Objective(rto_s=600, rpo_s=300), NOW)
+    policy = rpo_policy(repo, 1, [NEWEST], archiver, Objective(rto_s=600, rpo_s=300), NOW)
     assert policy.exposure_s == 869.0  # the mtime of segment 3, the last before the gap
     assert policy.breach == (
         "repo1: RPO policy breach: newest backup L finished 880 s ago and archived WAL reaches"
@@ -217,7 +212,7 @@ def test_old_backup_without_wal_covering_is_a_breach_naming_the_gap(repo: PgBack
 
 
 def test_a_repository_without_backups_has_no_age_and_no_breach(repo: PgBackRest) -> None:
-    policy = _policy(repo, 2, [NEWEST], {}, Objective(rto_s=600, rpo_s=300), NOW)
+    policy = rpo_policy(repo, 2, [NEWEST], {}, Objective(rto_s=600, rpo_s=300), NOW)
     assert (policy.backup_age_s, policy.breach) == (None, None)
 
 
