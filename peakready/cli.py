@@ -40,6 +40,7 @@ class Target(StrEnum):
 @app.command()
 def plan(stack: str = StackOption) -> None:
     """Capacity needed at the forecast peak, per tier, and whether losing one AZ leaves enough."""
+    # Imported here: each command loads its code only when run (a fast --help).
     from peakready import planner
 
     raise typer.Exit(planner.run(stack))
@@ -57,6 +58,7 @@ def preview(
     out: Path | None = typer.Option(None, help="write the deterministic plan here"),
 ) -> None:
     """Run the Pulumi program offline under mocks: plan, Markdown diff, policy verdicts."""
+    # Imported here: each command loads its code only when run (a fast --help).
     from peakready import preview as preview_mod
 
     if baseline is not None and against is not None:
@@ -78,6 +80,7 @@ def drill(
     ),
 ) -> None:
     """Run chaos and backup drills with load flowing; write summary.json, HTML and timelines."""
+    # Imported here: chaoslib, psycopg and the lab only when a drill runs.
     from peakready import drill as drill_mod
 
     raise typer.Exit(

@@ -18,6 +18,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich.console import Console
+
 from peakready.topology import REPO_ROOT, DatabaseDeployment, Topology, ceil_div
 
 #: Used only when neither the stack nor `make bench` gives requests/s per instance.
@@ -257,7 +259,7 @@ def _fmt(value: float) -> str:
 
 def run(stack: str) -> int:
     """``peakready plan --stack S``: print the table; 1 when a tier is not statically stable."""
-    from rich.console import Console
+    # Imported here: the table only when a plan is printed.
     from rich.table import Table
 
     topology = Topology.load(stack)

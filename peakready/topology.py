@@ -572,6 +572,7 @@ class Topology(_Model):
     @classmethod
     def from_pulumi_config(cls) -> Topology:
         """Inside the Pulumi program: the same model, from the engine's config."""
+        # Imported here: only inside the Pulumi program; the CLI reads stack files without the SDK.
         import pulumi
         from pulumi.runtime.config import CONFIG, get_config_env
 

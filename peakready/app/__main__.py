@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 
 def main() -> int:
+    # Imported here: settings errors print before uvicorn and FastAPI load.
     from peakready.app.settings import load_settings
 
     try:
@@ -27,9 +28,11 @@ def main() -> int:
             print(f"peakready-app: error: {line}", file=sys.stderr)
         return exc.exit_code
 
+    # Imported here: only the migrating instance needs a database client here.
     import psycopg
     import uvicorn
 
+    # Imported here: only the migrating instance needs a database client here.
     from peakready.app import db
     from peakready.app.main import create_app
 

@@ -6,6 +6,7 @@ Mounted by the top-level CLI as ``app.add_typer(backup_app, name="backup")``.
 from __future__ import annotations
 
 import json
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,8 +17,10 @@ from rich.console import Console
 from rich.table import Table
 
 from peakready.cli_options import StackOption
+from peakready.errors import PeakreadyError
 
 if TYPE_CHECKING:
+    # Imported here: the stack model (pydantic) only when a command runs.
     from peakready.topology import Topology
 
 app = typer.Typer(
@@ -38,6 +41,7 @@ def schedule(
     ),
 ) -> None:
     """When the next full/differential backup of each repository is due; --run takes due ones."""
+    # Imported here: commands load their code only when run (a fast --help).
     from peakready.backup.lab_view import lab_pgbackrest
     from peakready.backup.schedule import due_backups, run_due_backups
     from peakready.lab.state import LabState
@@ -104,7 +108,7 @@ def drill(
     itself. On AWS: an RDS snapshot, an AWS Backup job or a point-in-time restore into a
     scratch instance in the data subnets (always deleted), verified from an app instance.
     """
-    from peakready.errors import PeakreadyError
+    # Imported here: the stack model (pydantic) only when a command runs.
     from peakready.topology import Topology
 
     topology = Topology.load(stack)
@@ -115,6 +119,7 @@ def drill(
             topology, ledger, method, outputs_file, ssm_bucket, db_password_secret_arn
         )
     elif target == "lab":
+        # Imported here: psycopg and the pgBackRest reader only for the lab drill.
         from peakready.backup.lab import run_backup_drill
         from peakready.lab.state import LabState
 
@@ -156,8 +161,8 @@ def _aws_drill(
     secret_arn: str | None,
 ) -> dict[str, Any]:
     """The AWS restore drill (``peakready.backup.aws``) for the orders of ``ledger``."""
-    import os
 
+    # Imported here: boto3 and chaostoolkit-aws only for the AWS drill.
     from peakready.backup.aws import run_aws_restore_drill
     from peakready.backup.ledger import LedgerEntry
     from peakready.errors import PeakreadyError

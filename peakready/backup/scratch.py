@@ -229,6 +229,7 @@ class ScratchSearchd(_ScratchServer):
     def __enter__(self) -> ScratchSearchd:
         (self.work / "data").mkdir(exist_ok=True)
         config = self.work / "sphinx.conf"
+        # Imported here: only the search scratch server needs it (pymysql).
         from peakready.app.search import sphinx_index_config
 
         config.write_text(

@@ -21,6 +21,7 @@ def drill_search(
     db_conninfo: str, work: Path, ports: range, index: str = "products_rt", binary: str = "searchd"
 ) -> dict[str, Any]:
     """Rebuild ``index`` from the catalogue into a scratch searchd; compare document counts."""
+    # Imported here: pymysql only when the search drill runs.
     from peakready.app.search import feed_sphinx
 
     result: dict[str, Any] = {"passed": False, "reason": None, "index": index}

@@ -23,6 +23,7 @@ from chaoslib.types import Journal, Strategy
 
 from peakready.chaos import shared
 from peakready.drill.runner import SETTINGS, experiment_for, judge_run
+from peakready.lab import observe
 from peakready.report.summary import ScenarioResult, write_json
 from peakready.topology import SCENARIOS as ALL_SCENARIOS
 from peakready.topology import Topology
@@ -98,7 +99,7 @@ def settle(stack: str, timeout_s: float = SETTLE_TIMEOUT_S) -> tuple[float, str]
     that window measures two failovers' worth of recovery (``synchronous_mode_strict``
     blocks writes while the new leader has no standby). Returns (seconds waited, what
     still was not settled at ``timeout_s``: "" when settled)."""
-    from peakready.lab import observe
+    # Imported here: the lab only when a run waits for it.
     from peakready.lab.state import LabState
 
     started = time.monotonic()

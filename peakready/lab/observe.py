@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from peakready.lab import proc as procmod
 from peakready.lab.state import LabState
 
 TIMEOUT_S = 1.0
@@ -87,6 +88,7 @@ def sentinel_master(state: LabState) -> dict[str, Any]:
     "sentinels": {"sentinel-<az>": {"master", "num_slaves", "num_other_sentinels",
     "flags"} | None}}``.
     """
+    # Imported here: redis-py only for the probes that ask Redis.
     import redis
 
     name = state.endpoints.get("sentinel_master", "")
@@ -125,6 +127,7 @@ def sentinel_master(state: LabState) -> dict[str, Any]:
 
 def redis_roles(state: LabState) -> dict[str, str | None]:
     """``redis-<az>`` → ``master`` / ``slave`` / None (not answering)."""
+    # Imported here: redis-py only for the probes that ask Redis.
     import redis
 
     password = state.secrets()["redis_password"]
@@ -228,7 +231,6 @@ def etcd_health(state: LabState) -> dict[str, bool]:
 
 def memory_pss_kib(state: LabState) -> dict[str, int]:
     """Proportional set size (KiB) of every process in the lab's cgroups, per cgroup."""
-    from peakready.lab import proc as procmod
 
     totals: dict[str, int] = {}
     for group in [state.cgroup, *(state.cgroup / az for az in state.azs)]:

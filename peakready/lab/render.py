@@ -57,6 +57,7 @@ def start_playbook(
     inventory: dict[str, Any] | None = None,
 ) -> Playbook:
     """Start ``playbooks/project/<playbook>`` in the background; see :class:`Playbook`."""
+    # Imported here: ansible-runner takes ~1 s to import; only up renders.
     import ansible_runner
 
     work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

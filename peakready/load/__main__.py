@@ -17,6 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settings", required=True, help="LoadSettings as JSON")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # Imported here: after gevent's monkey-patching (Locust), as Locust requires.
     from peakready.load.settings import LoadSettings
 
     try:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import httpx
 from locust import FastHttpUser, User, constant_throughput, task
 from locust.env import Environment
 
@@ -147,7 +148,6 @@ def _configure(settings: LoadSettings) -> list[type[User]]:
 
 def _catalogue(endpoint: str, deadline: float) -> list[int]:
     """Product ids from ``GET /products``, retried until ``deadline``."""
-    import httpx
 
     while True:
         try:

@@ -29,6 +29,7 @@ BASELINE_TIMEOUT_S = 180
 def plan_stack(stack: str, root: Path = REPO_ROOT) -> dict[str, Any]:
     """The plan of ``stack`` from this checkout's program, recorded in-process."""
     Topology.load(stack)  # one line per bad field, before any Pulumi machinery runs
+    # Imported here: Pulumi's SDK loads only in the preview's own process.
     from peakready.preview.runner import record
 
     return record(root, stack, stacks=stacks_dir())
@@ -167,6 +168,7 @@ def render(
             where = (v.resource or "stack").split("::")[-1]
             lines.append(f"| {v.policy} | {v.level} | `{where}` | {v.message} |")
     else:
+        # Imported here: pulumi-policy only when a plan is checked.
         from peakready.policy import POLICIES
 
         lines.append(f"All {len(POLICIES)} policies pass on every resource.")
@@ -193,6 +195,7 @@ def run(
     elif against is not None:
         base, label = baseline_from_ref(against, stack)
 
+    # Imported here: pulumi-policy only when a plan is checked.
     from peakready.policy import evaluate
 
     violations = evaluate(plan) if not plan.get("error") else []

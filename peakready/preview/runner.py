@@ -107,6 +107,7 @@ def computed_outputs(token: str, name: str, inputs: dict[str, Any], region: str)
 
 
 def _load_mocks() -> tuple[Any, Any]:
+    # Imported here: in the preview's own process, after the slim imports.
     import pulumi
     from pulumi.runtime.mocks import MockMonitor
 
@@ -146,6 +147,7 @@ def _load_mocks() -> tuple[Any, Any]:
             self.registrations: list[dict[str, Any]] = []
 
         def RegisterResource(self, request: Any) -> Any:
+            # Imported here: in the preview's own process.
             from pulumi.runtime import rpc
 
             if request.type != "pulumi:pulumi:Stack":
@@ -204,6 +206,7 @@ def _run_program(main: Path) -> None:
 
 def _slim_imports() -> None:
     try:
+        # Imported here: runs in the preview's own process, after the slim imports are installed.
         import peakready.preview.slim as slim
     except ImportError:  # a baseline runner copied next to slim.py (see --against)
         import slim  # type: ignore[no-redef]
@@ -217,6 +220,7 @@ def record(
 
     The stack file is read from ``stacks`` (default ``root/stacks``).
     """
+    # Imported here: in the preview's own process, after the slim imports.
     import pulumi
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await

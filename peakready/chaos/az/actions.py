@@ -7,6 +7,7 @@ from typing import Any
 from chaoslib.types import Configuration, Secrets
 
 from peakready.chaos import shared
+from peakready.load.records import read_events
 
 __all__ = ["power_off_az", "power_on_az"]
 
@@ -49,7 +50,6 @@ def power_on_az(
 
 
 def _last_powered_off(configuration: Configuration) -> str | None:
-    from peakready.load.records import read_events
 
     events = [e for e in read_events(shared.run_dir(configuration)) if e["event"] == "power_off_az"]
     return str(events[-1]["az"]) if events else None

@@ -28,6 +28,7 @@ def audit_token(configuration: Configuration, secrets: Secrets) -> str:
     if token:
         return str(token)
     if shared.target_of(configuration) == "lab":
+        # Imported here: the lab only on the lab target.
         from peakready.lab.state import LabState
 
         return str(LabState.load(shared.stack_of(configuration)).secrets()["audit_token"])

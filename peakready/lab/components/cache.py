@@ -84,6 +84,7 @@ class Cache(Component):
 
 def in_sync_replicas(port: int, password: str) -> int:
     """How many replicas the primary on ``port`` reports ``online`` (0 when it is down)."""
+    # Imported here: redis-py only while the lab starts (status and down never need it).
     import redis
 
     client = redis.Redis(

@@ -214,6 +214,7 @@ class Database(Component):
 
 def setup_database(leader_port: int, secrets: dict[str, str]) -> None:
     """Create (or re-password) the shop's role and its database on the leader."""
+    # Imported here: psycopg only while the lab starts (status and down never need it).
     import psycopg
     from psycopg import sql
 

@@ -147,8 +147,10 @@ def answers_per_node(state: LabState, timeout: float = observe.TIMEOUT_S) -> lis
 
 def feed(plan: Plan, state: LabState, password: str) -> int:
     """Copy the catalogue from the database into every searchd's RT index."""
+    # Imported here: psycopg and pymysql only while the lab starts.
     import psycopg
 
+    # Imported here: pymysql only while the lab starts.
     from peakready.app.search import feed_sphinx
 
     hosts = [(node["host"], node["port"]) for node in state.endpoints["search"]]

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from botocore.exceptions import ClientError
 from chaosaws import aws_client
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
@@ -97,7 +98,6 @@ def stack_role_arn(
     role_name: str, configuration: Configuration = None, secrets: Secrets = None
 ) -> str | None:
     """The ARN of the stack's IAM role ``role_name`` (created by ``infra/``), if it exists."""
-    from botocore.exceptions import ClientError
 
     try:
         role = client("iam", configuration, secrets).get_role(RoleName=role_name)
