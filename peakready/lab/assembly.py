@@ -4,38 +4,61 @@
 and the base of the order ``down`` stops them in (by wave). The functions below are
 what ``up`` needs of all of them at once: binaries, secrets, ports, folders, files,
 endpoints, outputs and the Ansible variables and inventory. A new tier is one new
-module in ``peakready/lab/components/``, listed here, and one Ansible role.
+module in ``peakready/lab/components/`` (found here by itself) and one Ansible role.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import sys
 from pathlib import Path
 from typing import Any
 
-from peakready.lab.components import (
-    AppGroup,
-    Backup,
-    Cache,
-    Component,
-    Database,
-    Etcd,
-    LoadBalancer,
-    Search,
-    Sentinel,
-)
+import peakready.lab.components as package
+from peakready.lab.components.base import Component
 from peakready.lab.plan import Plan
 
-COMPONENTS: tuple[Component, ...] = (
-    Etcd(),
-    Database(),
-    Cache(),
-    Sentinel(),
-    Search(),
-    Backup(),
-    LoadBalancer(),
-    AppGroup(),
-)
+
+def discover() -> dict[str, Component]:
+    """One instance of every component class defined in ``peakready/lab/components/``."""
+    found: dict[str, Component] = {}
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        for value in vars(module).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, Component)
+                and value is not Component
+                and value.__module__ == module.__name__
+            ):
+                found[value.kind] = value()
+    return found
+
+
+def in_dependency_order(found: dict[str, Component]) -> tuple[Component, ...]:
+    """Each component after the ones it names in ``after`` (ties: by kind, for a stable
+    order); a missing or circular dependency is a programming error, raised at import."""
+    for component in found.values():
+        missing = set(component.after) - set(found)
+        if missing:
+            raise RuntimeError(f"lab component {component.kind}: needs unknown {sorted(missing)}")
+    ordered: list[Component] = []
+    waiting = dict(found)
+    while waiting:
+        ready = sorted(
+            kind for kind, c in waiting.items() if all(dep not in waiting for dep in c.after)
+        )
+        if not ready:
+            raise RuntimeError(
+                f"lab components depend on each other in a circle: {sorted(waiting)}"
+            )
+        ordered.append(waiting.pop(ready[0]))
+    return tuple(ordered)
+
+
+#: Every component, in the order ``up`` starts them.
+COMPONENTS: tuple[Component, ...] = in_dependency_order(discover())
 
 
 def packages() -> dict[str, str]:

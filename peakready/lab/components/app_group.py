@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 class AppGroup(Component):
     kind = "supervisor"
+    after = ("patroni", "redis", "searchd", "haproxy")
     role = "storefront"
     regional = True
     secret_keys = ("audit_token",)

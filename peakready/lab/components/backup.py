@@ -22,6 +22,7 @@ ROW = "pgBackRest stanza"
 
 class Backup(Component):
     kind = "pgbackrest"
+    after = ("patroni",)
     role = "pgbackrest"
     regional = True
     binaries: ClassVar[dict[str, str]] = {"pgbackrest": "Debian package pgbackrest"}

@@ -4,8 +4,9 @@ A component is one server kind of the lab (etcd, Patroni/PostgreSQL, Redis, …)
 which processes it runs per AZ and how to start them, which folders, ports, binaries,
 endpoints and outputs it needs, what it provisions once it runs, how to tell it is
 healthy, and in which wave ``lab down`` stops it. ``lab up``, ``lab status`` and
-``lab down`` are loops over :data:`peakready.lab.components.COMPONENTS`; nothing else
-in the lab names a server kind.
+``lab down`` are loops over :data:`peakready.lab.assembly.COMPONENTS`, every component
+module of this package in dependency order (``after``); nothing else in the lab names
+a server kind.
 """
 
 from __future__ import annotations
@@ -95,6 +96,8 @@ class Component:
     binaries: ClassVar[dict[str, str]] = {}
     #: Secrets (keys of ``secrets.json``) this component needs generated.
     secret_keys: ClassVar[tuple[str, ...]] = ()
+    #: Kinds of the components it needs running first (the order of ``up``).
+    after: ClassVar[tuple[str, ...]] = ()
     wave: ClassVar[Wave] = Wave.SERVERS
 
     # ----------------------------------------------------------------- plan

@@ -32,6 +32,7 @@ DATABASE, DB_USER = "shop", "shop"
 
 class Database(Component):
     kind = "patroni"
+    after = ("etcd",)
     role = "patroni"
     binaries: ClassVar[dict[str, str]] = {
         "patroni": "PyPI patroni[etcd3,psycopg3] in .venv (make setup)",

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 class Sentinel(Component):
     kind = "sentinel"
+    after = ("redis",)
     role = "sentinel"
     binaries: ClassVar[dict[str, str]] = {"redis-sentinel": "Debian package redis-sentinel"}
 
