@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sys
-from datetime import datetime
 from pathlib import Path
 
 # Pulumi runs this folder as a script; make `infra.*` and the checkout's `peakready` importable.
@@ -24,7 +22,7 @@ from infra.network import Network, NetworkArgs
 from infra.search import Search, SearchArgs
 from infra.security import CACHE_PORT, DB_PORT, SecurityChain, SecurityChainArgs
 from peakready import planner
-from peakready.topology import DatabaseDeployment, Topology
+from peakready.topology import DatabaseDeployment, Topology, pinned_now
 
 # ----------------------------------------------------------------- config in
 topology = Topology.from_pulumi_config()
@@ -35,8 +33,7 @@ if aws_region and aws_region != topology.region:
     raise pulumi.RunError(
         f"aws:region {aws_region} differs from peakready:region {topology.region}: set both alike"
     )
-# PEAKREADY_NOW (ISO 8601) pins "now" for reproducible previews of the pre-warm schedule.
-now = datetime.fromisoformat(os.environ["PEAKREADY_NOW"]) if "PEAKREADY_NOW" in os.environ else None
+now = pinned_now()  # PEAKREADY_NOW pins "now" for reproducible previews of the pre-warm schedule
 tags = {
     "peakready:stack": stack,
     "peakready:protected": str(topology.protected).lower(),

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import sys
 from enum import StrEnum
-from pathlib import Path
 
 import typer
 from rich.console import Console
 
+from peakready import paths
 from peakready.backup.cli import app as backup_app
-from peakready.cli_options import StackOption
+from peakready.cli_options import StackOption, load_stack
 from peakready.errors import PeakreadyError
 from peakready.lab.cli import app as lab_app
 
@@ -43,19 +43,20 @@ def plan(stack: str = StackOption) -> None:
     # Imported here: each command loads its code only when run (a fast --help).
     from peakready import planner
 
+    load_stack(stack)
     raise typer.Exit(planner.run(stack))
 
 
 @app.command()
 def preview(
     stack: str = StackOption,
-    baseline: Path | None = typer.Option(
+    baseline: str | None = typer.Option(
         None, help="plan.json to diff against (e.g. the main branch's)"
     ),
     against: str | None = typer.Option(
         None, help="git ref whose stack file and program give the baseline"
     ),
-    out: Path | None = typer.Option(None, help="write the deterministic plan here"),
+    out: str | None = typer.Option(None, help="write the deterministic plan here"),
 ) -> None:
     """Run the Pulumi program offline under mocks: plan, Markdown diff, policy verdicts."""
     # Imported here: each command loads its code only when run (a fast --help).
@@ -63,7 +64,10 @@ def preview(
 
     if baseline is not None and against is not None:
         raise PeakreadyError("--baseline and --against: give one, not both")
-    raise typer.Exit(preview_mod.run(stack, baseline=baseline, against=against, out=out))
+    load_stack(stack)
+    base = paths.input_file(baseline, "--baseline") if baseline is not None else None
+    target = paths.output_file(out, "--out") if out is not None else None
+    raise typer.Exit(preview_mod.run(stack, baseline=base, against=against, out=target))
 
 
 @app.command()
@@ -73,7 +77,7 @@ def drill(
     scenario: list[str] | None = typer.Option(
         None, "--scenario", help="scenario to run (repeatable); default: all"
     ),
-    report_dir: Path = typer.Option(Path("reports/latest"), help="where the report is written"),
+    report_dir: str = typer.Option("reports/latest", help="where the report is written"),
     dry_run: bool = typer.Option(False, "--dry-run", help="run probes only, inject no fault"),
     allow_protected: bool = typer.Option(
         False, "--allow-protected", help="allow destructive drills on a protected stack"
@@ -83,12 +87,13 @@ def drill(
     # Imported here: chaoslib, psycopg and the lab only when a drill runs.
     from peakready import drill as drill_mod
 
+    load_stack(stack)
     raise typer.Exit(
         drill_mod.run(
             target=target.value,
             stack=stack,
             scenarios=scenario or None,
-            report_dir=report_dir,
+            report_dir=paths.output_dir(report_dir, "--report-dir"),
             dry_run=dry_run,
             allow_protected=allow_protected,
         )

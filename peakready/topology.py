@@ -12,6 +12,7 @@ settings reference is generated from it).
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -22,7 +23,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -32,7 +32,9 @@ from pydantic import (
     model_validator,
 )
 
+from peakready.cron import Cron
 from peakready.errors import ConfigError
+from peakready.stackfile import read_yaml
 
 NAMESPACE = "peakready"
 
@@ -67,19 +69,44 @@ OUTPUT_KEYS: tuple[str, ...] = (
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def pinned_now() -> datetime | None:
+    """``PEAKREADY_NOW`` (ISO 8601, with an offset or UTC) pins "now" for reproducible
+    previews of the pre-warm schedule; None when unset."""
+    text = os.environ.get("PEAKREADY_NOW")
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(
+            f"PEAKREADY_NOW={text!r}: expected an ISO 8601 time such as 2026-11-11T00:00+08:00"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo("UTC"))
+
+
 def stacks_dir() -> Path:
     """Where stack files live; ``PEAKREADY_STACKS_DIR`` overrides it (tests, other repos)."""
     return Path(os.environ.get("PEAKREADY_STACKS_DIR", REPO_ROOT / "stacks"))
 
 
-PositiveInt = Annotated[int, Field(gt=0)]
-NonNegInt = Annotated[int, Field(ge=0)]
-PositiveFloat = Annotated[float, Field(gt=0)]
+#: Every number has a sane upper bound, and no float may be inf or nan (_Model's
+#: config): a forecast of 1e308 requests/s is a typo, not a peak.
+PositiveInt = Annotated[int, Field(gt=0, le=10**9)]
+NonNegInt = Annotated[int, Field(ge=0, le=10**9)]
+PositiveFloat = Annotated[float, Field(gt=0, le=1e9)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
+#: Longest string setting (EC2 user data is limited to 16 KiB).
+MAX_STRING = 16384
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        str_strip_whitespace=True,
+        allow_inf_nan=False,
+        str_max_length=MAX_STRING,
+    )
 
 
 # --------------------------------------------------------------------------- time windows
@@ -111,6 +138,14 @@ class TimeWindow(_Model):
             )
         return self
 
+    def mixed_zones(self) -> str | None:
+        """Which of start/end carries a UTC offset although ``timezone`` is given too
+        (legal: the offset wins for it, but rarely what was meant); None when neither."""
+        if "timezone" not in self.model_fields_set:
+            return None
+        ends = [n for n, m in (("start", self.start), ("end", self.end)) if m.tzinfo is not None]
+        return " and ".join(ends) or None
+
     def _aware(self, moment: datetime) -> datetime:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=ZoneInfo(self.timezone))
@@ -133,7 +168,10 @@ class PeakWindow(TimeWindow):
     """A known sales peak: its forecast and the app capacity scheduled for it."""
 
     name: str = Field(
-        min_length=1, pattern=r"^[a-z0-9][a-z0-9-]*$", description="window name, e.g. singles-day"
+        min_length=1,
+        max_length=63,
+        pattern=r"^[a-z0-9][a-z0-9-]*$",
+        description="window name, e.g. singles-day (at most 63 characters)",
     )
     requests_per_s: PositiveFloat = Field(description="forecast requests/s during the window")
     orders_per_s: PositiveFloat | None = Field(
@@ -144,8 +182,8 @@ class PeakWindow(TimeWindow):
         default=None,
         description="app instances scheduled as the minimum during the window (pre-warm)",
     )
-    prewarm_minutes: NonNegInt = Field(
-        default=60, description="how long before start the minimum is raised"
+    prewarm_minutes: Annotated[int, Field(ge=0, le=7 * 24 * 60)] = Field(
+        default=60, description="how long before start the minimum is raised (at most a week)"
     )
 
     @property
@@ -265,7 +303,9 @@ class Database(_Model):
         default=DatabaseDeployment.MULTI_AZ_INSTANCE,
         description="Multi-AZ instance (+ replicas) or Multi-AZ DB cluster",
     )
-    replicas: NonNegInt = Field(default=1, description="read replicas, placed in the other AZs")
+    replicas: Annotated[int, Field(ge=0, le=15)] = Field(
+        default=1, description="read replicas, placed in the other AZs (RDS allows 15)"
+    )
     storage_gb: Annotated[int, Field(ge=20, le=65536)] = Field(
         default=50, description="allocated storage (gp3)"
     )
@@ -286,7 +326,9 @@ class Cache(_Model):
     node_type: str = Field(
         default="cache.t4g.small", pattern=r"^cache\.", description="ElastiCache node type"
     )
-    replicas: NonNegInt = Field(default=2, description="replicas per shard, spread over the AZs")
+    replicas: Annotated[int, Field(ge=0, le=5)] = Field(
+        default=2, description="replicas per shard, spread over the AZs (ElastiCache allows 5)"
+    )
     snapshot_retention_days: Annotated[int, Field(ge=0, le=35)] = Field(
         default=1, description="daily Redis snapshots kept"
     )
@@ -323,6 +365,15 @@ class Backup(_Model):
     copy_region: str | None = Field(
         default=None, description="second region for the off-site copy (3-2-1)"
     )
+
+    @field_validator("full_schedule", "incremental_schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        try:
+            Cron.parse(value, source="schedule")
+        except ConfigError as exc:
+            raise ValueError(exc.lines[0].removeprefix("schedule: ")) from None
+        return value
 
 
 class Alarms(_Model):
@@ -477,7 +528,41 @@ class Topology(_Model):
                     f"{NAMESPACE}:peak_windows: {window.name}: app_min_capacity "
                     f"{window.app_min_capacity} exceeds app.max_size {self.app.max_size}"
                 )
+        by_start = sorted(self.peak_windows, key=lambda w: w.start_utc)
+        for earlier, later in itertools.pairwise(by_start):
+            if later.start_utc < earlier.end_utc:
+                raise ValueError(
+                    f"{NAMESPACE}:peak_windows: {earlier.name} and {later.name} overlap "
+                    f"({later.name} starts {later.start_utc.isoformat()}, before {earlier.name} "
+                    f"ends {earlier.end_utc.isoformat()}); merge them or move one"
+                )
         return self
+
+    def warnings(self) -> list[str]:
+        """What is legal but suspicious: one line each, printed before a command runs."""
+        found = []
+        n = self.az_count
+        if self.database.replicas > n - 1:
+            found.append(
+                f"{NAMESPACE}:database.replicas: {self.database.replicas} replicas over {n} AZs: "
+                f"the primary's AZ holds none, so {self.database.replicas - (n - 1)} share an AZ "
+                "with another replica"
+            )
+        windows = [("peak_windows", i, w) for i, w in enumerate(self.peak_windows)]
+        windows += [("freeze_windows", i, w) for i, w in enumerate(self.freeze_windows)]
+        for field, i, window in windows:
+            mixed = window.mixed_zones()
+            if mixed:
+                found.append(
+                    f"{NAMESPACE}:{field}[{i}]: {mixed} carries a UTC offset and timezone "
+                    f"{window.timezone} is given too: the offset wins; give one of them"
+                )
+        if self.cache.replicas > n - 1:
+            found.append(
+                f"{NAMESPACE}:cache.replicas: {self.cache.replicas} replicas over {n} AZs: "
+                f"{self.cache.replicas - (n - 1)} share an AZ with another node"
+            )
+        return found
 
     # ----------------------------------------------------------------- derived facts
 
@@ -509,8 +594,9 @@ class Topology(_Model):
         """Build from the ``peakready:`` keys of a stack's config.
 
         ``config`` maps keys with or without the ``peakready:`` prefix to values;
-        keys of other namespaces (``aws:region``) are ignored. ``source`` names the
-        file or origin in error lines.
+        keys of other namespaces are ignored, but ``aws:region`` must agree with
+        ``peakready:region`` (the provider would build in one region, the checks would
+        reason about the other). ``source`` names the file or origin in error lines.
         """
         raw: dict[str, Any] = {"stack": stack}
         unknown: list[str] = []
@@ -531,6 +617,12 @@ class Topology(_Model):
         except ValidationError as exc:
             lines.extend(_error_lines(exc, source))
             raise ConfigError(*lines) from None
+        aws_region = config.get("aws:region")
+        if aws_region is not None and aws_region != topology.region:
+            lines.append(
+                f"{source}: aws:region {aws_region!r} differs from {NAMESPACE}:region "
+                f"{topology.region!r}: expected the same region in both"
+            )
         if lines:
             raise ConfigError(*lines)
         return topology
@@ -542,16 +634,7 @@ class Topology(_Model):
         if not (name.startswith("Pulumi.") and name.endswith((".yaml", ".yml"))):
             raise ConfigError(f"{path}: expected a stack file named Pulumi.<stack>.yaml")
         stack = name[len("Pulumi.") :].rsplit(".", 1)[0]
-        try:
-            document = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such stack file") from None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError(
-                f"{path}:{where} not valid YAML: {getattr(exc, 'problem', exc)}"
-            ) from None
+        document = read_yaml(path)
         if not isinstance(document, dict) or not isinstance(document.get("config", {}), dict):
             raise ConfigError(f"{path}: expected a mapping with a 'config:' mapping")
         return cls.from_config(stack, document.get("config") or {}, str(path))

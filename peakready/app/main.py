@@ -14,7 +14,7 @@ from fastapi import FastAPI, Header, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -39,6 +39,9 @@ ORDER_BODY_MAX = 4096
 
 
 class OrderIn(BaseModel):
+    # Strict: JSON integers only; true, "1" and 1.0 are not quantities (DESIGN §4).
+    model_config = ConfigDict(strict=True)
+
     product_id: int = Field(ge=1, le=INT4_MAX)
     quantity: int = Field(ge=1, le=1000)
 
@@ -264,7 +267,11 @@ class StorefrontAPI(FastAPI):
         if scope["method"] != "POST":
             await _error(405, "Method Not Allowed", {"Allow": "POST"})(scope, receive, send)
             return
-        key = Headers(scope=scope).get("idempotency-key")
+        headers = Headers(scope=scope)
+        if not _is_json(headers.get("content-type", "")):
+            await _error(415, "expected Content-Type: application/json")(scope, receive, send)
+            return
+        key = headers.get("idempotency-key")
         body = b""
         more = True
         while more:
@@ -279,6 +286,14 @@ class StorefrontAPI(FastAPI):
         else:
             response = await self._sf.create_order(key, body)
         await response(scope, receive, send)
+
+
+def _is_json(content_type: str) -> bool:
+    """``application/json`` or a ``+json`` type, whatever its parameters (charset)."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
 
 
 def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -316,7 +331,11 @@ def create_app(settings: AppSettings) -> FastAPI:
     # Metrics are Prometheus (below); FastAPI's native OpenTelemetry would only look up
     # the (unconfigured) providers on every request.
     no_otel: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
-    app = StorefrontAPI(sf, title="peakready storefront", lifespan=lifespan, telemetry=no_otel)
+    # The API's docs are off unless asked for (PEAKREADY_APP_DOCS): nothing a shopper needs.
+    docs = {} if settings.docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
+    app = StorefrontAPI(
+        sf, title="peakready storefront", lifespan=lifespan, telemetry=no_otel, **docs
+    )
     app.state.storefront = sf
 
     app.add_middleware(ObserveMiddleware, metrics=sf.metrics)

@@ -48,6 +48,7 @@ class AppSettings(BaseSettings):
     dependency_timeout_s: float = Field(0.5, gt=0)
     dependency_backoff_s: float = Field(2.0, ge=0)
 
+    docs: bool = False  # serve /docs, /redoc and /openapi.json
     migrate: bool = False
     migrate_timeout_s: float = Field(60.0, gt=0)
     seed_products: int = Field(100, ge=0)

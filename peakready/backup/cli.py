@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from peakready import paths
 from peakready.cli_options import StackOption
 from peakready.errors import PeakreadyError
 
@@ -82,17 +83,17 @@ def schedule(
 def drill(
     stack: str = StackOption,
     target: str = typer.Option("lab", help="lab (pgBackRest) or aws (RDS / AWS Backup)"),
-    work_dir: Path = typer.Option(
-        Path("reports/backup-drill"), help="where the ledger, the summary and logs go"
+    work_dir: str = typer.Option(
+        "reports/backup-drill", help="where the ledger, the summary and logs go"
     ),
     orders: int = typer.Option(20, min=1, max=1000, help="lab: orders placed before the target"),
-    ledger: Path | None = typer.Option(
+    ledger: str | None = typer.Option(
         None,
         help="aws: the acknowledged orders to verify (a drill's runs/<scenario>/ledger.jsonl); "
         "the recovery target is the last acknowledgement in it",
     ),
     method: str = typer.Option("snapshot", help="aws: snapshot, aws-backup or pitr"),
-    outputs_file: Path | None = typer.Option(
+    outputs_file: str | None = typer.Option(
         None, help="aws: the stack outputs as JSON (else `pulumi stack output`)"
     ),
     ssm_bucket: str | None = typer.Option(None, help="aws: S3 bucket of the SSM connection"),
@@ -112,22 +113,29 @@ def drill(
     from peakready.topology import Topology
 
     topology = Topology.load(stack)
+    folder = paths.output_dir(work_dir, "--work-dir")
     if target == "aws":
         if ledger is None:
             raise PeakreadyError("--ledger: the AWS restore drill needs the orders to verify")
+        outputs = paths.input_file(outputs_file, "--outputs-file") if outputs_file else None
         summary = _aws_drill(
-            topology, ledger, method, outputs_file, ssm_bucket, db_password_secret_arn
+            topology,
+            paths.input_file(ledger, "--ledger"),
+            method,
+            outputs,
+            ssm_bucket,
+            db_password_secret_arn,
         )
     elif target == "lab":
         # Imported here: psycopg and the pgBackRest reader only for the lab drill.
         from peakready.backup.lab import run_backup_drill
         from peakready.lab.state import LabState
 
-        summary = run_backup_drill(topology, LabState.load(stack), work_dir, batch=orders).summary()
+        summary = run_backup_drill(topology, LabState.load(stack), folder, batch=orders).summary()
     else:
         raise PeakreadyError(f"--target {target!r}: expected lab or aws")
-    work_dir.mkdir(parents=True, exist_ok=True)
-    (work_dir / "backup-summary.json").write_text(json.dumps(summary, indent=2))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "backup-summary.json").write_text(json.dumps(summary, indent=2))
     console = Console()
     table = Table("repo", "backup", "RTO s", "RPO s", "verified", "missing", "passed")
     for repo in summary.get("repositories") or [_aws_row(summary)]:
@@ -148,7 +156,7 @@ def drill(
         console.print(f"[red]{reason}[/]", highlight=False)
     for check in summary.get("checks_needing_live_account") or []:
         console.print(f"needs a live account to prove: {check}", highlight=False)
-    console.print(f"backup drill {'passed' if summary['passed'] else 'FAILED'}; {work_dir}")
+    console.print(f"backup drill {'passed' if summary['passed'] else 'FAILED'}; {folder}")
     raise typer.Exit(0 if summary["passed"] else 1)
 
 
@@ -168,8 +176,6 @@ def _aws_drill(
     from peakready.errors import PeakreadyError
     from peakready.load.ledger import read_ledger
 
-    if not ledger.is_file():
-        raise PeakreadyError(f"--ledger {ledger}: no such file")
     entries = [
         LedgerEntry(
             key=e.key,

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from peakready.backup.cron import Cron
 from peakready.backup.pgbackrest import BackupInfo, PgBackRest
+from peakready.cron import Cron
 from peakready.topology import Topology
 
 

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from peakready.cli_options import StackOption
+from peakready.cli_options import StackOption, load_stack
 
 app = typer.Typer(
     help="The local lab: the stack's shape from real servers on 127.0.0.1.", no_args_is_help=True
@@ -19,10 +19,8 @@ app = typer.Typer(
 def up(stack: str = StackOption) -> None:
     """Start the lab and return when every part is ready (a no-op when it already runs)."""
     from peakready.lab import start  # lazy: `peakready --help` imports no lab
-    from peakready.topology import Topology
 
-    topology = Topology.load(stack)
-    raise typer.Exit(start.up(topology, Console()))
+    raise typer.Exit(start.up(load_stack(stack), Console()))
 
 
 @app.command()

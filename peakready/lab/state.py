@@ -26,7 +26,19 @@ APP_SLOTS = 50
 def lab_dir(stack: str) -> Path:
     """The lab folder: ``$PEAKREADY_LAB_DIR``, else ``<repo>/.lab/<stack>``."""
     override = os.environ.get("PEAKREADY_LAB_DIR")
-    return Path(override).resolve() if override else REPO_ROOT / ".lab" / stack
+    if override is None:
+        return REPO_ROOT / ".lab" / stack
+    if not override.strip():
+        raise PeakreadyError("PEAKREADY_LAB_DIR: empty, expected a folder (or unset it)")
+    path = Path(override).expanduser().resolve()
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise PeakreadyError(
+            f"PEAKREADY_LAB_DIR={override}: {existing} is a file, expected a folder"
+        )
+    return path
 
 
 def port_base(topology: Topology) -> int:

@@ -20,7 +20,7 @@ import peakready.preview.diff as plandiff
 import peakready.preview.summary as summary
 from peakready.errors import PeakreadyError
 from peakready.preview.runner import PLAN_FORMAT, build_plan
-from peakready.topology import REPO_ROOT, Topology, stacks_dir
+from peakready.topology import REPO_ROOT, Topology, pinned_now, stacks_dir
 
 RUNNER = Path(__file__).with_name("runner.py")
 BASELINE_TIMEOUT_S = 180
@@ -29,6 +29,7 @@ BASELINE_TIMEOUT_S = 180
 def plan_stack(stack: str, root: Path = REPO_ROOT) -> dict[str, Any]:
     """The plan of ``stack`` from this checkout's program, recorded in-process."""
     Topology.load(stack)  # one line per bad field, before any Pulumi machinery runs
+    pinned_now()  # and one for a PEAKREADY_NOW the program could not read
     # Imported here: Pulumi's SDK loads only in the preview's own process.
     from peakready.preview.runner import record
 

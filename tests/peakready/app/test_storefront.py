@@ -325,3 +325,55 @@ def test_metrics_count_requests_by_route_and_orders(app_server: App) -> None:
     assert 'storefront_dependency_degraded{dependency="cache"} 0.0' in text
     assert "storefront_http_request_duration_seconds_bucket" in text
     assert 'storefront_db_pool_connections{pool="write",state="idle"}' in text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"product_id": 1, "quantity": True},
+        {"product_id": True, "quantity": 1},
+        {"product_id": "1", "quantity": "1"},
+        {"product_id": 1, "quantity": 1.0},
+        {"product_id": 1.5, "quantity": 1},
+        {"product_id": None, "quantity": 1},
+    ],
+)
+def test_order_fields_are_strict_json_integers(
+    app_server: App, postgres: Postgres, body: object
+) -> None:
+    k = key()
+    response = httpx.post(f"{app_server.url}/orders", json=body, headers={"Idempotency-Key": k})
+    assert response.status_code == 422
+    rows = postgres.execute("SELECT count(*) FROM orders WHERE idempotency_key = %s", (k,))
+    assert rows == [(0,)]
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "", "json"]
+)
+def test_an_order_body_that_is_not_declared_json_is_415(
+    app_server: App, postgres: Postgres, content_type: str
+) -> None:
+    k = key()
+    headers = {"Idempotency-Key": k, "Content-Type": content_type}
+    response = httpx.post(
+        f"{app_server.url}/orders", content=b'{"product_id": 11, "quantity": 1}', headers=headers
+    )
+    assert response.status_code == 415
+    rows = postgres.execute("SELECT count(*) FROM orders WHERE idempotency_key = %s", (k,))
+    assert rows == [(0,)]
+
+
+def test_json_with_a_charset_or_a_json_suffix_is_accepted(app_server: App) -> None:
+    for content_type in ("application/json; charset=utf-8", "application/merge-patch+json"):
+        response = httpx.post(
+            f"{app_server.url}/orders",
+            content=b'{"product_id": 11, "quantity": 1}',
+            headers={"Idempotency-Key": key(), "Content-Type": content_type},
+        )
+        assert response.status_code == 201, content_type
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc", "/openapi.json"])
+def test_the_api_docs_are_off_unless_asked_for(app_server: App, path: str) -> None:
+    assert httpx.get(f"{app_server.url}{path}").status_code == 404

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from peakready.backup.cron import Cron
 from peakready.backup.pgbackrest import BackupInfo
 from peakready.backup.schedule import due_for_repo, schedules
+from peakready.cron import Cron
 from peakready.errors import ConfigError
 from peakready.topology import Topology
 
