@@ -84,6 +84,20 @@ def pinned_now() -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo("UTC"))
 
 
+#: A stack name, as Pulumi allows it: letters, digits, ``-``, ``_``, ``.``; no path.
+_STACK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def check_stack_name(stack: str) -> str:
+    """``stack`` when it is a stack name; ``ConfigError`` (one line) when it is not."""
+    if not isinstance(stack, str) or not _STACK_NAME.fullmatch(stack) or ".." in stack:
+        raise ConfigError(
+            f"stack name {stack!r}: expected a name such as dev, staging or prod "
+            "(letters, digits, - _ .; at most 64)"
+        )
+    return stack
+
+
 def stacks_dir() -> Path:
     """Where stack files live; ``PEAKREADY_STACKS_DIR`` overrides it (tests, other repos)."""
     return Path(os.environ.get("PEAKREADY_STACKS_DIR", REPO_ROOT / "stacks"))
@@ -548,6 +562,7 @@ class Topology(_Model):
                 f"the primary's AZ holds none, so {self.database.replicas - (n - 1)} share an AZ "
                 "with another replica"
             )
+        windows: list[tuple[str, int, TimeWindow]]
         windows = [("peak_windows", i, w) for i, w in enumerate(self.peak_windows)]
         windows += [("freeze_windows", i, w) for i, w in enumerate(self.freeze_windows)]
         for field, i, window in windows:
@@ -642,8 +657,7 @@ class Topology(_Model):
     @classmethod
     def load(cls, stack: str) -> Topology:
         """Load a stack by name from :func:`stacks_dir`."""
-        if not stack or "/" in stack:
-            raise ConfigError(f"stack name {stack!r}: expected a name such as dev, staging or prod")
+        check_stack_name(stack)
         path = stacks_dir() / f"Pulumi.{stack}.yaml"
         if not path.exists():
             known = sorted(p.name[7:-5] for p in stacks_dir().glob("Pulumi.*.yaml"))

@@ -21,10 +21,11 @@ from typing import Any
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
+from peakready import paths
 from peakready.errors import PeakreadyError
 from peakready.load.records import append_event
 from peakready.targets import TARGETS, Driver, get_driver
-from peakready.topology import REPO_ROOT, SCENARIOS, Objective, Topology
+from peakready.topology import REPO_ROOT, SCENARIOS, Objective, Topology, check_stack_name
 from peakready.verdict.failover import LAB_RTO_TARGETS
 
 
@@ -36,7 +37,11 @@ def target_of(configuration: Configuration) -> str:
 
 
 def stack_of(configuration: Configuration) -> str:
-    return str((configuration or {}).get("peakready_stack") or "dev")
+    stack = str((configuration or {}).get("peakready_stack") or "dev")
+    try:
+        return check_stack_name(stack)
+    except PeakreadyError as exc:
+        raise ActivityFailed(f"peakready_stack: {exc.lines[0]}") from None
 
 
 def scenario_of(configuration: Configuration) -> str:
@@ -50,9 +55,12 @@ def scenario_of(configuration: Configuration) -> str:
 
 def run_dir(configuration: Configuration) -> Path:
     """The run folder of this experiment (load records, ledger, fault events)."""
-    given = str((configuration or {}).get("peakready_run_dir") or "")
-    if given:
-        return Path(given)
+    given = (configuration or {}).get("peakready_run_dir")
+    if given is not None:
+        try:
+            return paths.output_dir(str(given), "peakready_run_dir")
+        except PeakreadyError as exc:
+            raise ActivityFailed(exc.lines[0]) from None
     base = Path(os.environ.get("PEAKREADY_LAB_DIR") or REPO_ROOT / ".lab")
     return base / "runs" / scenario_of(configuration)
 

@@ -55,10 +55,12 @@ def run(
         )
     if dry_run and "backup-restore" in chosen:
         chosen.remove("backup-restore")
+    if dry_run and not _dry_run_can_probe(topology, target, chosen, allow_protected, console):
+        return 0
     report_dir = report_dir.resolve()
     report_dir.mkdir(parents=True, exist_ok=True)
     log_to(report_dir / "drill.log")
-    if target == "lab":
+    if target == "lab" and not dry_run:
         from peakready.targets.lab import ensure_lab  # lazy: an AWS drill needs no lab
 
         ensure_lab(topology, console)
@@ -158,6 +160,42 @@ def _backup(topology: Topology, report_dir: Path, result: DrillResult) -> Scenar
     result.backup_detail = detail
     write_json(report_dir / outcome.journal, detail)  # type: ignore[operator]
     return outcome
+
+
+def _dry_run_can_probe(
+    topology: Topology, target: str, chosen: list[str], allow_protected: bool, console: Console
+) -> bool:
+    """Say what a real run would do (safety rules, lab state, scenarios); True when there
+    is something to probe. A dry run starts nothing: no lab, no load, no fault."""
+    try:
+        safety.check(topology, dry_run=False, allow_protected=allow_protected)
+        console.print("dry run: the safety rules allow a real run now")
+    except PeakreadyError as exc:
+        console.print(f"dry run: a real run would be refused: {exc.lines[0]}", markup=False)
+    console.print(f"dry run: a real run would rehearse {', '.join(chosen) or 'nothing'}")
+    if target != "lab":
+        return True
+    # Imported here: the lab's health probes only for a lab drill.
+    from peakready.lab.health import LabStatus, status
+
+    code, report = status(topology.stack)
+    if code == LabStatus.NOT_RUNNING:
+        console.print(
+            f"dry run: no lab of stack {topology.stack} runs ({report.get('error')}); a real "
+            "run would start one first. Nothing to probe: nothing started, nothing written.",
+            markup=False,
+        )
+        return False
+    if code == LabStatus.DEGRADED:
+        bad = [c["name"] for c in report["components"] if not c["healthy"]]
+        console.print(
+            f"dry run: the lab runs degraded ({', '.join(bad)}); a real run would restore it "
+            "first. Probing it as it is.",
+            markup=False,
+        )
+    else:
+        console.print(f"dry run: the lab is healthy; outputs {report['outputs']}", markup=False)
+    return True
 
 
 def _write_reports(result: DrillResult, report_dir: Path) -> None:

@@ -51,10 +51,13 @@ def before_experiment_control(
     warmup_s: float = 3.0,
     **kwargs: Any,
 ) -> None:
-    run = shared.run_dir(configuration)
-    process.stop_stray(run)
-    process.reset_run_dir(run)
+    if context.get("dry"):
+        logger.info("Dry run: no load is sent")
+        return
     try:
+        run = shared.run_dir(configuration)
+        process.stop_stray(run)
+        process.reset_run_dir(run)
         endpoint = str(shared.driver(configuration, secrets).outputs()["endpoint"]).rstrip("/")
         loopback_only(endpoint, shared.target_of(configuration))
         settings = LoadSettings(
@@ -66,6 +69,8 @@ def before_experiment_control(
             max_orders=int(max_orders),
         )
         _running[str(run)] = process.start(settings, run, warmup_s=float(warmup_s))
+    except OSError as exc:
+        raise InterruptExecution(f"load: cannot use the run folder: {exc}") from None
     except (PeakreadyError, ActivityFailed, KeyError) as exc:
         raise InterruptExecution(f"load: cannot start: {exc}") from None
     logger.info(f"Load flowing against {endpoint}: {settings.total_per_s:g} requests/s")

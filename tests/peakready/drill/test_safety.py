@@ -113,3 +113,31 @@ def test_a_dry_run_experiment_runs_probes_only() -> None:
     names = [p["name"] for p in dry["steady-state-hypothesis"]["probes"]]
     assert "orders-accepted" not in names and "ledger-consistent" in names
     assert "controls" in full  # the full one is untouched
+
+
+def test_a_dry_run_without_a_lab_starts_nothing_and_says_what_a_run_would_do(
+    tmp_path, monkeypatch
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    from peakready import drill
+
+    monkeypatch.setenv("PEAKREADY_LAB_DIR", str(tmp_path / "lab"))
+    out = io.StringIO()
+    report_dir = tmp_path / "report"
+    code = drill.run(
+        "lab",
+        "prod",
+        ["app-instance-loss"],
+        report_dir,
+        dry_run=True,
+        console=Console(file=out, width=300),
+    )
+    text = out.getvalue()
+    assert code == 0
+    assert "a real run would be refused: stack prod is protected" in text
+    assert "a real run would rehearse app-instance-loss" in text
+    assert "no lab of stack prod runs" in text
+    assert not (tmp_path / "lab").exists() and not report_dir.exists()
