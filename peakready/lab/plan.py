@@ -8,6 +8,7 @@ a process.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import sys
@@ -43,7 +44,9 @@ class Plan:
 
     @property
     def cgroup(self) -> Path:
-        return FREEZER_ROOT / "peakready" / f"{self.stack}-{self.ports.base}"
+        """The lab's freezer cgroup, keyed by its folder: two labs never share one."""
+        digest = hashlib.sha256(str(self.lab).encode()).hexdigest()[:12]
+        return FREEZER_ROOT / "peakready" / f"{self.stack}-{digest}"
 
     @property
     def scope(self) -> str:
@@ -113,9 +116,19 @@ class Plan:
         return str(Path(self.binaries["postgres"]).parent)
 
     def check_ports(self, ports: dict[int, str]) -> None:
-        """Refuse when one of ``ports`` (port → what listens there) is taken."""
+        """Refuse when one of ``ports`` (port → what listens there) is taken; when another
+        lab holds it, name that lab's folder."""
         for port, what in sorted(ports.items()):
             if procmod.port_in_use(port):
+                owner = procmod.listener_pid(port)
+                other = procmod.lab_of(owner) if owner else None
+                if other is not None and other != self.lab:
+                    raise PeakreadyError(
+                        f"port block {self.ports.base}-{self.ports.block[-1]} is in use by the lab "
+                        f"in {other} (port {port}); stop it (PEAKREADY_LAB_DIR={other} peakready "
+                        "lab down) or choose another peakready:lab.port_base / "
+                        "PEAKREADY_LAB_PORT_BASE"
+                    )
                 raise PeakreadyError(
                     f"port {port} on 127.0.0.1 is in use (needed for {what}); stop what holds "
                     "it or choose another peakready:lab.port_base / PEAKREADY_LAB_PORT_BASE"

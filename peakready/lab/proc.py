@@ -213,3 +213,47 @@ def listening_ports(ports: Iterable[int]) -> list[int]:
                 if port in wanted:
                     found.add(port)
     return sorted(found)
+
+
+def listener_pid(port: int) -> int | None:
+    """The PID of the process listening on TCP ``port`` (any address), if it is visible."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if (
+                len(fields) > 9
+                and fields[3] == "0A"
+                and int(fields[1].rsplit(":", 1)[1], 16) == port
+            ):
+                inodes.add(fields[9])
+    if not inodes:
+        return None
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            for fd in (entry / "fd").iterdir():
+                if os.readlink(fd) in wanted:
+                    return int(entry.name)
+        except OSError:
+            continue
+    return None
+
+
+def lab_of(pid: int) -> Path | None:
+    """The lab folder a process works in: its cwd or the nearest parent of it that holds
+    a lab's ``state.json`` (PostgreSQL works in ``<lab>/pg/<az>``)."""
+    try:
+        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return None
+    for folder in (cwd, *cwd.parents):
+        if (folder / "state.json").is_file():
+            return folder
+    return None

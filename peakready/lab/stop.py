@@ -43,12 +43,13 @@ def teardown(state: LabState) -> list[str]:
         targets = [t for c in COMPONENTS for t in c.stop_targets(state, wave)]
         with timings(f"{len(targets)} {WAVE_NAMES[wave]}"):
             control.stop_pids(state, targets, timeout=WAVE_TIMEOUT_S[wave])
-    # Anything still in the lab's cgroups was started by the lab (app instances,
-    # PostgreSQL children): stop it too.
+    # What is still in the lab's cgroups (keyed by its folder) and works in its folder
+    # was started by the lab (app instances, PostgreSQL children): stop it too.
     leftovers: list[tuple[int, str | None]] = [
         (pid, None)
         for sub in [state.cgroup, *(state.cgroup / az for az in state.azs)]
         for pid in procmod.cgroup_pids(sub)
+        if procmod.belongs(pid, state.lab_dir)
     ]
     with timings(f"{len(leftovers)} leftovers in the lab's cgroups"):
         left = control.stop_pids(state, leftovers, timeout=5)
@@ -95,7 +96,9 @@ def _sweep_orphans(stack: str, folder: Path) -> int:
     if not plan.cgroup.exists():
         return 0
     groups = [plan.cgroup, *(plan.cgroup / az for az in plan.azs)]
-    count = sum(len(procmod.cgroup_pids(group)) for group in groups)
+    count = sum(
+        procmod.belongs(pid, folder) for group in groups for pid in procmod.cgroup_pids(group)
+    )
     orphan = LabState(
         folder / "state.json",
         {
