@@ -92,11 +92,13 @@ def sentinel_master(state: LabState) -> dict[str, Any]:
     import redis
 
     name = state.endpoints.get("sentinel_master", "")
+    password = state.secrets().get("sentinel_password")
     views: dict[str, dict[str, Any] | None] = {}
     for proc in state.by_kind("sentinel"):
         client = redis.Redis(
             host="127.0.0.1",
             port=proc["port"],
+            password=password,
             socket_timeout=TIMEOUT_S,
             socket_connect_timeout=TIMEOUT_S,
             decode_responses=True,

@@ -73,6 +73,7 @@ class AppGroup(Component):
             "storefront_redis_sentinels": ",".join(f"127.0.0.1:{p.sentinel(i)}" for i in range(n)),
             "storefront_redis_master": plan.sentinel_master,
             "storefront_redis_password": secrets["redis_password"],
+            "storefront_redis_sentinel_password": secrets["sentinel_password"],
             "storefront_search_backend": "sphinx",
             "storefront_search_hosts": search,
             "storefront_search_index": DIST_INDEX,

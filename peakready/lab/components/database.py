@@ -39,7 +39,12 @@ class Database(Component):
         "postgres": "Debian package postgresql-15",
         "setpriv": "Debian package util-linux",
     }
-    secret_keys = ("db_superuser_password", "db_replication_password", "db_app_password")
+    secret_keys = (
+        "db_superuser_password",
+        "db_replication_password",
+        "db_app_password",
+        "patroni_restapi_password",
+    )
 
     def processes(self, plan: Plan) -> list[ProcessSpec]:
         specs = []
@@ -119,6 +124,8 @@ class Database(Component):
             "patroni_bin_dir": plan.pg_bin_dir,
             "patroni_superuser_password": secrets["db_superuser_password"],
             "patroni_replication_password": secrets["db_replication_password"],
+            "patroni_restapi_password": secrets["patroni_restapi_password"],
+            "patroni_etcd_password": secrets["etcd_patroni_password"],
         }
 
     def host_vars(self, plan: Plan, i: int) -> dict[str, Any]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import urllib.error
 import urllib.request
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from peakready.errors import PeakreadyError
 from peakready.lab import observe
 from peakready.lab.components.base import Component, ProcessSpec, Row, UpContext, Wave
 
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
 class Etcd(Component):
     kind = "etcd"
     binaries: ClassVar[dict[str, str]] = {"etcd": "Debian package etcd-server"}
+    secret_keys = ("etcd_root_password", "etcd_patroni_password")
     wave = Wave.STORE
 
     def processes(self, plan: Plan) -> list[ProcessSpec]:
@@ -84,8 +87,9 @@ class Etcd(Component):
         healthy = bool(health) and all(health.values())
         if healthy:
             clear_stale_dcs(ctx.plan)
+            enable_auth(ctx.plan.ports.etcd_client(0), ctx.secrets)
             ctx.facts["etcd"] = True
-            return [Row("etcd", True, "healthy")]
+            return [Row("etcd", True, "healthy, authentication on")]
         return [Row("etcd", False, f"{sum(health.values())}/{len(health)} healthy")]
 
     def health(self, state: LabState, outputs: dict[str, Any]) -> list[Row]:
@@ -97,6 +101,55 @@ class Etcd(Component):
                 f"{sum(etcd.values())}/{len(etcd)} members healthy",
             )
         ]
+
+
+def enable_auth(port: int, secrets: dict[str, str]) -> None:
+    """etcd v3 authentication: ``root``, and ``patroni`` with read-write on Patroni's keys
+    only; then nobody reads or writes the leader key without a password. Idempotent:
+    a cluster whose root password already works is left as it is."""
+    url = f"http://127.0.0.1:{port}/v3"
+    root = secrets["etcd_root_password"]
+    if _call(url, "/auth/authenticate", {"name": "root", "password": root}).get("token"):
+        return  # already on (a lab started again on its own data)
+    prefix = b"/service/"
+    end = prefix[:-1] + bytes([prefix[-1] + 1])
+    steps: list[tuple[str, dict[str, Any]]] = [
+        ("/auth/role/add", {"name": "root"}),
+        ("/auth/user/add", {"name": "root", "password": root}),
+        ("/auth/user/grant", {"user": "root", "role": "root"}),
+        ("/auth/role/add", {"name": "patroni"}),
+        (
+            "/auth/role/grant",
+            {
+                "name": "patroni",
+                "perm": {
+                    "permType": "READWRITE",
+                    "key": base64.b64encode(prefix).decode(),
+                    "range_end": base64.b64encode(end).decode(),
+                },
+            },
+        ),
+        ("/auth/user/add", {"name": "patroni", "password": secrets["etcd_patroni_password"]}),
+        ("/auth/user/grant", {"user": "patroni", "role": "patroni"}),
+        ("/auth/enable", {}),
+    ]
+    for path, body in steps:
+        answer = _call(url, path, body)
+        if "error" in answer and "already exists" not in str(answer.get("error")):
+            raise PeakreadyError(f"etcd {path}: {answer.get('error')}")
+
+
+def _call(url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST one gRPC-gateway call; the JSON answer (errors too) as a dict."""
+    request = urllib.request.Request(url + path, data=json.dumps(body).encode(), method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=3) as response:
+            return dict(json.loads(response.read() or b"{}"))
+    except urllib.error.HTTPError as exc:
+        try:
+            return dict(json.loads(exc.read() or b"{}")) or {"error": str(exc)}
+        except ValueError:
+            return {"error": str(exc)}
 
 
 def clear_stale_dcs(plan: Plan) -> None:

@@ -24,6 +24,7 @@ class LoadBalancer(Component):
     role = "haproxy"
     regional = True
     binaries: ClassVar[dict[str, str]] = {"haproxy": "Debian package haproxy"}
+    secret_keys = ("haproxy_stats_password",)
 
     def processes(self, plan: Plan) -> list[ProcessSpec]:
         p, config = plan.ports, plan.lab / "haproxy" / "haproxy.cfg"
@@ -75,6 +76,7 @@ class LoadBalancer(Component):
             "haproxy_db_write_port": p.db_write,
             "haproxy_db_read_port": p.db_read,
             "haproxy_stats_port": p.stats,
+            "haproxy_stats_password": secrets["haproxy_stats_password"],
             "haproxy_socket_path": str(socket(plan)),
             "haproxy_app_slots": APP_SLOTS,
             "haproxy_app_placeholder_port": p.app(0),

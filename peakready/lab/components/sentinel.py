@@ -24,6 +24,7 @@ class Sentinel(Component):
     after = ("redis",)
     role = "sentinel"
     binaries: ClassVar[dict[str, str]] = {"redis-sentinel": "Debian package redis-sentinel"}
+    secret_keys = ("sentinel_password",)
 
     def processes(self, plan: Plan) -> list[ProcessSpec]:
         specs = []
@@ -72,6 +73,7 @@ class Sentinel(Component):
             "sentinel_primary_port": plan.ports.redis(0),
             "sentinel_master_name": plan.sentinel_master,
             "sentinel_redis_password": secrets["redis_password"],
+            "sentinel_password": secrets["sentinel_password"],
         }
 
     def host_vars(self, plan: Plan, i: int) -> dict[str, Any]:

@@ -318,3 +318,38 @@ def test_down_leaves_no_process_and_no_port_and_is_safe_twice(lab: LabState) -> 
     assert again.returncode == 0 and "nothing to stop" in again.stdout
     status = cli("status", "--stack", "dev", "--json")
     assert status.returncode == 2
+
+
+def test_slow_clients_are_cut_off_at_the_request_timeout(lab: LabState) -> None:
+    """Four clients trickling one header byte every 2 s: each gets a 408 after ~5 s."""
+    port = lab.ports.http
+
+    def trickle() -> tuple[float, bytes]:
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            answer = b""
+            for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\n":
+                try:
+                    sock.sendall(bytes([byte]))
+                    sock.settimeout(2.0)
+                    answer += sock.recv(4096)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    break
+                if answer:
+                    break
+            return time.monotonic() - started, answer
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: trickle(), range(4)))
+    for elapsed, answer in results:
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:80]
+        assert 4.5 <= elapsed <= 8.0, elapsed
+
+
+def test_the_statistics_page_demands_credentials(lab: LabState) -> None:
+    url = lab.endpoints["haproxy_stats"]
+    assert httpx.get(url, timeout=3).status_code == 401
+    password = lab.secrets()["haproxy_stats_password"]
+    assert httpx.get(url, auth=("stats", password), timeout=3).status_code == 200
