@@ -280,6 +280,66 @@ def test_supervisor_replaces_a_frozen_instance_outside_the_frozen_az(lab: LabSta
     assert control.wait_healthy(LabState.load("dev"), timeout=60)["healthy"]
 
 
+def test_slow_clients_are_cut_off_at_the_request_timeout(lab: LabState) -> None:
+    """Four clients trickling one header byte every 2 s: each gets a 408 after ~5 s."""
+    port = lab.ports.http
+
+    def trickle() -> tuple[float, bytes]:
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            answer = b""
+            for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\n":
+                try:
+                    sock.sendall(bytes([byte]))
+                    sock.settimeout(2.0)
+                    answer += sock.recv(4096)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    break
+                if answer:
+                    break
+            return time.monotonic() - started, answer
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: trickle(), range(4)))
+    for elapsed, answer in results:
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:80]
+        assert 4.5 <= elapsed <= 8.0, elapsed
+
+
+def test_the_statistics_page_demands_credentials(lab: LabState) -> None:
+    url = lab.endpoints["haproxy_stats"]
+    assert httpx.get(url, timeout=3).status_code == 401
+    password = lab.secrets()["haproxy_stats_password"]
+    assert httpx.get(url, auth=("stats", password), timeout=3).status_code == 200
+
+
+def test_control_planes_refuse_unauthenticated_clients(lab: LabState) -> None:
+    """Sentinel, etcd and Patroni's unsafe REST endpoints demand the lab's credentials."""
+    import base64
+
+    import redis
+
+    sentinel = lab.endpoints["sentinels"][0]
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(port=sentinel["port"], socket_timeout=2).execute_command("SENTINEL", "MASTERS")
+    key = base64.b64encode(b"/service/peakready-dev/leader").decode()
+    etcd = httpx.post(f"{lab.endpoints['etcd'][0]}/v3/kv/range", json={"key": key}, timeout=3)
+    assert "user name is empty" in etcd.text
+    member = lab.endpoints["db_members"][0]
+    rest = f"http://127.0.0.1:{member['rest_port']}"
+    assert (
+        httpx.post(f"{rest}/switchover", json={"leader": member["name"]}, timeout=3).status_code
+        == 401
+    )
+    assert httpx.get(f"{rest}/cluster", timeout=3).status_code == 200  # health stays open
+    authed = redis.Redis(
+        port=sentinel["port"], password=lab.secrets()["sentinel_password"], socket_timeout=2
+    )
+    assert authed.execute_command("SENTINEL", "MASTERS")
+
+
 def test_up_with_a_port_in_use_is_one_line_and_starts_nothing(lab: LabState) -> None:
     base = BASE + 200
     lab_dir = REPO / ".lab" / f"pytest-{base}"
@@ -318,38 +378,3 @@ def test_down_leaves_no_process_and_no_port_and_is_safe_twice(lab: LabState) -> 
     assert again.returncode == 0 and "nothing to stop" in again.stdout
     status = cli("status", "--stack", "dev", "--json")
     assert status.returncode == 2
-
-
-def test_slow_clients_are_cut_off_at_the_request_timeout(lab: LabState) -> None:
-    """Four clients trickling one header byte every 2 s: each gets a 408 after ~5 s."""
-    port = lab.ports.http
-
-    def trickle() -> tuple[float, bytes]:
-        started = time.monotonic()
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            answer = b""
-            for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\n":
-                try:
-                    sock.sendall(bytes([byte]))
-                    sock.settimeout(2.0)
-                    answer += sock.recv(4096)
-                except TimeoutError:
-                    continue
-                except OSError:
-                    break
-                if answer:
-                    break
-            return time.monotonic() - started, answer
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(lambda _: trickle(), range(4)))
-    for elapsed, answer in results:
-        assert answer.startswith(b"HTTP/1.1 408"), answer[:80]
-        assert 4.5 <= elapsed <= 8.0, elapsed
-
-
-def test_the_statistics_page_demands_credentials(lab: LabState) -> None:
-    url = lab.endpoints["haproxy_stats"]
-    assert httpx.get(url, timeout=3).status_code == 401
-    password = lab.secrets()["haproxy_stats_password"]
-    assert httpx.get(url, auth=("stats", password), timeout=3).status_code == 200
