@@ -6,9 +6,12 @@ BIN := $(VENV)/bin
 STACK ?= dev
 REPORT_DIR ?= reports/latest
 
-# Debian packages the lab runs (DESIGN §5, LAB-NOTES): servers and tools.
+# Debian packages the lab runs (DESIGN §5, LAB-NOTES): servers and tools. Debian's
+# patroni (3.0.2) is only for the lab.binaries override test: the lab runs Patroni 4
+# from PyPI (LAB-NOTES: 3.0.2 with etcd3 split-brains).
 APT_PACKAGES := postgresql-15 postgresql-client-15 redis-server redis-sentinel haproxy \
-	sphinxsearch etcd-server pgbackrest python3-venv python3-dev util-linux procps iproute2
+	sphinxsearch etcd-server pgbackrest python3-venv python3-dev util-linux procps iproute2 \
+	patroni
 
 .PHONY: setup apt venv test test-fast lint drill bench clean lab-down
 

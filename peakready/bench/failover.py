@@ -137,9 +137,8 @@ def from_drill(details: Path, scenarios: tuple[str, ...] | list[str]) -> dict[st
 
 def _unsettled(state: Any, observe: Any) -> str:
     cluster = observe.patroni_cluster(state)
-    members = cluster.get("members", [])
     expected = len(state.endpoints.get("db_members", []))
-    streaming = [m for m in members if m.get("role") != "leader" and m.get("state") == "streaming"]
+    streaming = observe.streaming_replicas(state, cluster.get("leader"))
     if not cluster.get("leader"):
         return "PostgreSQL: no leader"
     if len(streaming) != expected - 1:

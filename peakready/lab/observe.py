@@ -81,6 +81,24 @@ def patroni_cluster(state: LabState) -> dict[str, Any]:
     return {"leader": None, "sync_standby": [], "members": [], "source": None}
 
 
+def streaming_replicas(state: LabState, leader: str | None) -> set[str]:
+    """Members the leader sees streaming from it (its ``pg_stat_replication``, through
+    Patroni's ``GET /patroni``): what every Patroni with etcd3 support reports the same
+    way, where the members' own ``state`` differs by version (4.x ``streaming``, 3.0
+    ``running``). Empty when there is no leader or it does not answer."""
+    member = next((m for m in state.endpoints.get("db_members", []) if m["name"] == leader), None)
+    if member is None:
+        return set()
+    status, body = http_get(f"http://{member['host']}:{member['rest_port']}/patroni")
+    if status != 200:
+        return set()
+    try:
+        replication = json.loads(body).get("replication") or []
+    except (ValueError, AttributeError):
+        return set()
+    return {str(r.get("application_name")) for r in replication if r.get("state") == "streaming"}
+
+
 def sentinel_master(state: LabState) -> dict[str, Any]:
     """What each Sentinel says about the monitored master.
 

@@ -186,19 +186,22 @@ class Database(Component):
     def health(self, state: LabState, outputs: dict[str, Any]) -> list[Row]:
         n = len(state.azs)
         cluster = observe.patroni_cluster(state)
+        leader = cluster["leader"]
+        streaming = observe.streaming_replicas(state, leader)
+        replicas = [m["name"] for m in cluster["members"] if m["name"] != leader]
         healthy = (
-            # Every replica streaming, not merely running: a member still rewinding after a
-            # fault is no standby yet, and a second fault then blocks writes (strict sync).
-            bool(cluster["leader"] and cluster["sync_standby"])
+            # Every replica streaming from the leader, not merely running: a member still
+            # rewinding after a fault is no standby yet, and a second fault then blocks
+            # writes (strict sync). Judged from the leader's view, which every Patroni
+            # version reports alike.
+            bool(leader and cluster["sync_standby"])
             and len(cluster["members"]) == n
-            and all(
-                m["state"] == ("running" if m["name"] == cluster["leader"] else "streaming")
-                for m in cluster["members"]
-            )
+            and set(replicas) <= streaming
         )
         detail = (
             f"leader {cluster['leader']}, sync {', '.join(cluster['sync_standby']) or 'none'}, "
             + ", ".join(f"{m['name']} {m['state']} lag {m['lag']}" for m in cluster["members"])
+            + f"; streaming from the leader: {', '.join(sorted(streaming)) or 'none'}"
         )
         if cluster["leader"]:
             members = [m["name"] for m in state.endpoints.get("db_members", [])]

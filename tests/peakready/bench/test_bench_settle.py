@@ -38,6 +38,10 @@ def lab(**overrides: Any) -> tuple[Any, Any]:
     )
     observe = SimpleNamespace(
         patroni_cluster=lambda s: data["cluster"],
+        # The leader's view of its replicas (GET /patroni), faked from the members' states.
+        streaming_replicas=lambda s, leader: {
+            m["name"] for m in data["cluster"]["members"] if m["state"] == "streaming"
+        },
         sentinel_master=lambda s: data["sentinels"],
         app_instances=lambda s: data["instances"],
     )
