@@ -129,6 +129,8 @@ def validate_encryption(args: ResourceValidationArgs, report: ReportViolation) -
             _report(report, "Redis must be encrypted at rest (atRestEncryptionEnabled)")
         if not _true(props.get("transitEncryptionEnabled")):
             _report(report, "Redis must encrypt in transit (transitEncryptionEnabled)")
+        if not props.get("authToken"):
+            _report(report, "Redis must demand a password (authToken: Redis AUTH)")
     elif kind == SEARCH:
         if not _true(_get(props, "encryptAtRest", "enabled")):
             _report(report, "OpenSearch must be encrypted at rest (encryptAtRest.enabled)")
@@ -287,7 +289,7 @@ POLICIES: list[Policy] = [
     ),
     ResourceValidationPolicy(
         name="encryption-on",
-        description="Data is encrypted at rest and in transit: RDS, Redis, OpenSearch, EBS.",
+        description="Encrypted at rest and in transit: RDS, Redis (with AUTH), OpenSearch, EBS.",
         validate=validate_encryption,
         enforcement_level=MANDATORY,
     ),

@@ -41,6 +41,7 @@ GOOD_REDIS = {
     "automaticFailoverEnabled": True,
     "atRestEncryptionEnabled": True,
     "transitEncryptionEnabled": True,
+    "authToken": "[secret]",
     "snapshotRetentionLimit": 1,
 }
 GOOD_TEMPLATE = {
@@ -109,6 +110,13 @@ def test_prod_plan_passes_every_policy(prod_plan):
             GOOD_REDIS,
             _with(GOOD_REDIS, transitEncryptionEnabled=False),
             "in transit",
+        ),
+        (
+            "encryption-on",
+            REDIS,
+            GOOD_REDIS,
+            {k: v for k, v in GOOD_REDIS.items() if k != "authToken"},
+            "demand a password",
         ),
         (
             "encryption-on",
