@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 # Pulumi runs this folder as a script; make `infra.*` and the checkout's `peakready` importable.
@@ -28,12 +29,10 @@ from peakready.topology import DatabaseDeployment, Topology, pinned_now
 topology = Topology.from_pulumi_config()
 stack = topology.stack
 azs = topology.az_names
-aws_region = pulumi.Config("aws").get("region")
-if aws_region and aws_region != topology.region:
-    raise pulumi.RunError(
-        f"aws:region {aws_region} differs from peakready:region {topology.region}: set both alike"
-    )
-now = pinned_now()  # PEAKREADY_NOW pins "now" for reproducible previews of the pre-warm schedule
+# PEAKREADY_NOW pins "now" for reproducible previews of the pre-warm schedule; each peak
+# window is taken as it falls next (a recurring one: this year's, else next year's).
+now = pinned_now()
+occurrences = [w.occurrence(now or datetime.now(UTC)) for w in topology.peak_windows]
 tags = {
     "peakready:stack": stack,
     "peakready:protected": str(topology.protected).lower(),
@@ -173,9 +172,9 @@ app_tier = AppTier(
         image_id=app.ami,
         user_data=app.user_data,
         peak_windows=[
-            PeakCapacity(w.name, w.prewarm_utc, w.end_utc, w.app_min_capacity)
-            for w in topology.peak_windows
-            if w.app_min_capacity
+            PeakCapacity(o.name, o.prewarm_utc, o.end_utc, o.app_min_capacity)
+            for o in occurrences
+            if o.app_min_capacity
         ],
         now=now,
         tags=tags,

@@ -17,10 +17,10 @@ import json
 import math
 import os
 import re
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, Self, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -132,6 +132,11 @@ class TimeWindow(_Model):
     start: datetime = Field(description="ISO 8601 local time, e.g. 2026-11-27T00:00")
     end: datetime = Field(description="ISO 8601 local time; must be after start")
     timezone: str = Field(default="UTC", description="IANA time zone, e.g. Asia/Shanghai")
+    recurs: Literal["yearly", "black-friday"] | None = Field(
+        default=None,
+        description="repeat every year: on the same date (yearly), or as far from that "
+        "year's Black Friday (the day after November's 4th Thursday) as start is from its own",
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -174,8 +179,42 @@ class TimeWindow(_Model):
         return self._aware(self.end)
 
     def contains(self, moment: datetime) -> bool:
-        """Whether an aware ``moment`` falls inside the window."""
-        return self.start_utc <= moment < self.end_utc
+        """Whether an aware ``moment`` falls inside the window (its occurrence then)."""
+        window = self.occurrence(moment)
+        return window.start_utc <= moment < window.end_utc
+
+    def occurrence(self, moment: datetime) -> Self:
+        """The window as it falls around an aware ``moment``: for a recurring window the
+        first occurrence that has not ended by then (the one under way, else the next);
+        a window that does not recur is itself."""
+        if self.recurs is None:
+            return self
+        # Eight years ahead: even 29 February (no leap day in 2100) comes round by then.
+        for year in range(moment.year - 1, moment.year + 9):
+            shifted = self._in_year(year)
+            if shifted is not None and shifted.end_utc > moment:
+                return shifted
+        raise AssertionError("a recurring window occurs within eight years")
+
+    def _in_year(self, year: int) -> Self | None:
+        """This window moved to ``year`` (None: its date does not exist then, 29 Feb)."""
+        if self.recurs == "black-friday":
+            delta = timedelta(days=(black_friday(year) - black_friday(self.start.year)).days)
+            start, end = self.start + delta, self.end + delta
+        else:
+            try:
+                start = self.start.replace(year=year)
+                end = self.end.replace(year=year + self.end.year - self.start.year)
+            except ValueError:
+                return None
+        return self.model_copy(update={"start": start, "end": end, "recurs": None})
+
+
+def black_friday(year: int) -> date:
+    """The day after the fourth Thursday of November of ``year``."""
+    first = date(year, 11, 1)
+    first_thursday = first + timedelta(days=(3 - first.weekday()) % 7)
+    return first_thursday + timedelta(days=22)
 
 
 class PeakWindow(TimeWindow):
@@ -599,8 +638,8 @@ class Topology(_Model):
         return self.resiliency.get(scenario) or _default_policy()[scenario]  # type: ignore[call-overload]
 
     def freeze_at(self, moment: datetime) -> FreezeWindow | None:
-        """The freeze window covering ``moment`` (aware), if any."""
-        return next((w for w in self.freeze_windows if w.contains(moment)), None)
+        """The freeze window covering ``moment`` (aware), if any (its occurrence then)."""
+        return next((w.occurrence(moment) for w in self.freeze_windows if w.contains(moment)), None)
 
     # ----------------------------------------------------------------- loading
 
@@ -635,8 +674,8 @@ class Topology(_Model):
         aws_region = config.get("aws:region")
         if aws_region is not None and aws_region != topology.region:
             lines.append(
-                f"{source}: aws:region {aws_region!r} differs from {NAMESPACE}:region "
-                f"{topology.region!r}: expected the same region in both"
+                f"{source}: aws:region {aws_region} differs from {NAMESPACE}:region "
+                f"{topology.region}: expected the same region in both"
             )
         if lines:
             raise ConfigError(*lines)

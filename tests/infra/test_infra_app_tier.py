@@ -1,8 +1,10 @@
 import base64
 from datetime import UTC, datetime
 
+import yaml
+
 from infra.app_tier import PeakCapacity, image_for, render_user_data, schedule
-from peakready.topology import Topology
+from peakready.topology import REPO_ROOT, Topology
 
 LT = "aws:ec2/launchTemplate:LaunchTemplate"
 ASG = "aws:autoscaling/group:Group"
@@ -102,10 +104,26 @@ def test_schedule_skips_past_windows_and_raises_min_inside_a_prewarm():
     assert (actions[1].min_size, actions[1].max_size) == (20, 30)
 
 
+def _once_only(stack: str) -> list[dict]:
+    """The stack's peak windows, made not to recur."""
+    document = yaml.safe_load((REPO_ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())
+    return [
+        {k: v for k, v in w.items() if k != "recurs"}
+        for w in document["config"]["peakready:peak_windows"]
+    ]
+
+
 def test_no_schedule_once_every_window_is_over(plan_with, q):
-    plan = plan_with("prod", now="2026-12-15T00:00:00+00:00")
+    plan = plan_with("prod", now="2026-12-15T00:00:00+00:00", peak_windows=_once_only("prod"))
     assert q.of_type(plan, SCHEDULE) == []
     assert q.one(plan, ASG)["inputs"]["minSize"] == 45
+
+
+def test_recurring_windows_schedule_next_years_peak_once_this_years_is_over(plan_with, q):
+    plan = plan_with("prod", now="2026-12-15T00:00:00+00:00")
+    actions = {a["inputs"]["scheduledActionName"]: a["inputs"] for a in q.of_type(plan, SCHEDULE)}
+    assert actions["singles-day-prewarm"]["startTime"] == "2027-11-10T14:30:00Z"
+    assert actions["black-friday-prewarm"]["startTime"] == "2027-11-25T21:00:00Z"
 
 
 def test_graviton_instance_types_get_the_arm64_image():

@@ -95,8 +95,8 @@ def test_an_offset_and_a_timezone_together_are_a_warning() -> None:
 def test_aws_region_must_agree_with_peakready_region() -> None:
     [line] = lines_for({**BASE, "aws:region": "us-east-1"})
     assert line == (
-        "stacks/Pulumi.bad.yaml: aws:region 'us-east-1' differs from peakready:region "
-        "'eu-central-1': expected the same region in both"
+        "stacks/Pulumi.bad.yaml: aws:region us-east-1 differs from peakready:region "
+        "eu-central-1: expected the same region in both"
     )
 
 

@@ -268,3 +268,83 @@ def test_output_keys_are_those_of_design_section_3() -> None:
         "search_domain",
         "backup_vault",
     )
+
+
+# --------------------------------------------------------------------------- recurring windows
+
+
+def _window(**kw: Any) -> dict[str, Any]:
+    return {
+        "name": "sale",
+        "start": "2026-11-11T00:00",
+        "end": "2026-11-12T02:00",
+        "timezone": "Asia/Shanghai",
+        "requests_per_s": 10,
+        **kw,
+    }
+
+
+def _occurrence(moment: datetime, **kw: Any) -> tuple[datetime, datetime]:
+    topology = Topology.from_config("t", {**BASE, "peakready:peak_windows": [_window(**kw)]}, "x")
+    window = topology.peak_windows[0].occurrence(moment)
+    return window.start_utc, window.end_utc
+
+
+def test_a_yearly_window_falls_on_the_same_local_date_next_year() -> None:
+    start, end = _occurrence(datetime(2026, 12, 1, tzinfo=UTC), recurs="yearly")
+    assert (start, end) == (
+        datetime(2027, 11, 10, 16, 0, tzinfo=UTC),
+        datetime(2027, 11, 11, 18, 0, tzinfo=UTC),
+    )
+
+
+def test_a_recurring_window_under_way_is_this_years() -> None:
+    start, _ = _occurrence(datetime(2027, 11, 11, 3, 0, tzinfo=UTC), recurs="yearly")
+    assert start == datetime(2027, 11, 10, 16, 0, tzinfo=UTC)
+
+
+def test_a_window_that_does_not_recur_stays_where_it_is() -> None:
+    start, _ = _occurrence(datetime(2030, 1, 1, tzinfo=UTC))
+    assert start == datetime(2026, 11, 10, 16, 0, tzinfo=UTC)
+
+
+def test_black_friday_is_the_day_after_novembers_fourth_thursday() -> None:
+    from peakready.topology import black_friday
+
+    assert [str(black_friday(y)) for y in (2024, 2025, 2026, 2027, 2028)] == [
+        "2024-11-29",
+        "2025-11-28",
+        "2026-11-27",
+        "2027-11-26",
+        "2028-11-24",
+    ]
+
+
+def test_a_black_friday_window_keeps_its_distance_from_black_friday() -> None:
+    # The day before Black Friday 2026 (Thursday) to its Monday: in 2027, Nov 25 to 29.
+    start, end = _occurrence(
+        datetime(2026, 12, 1, tzinfo=UTC),
+        recurs="black-friday",
+        start="2026-11-26T00:00",
+        end="2026-11-30T00:00",
+        timezone="UTC",
+    )
+    assert (start.date().isoformat(), end.date().isoformat()) == ("2027-11-25", "2027-11-29")
+
+
+def test_a_29_february_window_recurs_in_leap_years_only() -> None:
+    start, _ = _occurrence(
+        datetime(2024, 3, 1, tzinfo=UTC),
+        recurs="yearly",
+        start="2024-02-29T00:00",
+        end="2024-02-29T12:00",
+        timezone="UTC",
+    )
+    assert start == datetime(2028, 2, 29, tzinfo=UTC)
+
+
+def test_the_shipped_prod_stack_has_its_peaks_ahead_every_year() -> None:
+    prod = Topology.load("prod")
+    after = datetime(2026, 12, 1, 22, 0, tzinfo=UTC)
+    assert all(w.occurrence(after).start_utc > after for w in prod.peak_windows)
+    assert prod.freeze_at(datetime(2027, 11, 26, 12, 0, tzinfo=UTC)) is not None
