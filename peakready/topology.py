@@ -440,6 +440,20 @@ class Alarms(_Model):
     free_storage_gb: PositiveFloat = Field(default=5, description="alarm below this free storage")
 
 
+class Slo(_Model):
+    """Service level objectives at the peak: what the peak rehearsals judge."""
+
+    order_p99_ms: Annotated[float, Field(gt=0, le=60000)] = Field(
+        default=250, description="p99 latency of POST /orders"
+    )
+    browse_p99_ms: Annotated[float, Field(gt=0, le=60000)] = Field(
+        default=500, description="p99 latency of product reads and searches that are served"
+    )
+    min_order_goodput: Annotated[float, Field(gt=0, le=1)] = Field(
+        default=0.95, description="acknowledged ÷ offered orders, at least"
+    )
+
+
 class Objective(_Model):
     """A resiliency objective, like AWS Resilience Hub's policy."""
 
@@ -509,6 +523,7 @@ _FIELD_KEYS = (
     "search",
     "backup",
     "alarms",
+    "slo",
     "resiliency",
     "lab",
 )
@@ -540,6 +555,7 @@ class Topology(_Model):
     search: Search = Field(default_factory=Search)
     backup: Backup = Field(default_factory=Backup)
     alarms: Alarms = Field(default_factory=Alarms)
+    slo: Slo = Field(default_factory=Slo)
     resiliency: dict[Scenario, Objective] = Field(
         default_factory=dict, description="RTO/RPO per scenario (DESIGN §6)"
     )

@@ -348,3 +348,16 @@ def test_the_shipped_prod_stack_has_its_peaks_ahead_every_year() -> None:
     after = datetime(2026, 12, 1, 22, 0, tzinfo=UTC)
     assert all(w.occurrence(after).start_utc > after for w in prod.peak_windows)
     assert prod.freeze_at(datetime(2027, 11, 26, 12, 0, tzinfo=UTC)) is not None
+
+
+def test_every_shipped_stack_declares_its_peak_objectives() -> None:
+    for stack in ("dev", "staging", "prod"):
+        slo = Topology.load(stack).slo
+        assert 0 < slo.order_p99_ms <= slo.browse_p99_ms
+        assert 0.9 <= slo.min_order_goodput <= 1
+    assert Topology.load("dev").slo.order_p99_ms == 250  # DESIGN §8's lab objective
+
+
+def test_a_goodput_above_one_is_refused() -> None:
+    [line] = errors_for(slo={"min_order_goodput": 1.5})
+    assert "peakready:slo.min_order_goodput: got 1.5" in line
