@@ -9,7 +9,7 @@ import errno
 import os
 import socket
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from peakready.errors import PeakreadyError
@@ -197,10 +197,8 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
-def listening_ports(ports: Iterable[int]) -> list[int]:
-    """Which of ``ports`` have a TCP socket in LISTEN state (any address), per /proc/net."""
-    wanted = set(ports)
-    found: set[int] = set()
+def _listeners() -> Iterator[tuple[int, str]]:
+    """``(port, socket inode)`` of every TCP socket in LISTEN state, per /proc/net."""
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             lines = Path(table).read_text().splitlines()[1:]
@@ -208,32 +206,21 @@ def listening_ports(ports: Iterable[int]) -> list[int]:
             continue
         for line in lines:
             fields = line.split()
-            if len(fields) > 3 and fields[3] == "0A":  # TCP_LISTEN
-                port = int(fields[1].rsplit(":", 1)[1], 16)
-                if port in wanted:
-                    found.add(port)
-    return sorted(found)
+            if len(fields) > 9 and fields[3] == "0A":  # TCP_LISTEN
+                yield int(fields[1].rsplit(":", 1)[1], 16), fields[9]
+
+
+def listening_ports(ports: Iterable[int]) -> list[int]:
+    """Which of ``ports`` have a TCP socket in LISTEN state (any address), per /proc/net."""
+    wanted = set(ports)
+    return sorted({port for port, _ in _listeners() if port in wanted})
 
 
 def listener_pid(port: int) -> int | None:
     """The PID of the process listening on TCP ``port`` (any address), if it is visible."""
-    inodes: set[str] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if (
-                len(fields) > 9
-                and fields[3] == "0A"
-                and int(fields[1].rsplit(":", 1)[1], 16) == port
-            ):
-                inodes.add(fields[9])
-    if not inodes:
+    wanted = {f"socket:[{inode}]" for found, inode in _listeners() if found == port}
+    if not wanted:
         return None
-    wanted = {f"socket:[{inode}]" for inode in inodes}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue

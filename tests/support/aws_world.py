@@ -254,3 +254,16 @@ def _cache(subnets: dict[str, str], security_group: str) -> str:
         PreferredCacheClusterAZs=AZS[:2],
     )
     return group
+
+
+@pytest.fixture
+def calls(aws: None) -> list[tuple[str, dict[str, Any]]]:
+    """Every AWS request made through the default session: ``(Operation, params)``."""
+    recorded: list[tuple[str, dict[str, Any]]] = []
+    assert boto3.DEFAULT_SESSION is not None  # set up by the aws fixture
+
+    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+        recorded.append((model.name, dict(params)))
+
+    boto3.DEFAULT_SESSION.events.register("provide-client-params.*.*", record)
+    return recorded

@@ -22,6 +22,7 @@ from peakready.topology import Objective
 
 aws = aws_world.aws  # fixtures, used by name
 world = aws_world.world
+calls = aws_world.calls
 REGION = aws_world.REGION
 PRODUCTS = [{"id": 1, "initial_stock": 100}, {"id": 2, "initial_stock": 100}]
 
@@ -102,19 +103,6 @@ def _snapshots() -> list[str]:
 
 
 # snapshot --------------------------------------------------------------------------
-
-
-@pytest.fixture
-def calls(world: Any) -> list[tuple[str, dict[str, Any]]]:
-    """Every AWS request made through the default session: ``(Operation, params)``."""
-    recorded: list[tuple[str, dict[str, Any]]] = []
-    assert boto3.DEFAULT_SESSION is not None  # set up by the aws fixture
-
-    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
-        recorded.append((model.name, dict(params)))
-
-    boto3.DEFAULT_SESSION.events.register("provide-client-params.*.*", record)
-    return recorded
 
 
 def test_snapshot_drill_restores_into_the_data_subnets_and_verifies(

@@ -12,19 +12,7 @@ from botocore.stub import Stubber
 
 aws = aws_world.aws  # fixtures, used by name
 world = aws_world.world
-
-
-@pytest.fixture
-def calls(aws: None) -> list[tuple[str, dict[str, Any]]]:
-    """Every AWS request made through the default session: ``(Operation, params)``."""
-    recorded: list[tuple[str, dict[str, Any]]] = []
-    assert boto3.DEFAULT_SESSION is not None  # set up by the aws fixture
-
-    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
-        recorded.append((model.name, dict(params)))
-
-    boto3.DEFAULT_SESSION.events.register("provide-client-params.*.*", record)
-    return recorded
+calls = aws_world.calls
 
 
 @pytest.fixture
