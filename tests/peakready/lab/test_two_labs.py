@@ -18,7 +18,7 @@ from peakready.topology import REPO_ROOT, Topology
 
 pytestmark = pytest.mark.lab
 
-BASE = 23000
+BASE = 26000  # its own block: 20000-25159 belong to other test areas
 FIRST = REPO_ROOT / ".lab" / f"pytest-first-{BASE}"
 SECOND = REPO_ROOT / ".lab" / f"pytest-second-{BASE}"
 
