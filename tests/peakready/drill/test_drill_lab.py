@@ -315,3 +315,24 @@ def test_the_stale_primary_check_catches_a_member_that_takes_writes(lab: LabStat
     assert on_primary["accepted"] >= 1 and on_primary["ok"] is False
     on_replica = driver.stale_primary_rejects_writes(replica, window_s=0.5)
     assert on_replica["read_only"] >= 1 and on_replica["ok"] is True
+
+
+def test_a_dry_run_on_a_running_lab_probes_without_load_or_fault(lab: LabState) -> None:
+    report = report_dir("dry-run")
+    pids = {p["name"]: p["pid"] for p in LabState.load("dev").processes}
+    done = peakready(
+        "drill",
+        "--dry-run",
+        "--stack",
+        "dev",
+        "--report-dir",
+        str(report),
+        "--scenario",
+        "db-primary-loss",
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr
+    assert "dry run: the lab is healthy" in done.stdout
+    run = report / "runs" / "db-primary-loss"
+    assert not (run / REQUESTS_FILE).exists() or not read_records(run / REQUESTS_FILE)
+    assert first_fault_at(read_events(run)) is None  # no fault injected
+    assert {p["name"]: p["pid"] for p in LabState.load("dev").processes} == pids
