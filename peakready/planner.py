@@ -88,10 +88,9 @@ class CapacityPlan:
         return [check for check in self.checks if not check.ok]
 
 
-def requests_per_instance(topology: Topology, bench_file: Path | None = None) -> tuple[float, str]:
-    """Requests/s one app instance serves, and where the figure comes from."""
-    if topology.app.requests_per_instance is not None:
-        return topology.app.requests_per_instance, "stack setting app.requests_per_instance"
+def measured_requests_per_instance(bench_file: Path | None = None) -> tuple[float, Path] | None:
+    """Requests/s one lab instance served in ``make bench`` (``bench/results.json``;
+    ``PEAKREADY_BENCH_RESULTS`` overrides the path), and the file; None when not measured."""
     path = bench_file or Path(
         os.environ.get("PEAKREADY_BENCH_RESULTS", REPO_ROOT / "bench" / "results.json")
     )
@@ -100,10 +99,18 @@ def requests_per_instance(topology: Topology, bench_file: Path | None = None) ->
         for part in BENCH_KEY.split("."):
             value = value[part]
         figure = float(value)
-        if figure > 0:
-            return figure, f"measured ({path.name}: {BENCH_KEY})"
     except (OSError, ValueError, KeyError, TypeError):
-        pass
+        return None
+    return (figure, path) if figure > 0 and math.isfinite(figure) else None
+
+
+def requests_per_instance(topology: Topology, bench_file: Path | None = None) -> tuple[float, str]:
+    """Requests/s one app instance serves, and where the figure comes from."""
+    if topology.app.requests_per_instance is not None:
+        return topology.app.requests_per_instance, "stack setting app.requests_per_instance"
+    measured = measured_requests_per_instance(bench_file)
+    if measured is not None:
+        return measured[0], f"measured ({measured[1].name}: {BENCH_KEY})"
     return DEFAULT_REQUESTS_PER_INSTANCE, "DEFAULT, not measured: run `make bench`"
 
 
