@@ -7,6 +7,7 @@ role and database on it (commits wait for the synchronous standby).
 from __future__ import annotations
 
 import functools
+import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from peakready.lab import observe
@@ -162,9 +163,8 @@ class Database(Component):
         rows = []
         if leader:
             ctx.facts["db_leader"] = leader
-            port = next(m["port"] for m in ctx.state.endpoints["db_members"] if m["name"] == leader)
-            ctx.facts["db_leader_port"] = port
-            ctx.launch("db", functools.partial(setup_database, port, ctx.secrets))
+            ports = [m["port"] for m in ctx.state.endpoints["db_members"]]
+            ctx.launch("db", functools.partial(setup_database, ports, ctx.secrets))
             rows.append(Row("Patroni leader", True, leader))
         else:
             running = [m for m in cluster["members"] if m["state"] in ("running", "streaming")]
@@ -223,30 +223,49 @@ class Database(Component):
         return super().stop_targets(state, wave)
 
 
-def setup_database(leader_port: int, secrets: dict[str, str]) -> None:
-    """Create (or re-password) the shop's role and its database on the leader."""
+def setup_database(ports: list[int], secrets: dict[str, str], timeout_s: float = 60.0) -> None:
+    """Create (or re-password) the shop's role and its database on the primary.
+
+    It connects to whichever member accepts writes (``target_session_attrs=read-write``),
+    not to the member named leader: on a lab started again on its data, Patroni can name
+    the previous leader while it is still in recovery ("cannot execute ALTER ROLE in a
+    read-only transaction"). It retries, bounded by ``timeout_s``, until one does.
+    """
     # Imported here: psycopg only while the lab starts (status and down never need it).
     import psycopg
     from psycopg import sql
 
-    with psycopg.connect(
-        host="127.0.0.1",
-        port=leader_port,
-        user="postgres",
-        password=secrets["db_superuser_password"],
-        dbname="postgres",
-        autocommit=True,
-        connect_timeout=5,
-    ) as conn:
-        password = sql.Literal(secrets["db_app_password"])
-        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (DB_USER,)).fetchone()
-        verb = "ALTER" if exists else "CREATE"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with psycopg.connect(
+                host=",".join(["127.0.0.1"] * len(ports)),
+                port=",".join(str(p) for p in ports),
+                user="postgres",
+                password=secrets["db_superuser_password"],
+                dbname="postgres",
+                autocommit=True,
+                connect_timeout=5,
+                target_session_attrs="read-write",
+            ) as conn:
+                _create_shop(conn, secrets, sql)
+            return
+        except (psycopg.OperationalError, psycopg.errors.ReadOnlySqlTransaction):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def _create_shop(conn: Any, secrets: dict[str, str], sql: Any) -> None:
+    password = sql.Literal(secrets["db_app_password"])
+    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (DB_USER,)).fetchone()
+    verb = "ALTER" if exists else "CREATE"
+    conn.execute(
+        sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(DB_USER), password)
+    )
+    if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone():
         conn.execute(
-            sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(DB_USER), password)
-        )
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone():
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                    sql.Identifier(DATABASE), sql.Identifier(DB_USER)
-                )
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(DATABASE), sql.Identifier(DB_USER)
             )
+        )
