@@ -47,6 +47,8 @@ class Connection:
         self.timeout_s = timeout_s
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        #: Header fields (lower-cased) of the last response.
+        self.headers: dict[str, str] = {}
 
     async def request(self, req: Request) -> int:
         if self.writer is None:
@@ -80,6 +82,7 @@ class Connection:
             await self.reader.readexactly(int(fields.get("content-length", "0")))
         if fields.get("connection") == "close":
             self.close()
+        self.headers = fields
         return status
 
     def close(self) -> None:
