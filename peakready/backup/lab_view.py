@@ -11,9 +11,8 @@ import psycopg
 from peakready.backup.pgbackrest import PgBackRest
 from peakready.backup.results import Checksums
 from peakready.errors import PeakreadyError
+from peakready.lab.components.database import DATABASE
 from peakready.topology import Topology
-
-DATABASE = "shop"
 
 
 class LabView:

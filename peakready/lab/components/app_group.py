@@ -46,10 +46,7 @@ class AppGroup(Component):
         ]
 
     def can_start(self, ctx: UpContext, spec: ProcessSpec) -> bool:
-        if not ctx.facts.get("database"):
-            return False
-        write_supervisor_config(ctx.plan)
-        return True
+        return bool(ctx.facts.get("database"))
 
     def ports(self, plan: Plan) -> dict[int, str]:
         return {plan.ports.app(slot): f"storefront slot {slot}" for slot in range(APP_SLOTS)}
@@ -87,6 +84,9 @@ class AppGroup(Component):
         return ["app instances"]
 
     def step(self, ctx: UpContext) -> list[Row]:
+        ready = ctx.facts.get("database") and env_file(ctx.plan).exists()
+        if ready and not ctx.started("supervisor"):
+            write_supervisor_config(ctx.plan)  # read by the supervisor super().step starts
         super().step(ctx)
         running = bool(ctx.state.by_kind(self.kind))
         instances = observe.app_instances(ctx.state) if running else []

@@ -109,10 +109,8 @@ def enable_auth(port: int, secrets: dict[str, str]) -> None:
     a cluster whose root password already works is left as it is."""
     url = f"http://127.0.0.1:{port}/v3"
     root = secrets["etcd_root_password"]
-    if _call(url, "/auth/authenticate", {"name": "root", "password": root}).get("token"):
+    if _post(url + "/auth/authenticate", {"name": "root", "password": root}).get("token"):
         return  # already on (a lab started again on its own data)
-    prefix = b"/service/"
-    end = prefix[:-1] + bytes([prefix[-1] + 1])
     steps: list[tuple[str, dict[str, Any]]] = [
         ("/auth/role/add", {"name": "root"}),
         ("/auth/user/add", {"name": "root", "password": root}),
@@ -122,11 +120,7 @@ def enable_auth(port: int, secrets: dict[str, str]) -> None:
             "/auth/role/grant",
             {
                 "name": "patroni",
-                "perm": {
-                    "permType": "READWRITE",
-                    "key": base64.b64encode(prefix).decode(),
-                    "range_end": base64.b64encode(end).decode(),
-                },
+                "perm": {"permType": "READWRITE", **_prefix_range(b"/service/")},
             },
         ),
         ("/auth/user/add", {"name": "patroni", "password": secrets["etcd_patroni_password"]}),
@@ -134,14 +128,22 @@ def enable_auth(port: int, secrets: dict[str, str]) -> None:
         ("/auth/enable", {}),
     ]
     for path, body in steps:
-        answer = _call(url, path, body)
-        if "error" in answer and "already exists" not in str(answer.get("error")):
-            raise PeakreadyError(f"etcd {path}: {answer.get('error')}")
+        _call(url, path, body, tolerate="already exists")
 
 
-def _call(url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    """POST one gRPC-gateway call; the JSON answer (errors too) as a dict."""
-    request = urllib.request.Request(url + path, data=json.dumps(body).encode(), method="POST")
+def _call(url: str, path: str, body: dict[str, Any], tolerate: str | None = None) -> dict[str, Any]:
+    """POST one gRPC-gateway call and return its JSON answer; an error answer raises
+    ``PeakreadyError``, unless it contains ``tolerate``."""
+    answer = _post(url + path, body)
+    error = answer.get("error")
+    if error is not None and (tolerate is None or tolerate not in str(error)):
+        raise PeakreadyError(f"etcd {path}: {error}")
+    return answer
+
+
+def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST ``body`` as JSON; the JSON answer, error answers included, as a dict."""
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
     try:
         with urllib.request.urlopen(request, timeout=3) as response:
             return dict(json.loads(response.read() or b"{}"))
@@ -152,16 +154,16 @@ def _call(url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
             return {"error": str(exc)}
 
 
+def _prefix_range(prefix: bytes) -> dict[str, str]:
+    """The etcd v3 key range of every key that starts with ``prefix`` (base64, as the
+    gateway wants it)."""
+    end = prefix[:-1] + bytes([prefix[-1] + 1])
+    return {"key": base64.b64encode(prefix).decode(), "range_end": base64.b64encode(end).decode()}
+
+
 def clear_stale_dcs(plan: Plan) -> None:
     """A fresh bootstrap must not adopt a previous cluster's keys (LAB-NOTES)."""
     if any((plan.pg_data(i) / "PG_VERSION").exists() for i in plan.az_range):
         return
-    prefix = f"/service/{plan.scope}/".encode()
-    end = prefix[:-1] + bytes([prefix[-1] + 1])
-    body = json.dumps(
-        {"key": base64.b64encode(prefix).decode(), "range_end": base64.b64encode(end).decode()}
-    ).encode()
-    url = f"http://127.0.0.1:{plan.ports.etcd_client(0)}/v3/kv/deleterange"
-    request = urllib.request.Request(url, data=body, method="POST")
-    with urllib.request.urlopen(request, timeout=3):
-        pass
+    url = f"http://127.0.0.1:{plan.ports.etcd_client(0)}/v3"
+    _call(url, "/kv/deleterange", _prefix_range(f"/service/{plan.scope}/".encode()))
