@@ -15,6 +15,8 @@ from pathlib import Path
 from peakready.errors import PeakreadyError
 
 POSTGRES_USER = "postgres"
+CPU_PERIOD_US = 100_000
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def alive(pid: int | None) -> bool:
@@ -134,6 +136,34 @@ def remove_cgroups(cgroup: Path) -> None:
         pass
 
 
+def make_cpu_group(group: Path, cores: float) -> None:
+    """A cgroup v1 ``cpu`` group limited to ``cores`` CPU cores (an instance "size")."""
+    try:
+        group.mkdir(parents=True, exist_ok=True)
+        (group / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
+        (group / "cpu.cfs_quota_us").write_text(str(max(1000, round(cores * CPU_PERIOD_US))))
+    except OSError as exc:
+        raise PeakreadyError(f"{group}: cannot create a CPU-quota cgroup: {exc}") from None
+
+
+def remove_group(group: Path) -> None:
+    """Remove one cgroup and then its parent if that is empty (errors ignored: busy)."""
+    for path in (group, group.parent):
+        try:
+            path.rmdir()
+        except OSError:
+            return
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds ``pid`` has used; 0.0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
 # --------------------------------------------------------------------------- starting
 
 
@@ -145,23 +175,24 @@ def spawn(
     cgroup: Path | None,
     cwd: Path,
     as_postgres: bool = False,
+    cpu_group: Path | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``cmd`` detached (own session), output appended to ``log``.
 
     Before it execs, the child sets umask 077 and writes its own PID into
     ``<cgroup>/cgroup.procs`` so the server (and whatever it forks) lives in that freezer
-    cgroup from its first instruction. ``as_postgres`` runs it as the postgres user
-    through ``setpriv``.
+    cgroup from its first instruction — and into ``cpu_group``'s, under its CPU quota.
+    ``as_postgres`` runs it as the postgres user through ``setpriv``.
     """
     if as_postgres:
         cmd = as_postgres_user(cmd)
-    procs_file = str(cgroup / "cgroup.procs") if cgroup is not None else None
+    procs_files = [str(g / "cgroup.procs") for g in (cgroup, cpu_group) if g is not None]
 
     def enter_cgroup() -> None:
         # Servers that rewrite their own files (Sentinel, Redis CONFIG REWRITE) keep
         # secrets in them: nothing the lab starts creates files others can read.
         os.umask(0o077)
-        if procs_file is not None:
+        for procs_file in procs_files:
             with open(procs_file, "w") as handle:
                 handle.write(str(os.getpid()))
 

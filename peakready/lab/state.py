@@ -19,8 +19,15 @@ from peakready.topology import REPO_ROOT, Topology
 
 #: Root of the lab's freezer cgroups (cgroup v1).
 FREEZER_ROOT = Path("/sys/fs/cgroup/freezer")
+#: Root of the storefront instances' CPU-quota cgroups (cgroup v1 ``cpu``).
+CPU_ROOT = Path("/sys/fs/cgroup/cpu")
 
 APP_SLOTS = 50
+
+
+def cpu_cgroup_of(freezer_group: Path) -> Path:
+    """The lab's CPU-quota cgroup: the same name as its freezer cgroup, under CPU_ROOT."""
+    return CPU_ROOT / freezer_group.relative_to(FREEZER_ROOT)
 
 
 def lab_dir(stack: str) -> Path:
@@ -196,6 +203,10 @@ class LabState:
     @property
     def cgroup(self) -> Path:
         return Path(self.data["cgroup"])
+
+    @property
+    def cpu_cgroup(self) -> Path:
+        return cpu_cgroup_of(self.cgroup)
 
     @property
     def processes(self) -> list[dict[str, Any]]:

@@ -58,15 +58,16 @@ def teardown(state: LabState) -> list[str]:
     # A killed process may take a moment to finish exiting on a busy machine: its
     # cgroup stays busy and its ports open until then.
     deadline = time.monotonic() + 15
-    while True:
-        try:
-            procmod.remove_cgroups(state.cgroup)
-            break
-        except OSError as exc:
-            if time.monotonic() > deadline:
-                problems.append(f"cannot remove {state.cgroup}: {exc}")
+    for group in (state.cgroup, state.cpu_cgroup):
+        while True:
+            try:
+                procmod.remove_cgroups(group)
                 break
-            time.sleep(0.2)
+            except OSError as exc:
+                if time.monotonic() > deadline:
+                    problems.append(f"cannot remove {group}: {exc}")
+                    break
+                time.sleep(0.2)
     return problems
 
 

@@ -1,11 +1,16 @@
 """The lab's app-group supervisor: an Auto Scaling group in miniature.
 
 ``python -m peakready.lab.supervisor <lab>/supervisor.json`` keeps ``desired`` storefront
-instances running, spread over the AZs. A lost instance (dead, or alive but not
-answering ``/healthz``, e.g. frozen with its AZ) is terminated and replaced in a
-healthy AZ — the one with the fewest instances, as an ASG rebalances — on the next
-free slot. HAProxy's server-template slots are kept in step through the admin socket.
-The group is published in ``<lab>/app_group.json`` (docs/internals.md).
+instances running, spread over the AZs, each under a CPU quota (its "instance type").
+A lost instance (dead, or alive but not answering ``/healthz``, e.g. frozen with its
+AZ) is terminated and replaced in a healthy AZ — the one with the fewest instances, as
+an ASG rebalances — on the next free slot. HAProxy's server-template slots are kept in
+step through the admin socket. ``desired`` follows the scaling policy
+(``peakready.lab.autoscaler``): target tracking on requests per target, read from
+HAProxy's counters once per tick; scale-in removes an instance from the AZ with the
+most. The group is published in ``<lab>/app_group.json``, and every scaling decision
+and change of the instances in service is appended to ``<lab>/scaling.jsonl``
+(docs/internals.md).
 
 The supervisor is regional: it lives in no AZ's cgroup, so freezing an AZ never
 freezes it.
@@ -27,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from peakready.lab import proc as procmod
+from peakready.lab.autoscaler import SCALING_FILE, Autoscaler, Sample, ScalingPolicy
 from peakready.lab.observe import haproxy_command, http_get
 from peakready.lab.state import write_json_atomic
 
@@ -52,6 +58,7 @@ class Instance:
     started_at: float = field(default_factory=time.monotonic)
     live: bool = False
     failures: int = 0
+    up_since: float | None = None  # epoch seconds HAProxy first reported it UP
 
     def record(self) -> dict[str, Any]:
         return {
@@ -81,6 +88,11 @@ class Supervisor:
         self.stopping = False
         self.last_sync = 0.0
         self.app_env = self._app_env()
+        self.cpu_cgroup = Path(config["cpu_cgroup"])
+        self.policy = ScalingPolicy.from_dict(config["scaling"])
+        self.scaler = Autoscaler(self.policy, self.desired)
+        self.scaling_file = self.lab_dir / SCALING_FILE
+        self.in_service = -1
 
     # ----------------------------------------------------------------- environment
 
@@ -166,12 +178,15 @@ class Supervisor:
             "PEAKREADY_APP_AZ": az,
             "PEAKREADY_APP_INSTANCE_ID": inst_id,
         }
+        cpu_group = self.cpu_cgroup / inst_id
+        procmod.make_cpu_group(cpu_group, self.policy.cpu_quota)
         popen = procmod.spawn(
             [self.config["python"], "-m", "peakready.app"],
             env=env,
             log=self.lab_dir / "logs" / f"{inst_id}.log",
             cgroup=self.cgroup / az,
             cwd=self.lab_dir,
+            cpu_group=cpu_group,
         )
         inst = Instance(
             inst_id,
@@ -194,7 +209,20 @@ class Supervisor:
         if procmod.alive(inst.pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(inst.pid, signal.SIGKILL)  # delivered at thaw if its AZ is frozen
-            self.terminating.append(inst)
+        self.terminating.append(inst)
+
+    def scale_in(self) -> None:
+        """Retire the newest instance of the AZ with the most (an ASG keeps AZs balanced):
+        out of HAProxy first, then SIGTERM, which lets it finish what it serves."""
+        counts = {az: sum(1 for i in self.instances if i.az == az) for az in self.azs}
+        az = max(self.azs, key=lambda a: (counts[a], self.azs.index(a)))
+        inst = max((i for i in self.instances if i.az == az), key=lambda i: i.started_at)
+        log.info("scale-in: retiring %s in %s", inst.id, inst.az)
+        self.haproxy_disable(inst.slot)
+        self.instances.remove(inst)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(inst.pid, signal.SIGTERM)
+        self.terminating.append(inst)
 
     def check(self, inst: Instance) -> None:
         if inst.popen is not None:
@@ -220,6 +248,71 @@ class Supervisor:
                 inst.popen.poll()
             if not procmod.alive(inst.pid):
                 self.terminating.remove(inst)
+                procmod.remove_group(self.cpu_cgroup / inst.id)
+
+    # ----------------------------------------------------------------- scaling
+
+    def record(self, event: dict[str, Any]) -> None:
+        with contextlib.suppress(OSError), self.scaling_file.open("a") as out:
+            out.write(json.dumps(event, separators=(",", ":")) + "\n")
+
+    def autoscale(self) -> None:
+        """One tick of the scaling policy: sample HAProxy and the instances' CPU, apply
+        the decision, and record instances in service whenever their count changes."""
+        stats = self._haproxy(f"show stat {HAPROXY_BACKEND} 6 -1")
+        if not stats:
+            return
+        now = time.time()
+        header, *rows = stats.splitlines()
+        names = header.lstrip("# ").split(",")
+        by_server = {}
+        for row in rows:
+            values = dict(zip(names, row.split(","), strict=False))
+            by_server[values.get("svname", "")] = values
+        backend = by_server.get("BACKEND", {})
+        served = 0
+        in_service: list[Instance] = []
+        for inst in self.instances:
+            server = by_server.get(f"app{inst.slot}", {})
+            served += int(server.get("req_tot") or 0)
+            if server.get("status", "").startswith("UP"):
+                inst.up_since = inst.up_since or now
+                if now - inst.up_since >= self.policy.warmup_s:
+                    in_service.append(inst)
+            else:
+                inst.up_since = None
+        sample = Sample(
+            at=now,
+            requests=int(backend.get("req_tot") or 0),
+            served=served,
+            cpu_s=sum(procmod.cpu_seconds(i.pid) for i in in_service),
+            in_service=len(in_service),
+        )
+        decision = self.scaler.observe(sample)
+        if decision is not None:
+            log.info(
+                "scaling: desired %d -> %d (%s: %.1f/s per target, target %.1f/s)",
+                decision.previous,
+                decision.desired,
+                decision.reason,
+                decision.metric,
+                decision.target,
+            )
+            self.desired = decision.desired
+            self.record(decision.as_dict())
+        serving = sum(1 for i in self.instances if i.up_since is not None)
+        if serving != self.in_service or decision is not None:
+            self.in_service = serving
+            self.record(
+                {
+                    "event": "in_service",
+                    "at": now,
+                    "in_service": serving,
+                    "desired": self.desired,
+                    "metric": round(self.scaler.metric, 2),
+                    "target": round(self.scaler.target, 2),
+                }
+            )
 
     # ----------------------------------------------------------------- HAProxy
 
@@ -278,6 +371,7 @@ class Supervisor:
         for inst in everyone:
             if procmod.alive(inst.pid):
                 os.kill(inst.pid, signal.SIGKILL)
+            procmod.remove_group(self.cpu_cgroup / inst.id)
         self.instances, self.terminating = [], []
         self.publish()
 
@@ -288,16 +382,20 @@ class Supervisor:
         self.haproxy_sync()
         self.publish()
         while not self.stopping:
-            before = [i.record() for i in self.instances], len(self.terminating)
+            before = [i.record() for i in self.instances], len(self.terminating), self.desired
             for inst in list(self.instances):
                 self.check(inst)
             self.reap()
+            self.autoscale()
             while len(self.instances) < self.desired and self.launch() is not None:
                 pass
+            while len(self.instances) > self.desired:
+                self.scale_in()
             if time.monotonic() - self.last_sync > 2.0:
                 self.haproxy_sync()
                 self.last_sync = time.monotonic()
-            if ([i.record() for i in self.instances], len(self.terminating)) != before:
+            after = [i.record() for i in self.instances], len(self.terminating), self.desired
+            if after != before:
                 self.publish()
             time.sleep(TICK_S)
         self.shutdown()

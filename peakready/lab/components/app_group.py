@@ -10,18 +10,28 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from peakready.lab import observe
+from peakready.lab.autoscaler import SCALING_FILE, lab_policy
 from peakready.lab.components.base import Component, ProcessSpec, Row, Targets, UpContext, Wave
 from peakready.lab.components.search import DIST_INDEX
-from peakready.lab.state import APP_SLOTS
+from peakready.lab.state import APP_SLOTS, cpu_cgroup_of
+from peakready.planner import requests_per_instance
+from peakready.topology import pinned_now
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from peakready.lab.plan import Plan
     from peakready.lab.state import LabState
+
+
+#: The storefront's shedding budget in the lab (requests in progress; HAProxy's maxconn
+#: per instance is 8).
+LAB_SHED_SEARCH_AT = 6
+LAB_SHED_READS_AT = 7
 
 
 class AppGroup(Component):
@@ -59,6 +69,7 @@ class AppGroup(Component):
 
     def ansible_vars(self, plan: Plan, secrets: dict[str, str]) -> dict[str, Any]:
         p, n = plan.ports, len(plan.azs)
+        protect = plan.topology.lab.overload_protection
         search = ",".join(f"127.0.0.1:{p.search_sql(i)}" for i in range(n))
         return {
             "storefront_manage_directories": False,
@@ -78,6 +89,10 @@ class AppGroup(Component):
             "storefront_migrate": True,
             "storefront_seed_products": plan.topology.lab.products,
             "storefront_initial_stock": plan.topology.lab.initial_stock,
+            # HAProxy lets 8 requests in at once (maxconn): past 6 search is shed,
+            # past 7 uncached reads, so that orders keep the instance's CPU.
+            "storefront_shed_search_at": LAB_SHED_SEARCH_AT if protect else 0,
+            "storefront_shed_reads_at": LAB_SHED_READS_AT if protect else 0,
         }
 
     def progress_rows(self) -> list[str]:
@@ -93,7 +108,7 @@ class AppGroup(Component):
         ready = [i for i in instances if i["ready"]]
         if ready:
             ctx.facts["app_seeded"] = True  # the first ready instance ran the migrations
-        desired = ctx.plan.topology.lab.app_instances
+        desired = ctx.state.app_group().get("desired") or ctx.plan.topology.lab.app_instances
         return [
             Row("app instances", len(ready) == desired, f"{len(ready)}/{desired} ready (/readyz)")
         ]
@@ -126,7 +141,10 @@ def env_file(plan: Plan) -> Path:
 
 
 def write_supervisor_config(plan: Plan) -> None:
-    """The supervisor's ``supervisor.json``; a previous group's ``app_group.json`` goes."""
+    """The supervisor's ``supervisor.json``; a previous group's ``app_group.json`` and
+    scaling timeline go."""
+    per_instance, _ = requests_per_instance(plan.topology)
+    policy = lab_policy(plan.topology, per_instance, pinned_now() or datetime.now(UTC))
     config = {
         "stack": plan.stack,
         "group": plan.app_group,
@@ -134,6 +152,8 @@ def write_supervisor_config(plan: Plan) -> None:
         "desired": plan.topology.lab.app_instances,
         "azs": plan.azs,
         "cgroup": str(plan.cgroup),
+        "cpu_cgroup": str(cpu_cgroup_of(plan.cgroup)),
+        "scaling": policy.as_dict(),
         "port_base": plan.ports.base,
         "slots": APP_SLOTS,
         "env_file": str(env_file(plan)),
@@ -142,3 +162,4 @@ def write_supervisor_config(plan: Plan) -> None:
     }
     (plan.lab / "supervisor.json").write_text(json.dumps(config, indent=2))
     (plan.lab / "app_group.json").unlink(missing_ok=True)
+    (plan.lab / SCALING_FILE).unlink(missing_ok=True)

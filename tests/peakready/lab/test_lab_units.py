@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -242,6 +243,7 @@ def test_playbooks_pass_ansible_lint() -> None:
 
 
 def make_supervisor(tmp_path: Path) -> Any:
+    from peakready.lab.autoscaler import ScalingPolicy
     from peakready.lab.supervisor import Supervisor
 
     env_file = tmp_path / "storefront.env"
@@ -258,12 +260,35 @@ def make_supervisor(tmp_path: Path) -> Any:
             "slots": 5,
             "port_base": 20000,
             "cgroup": str(tmp_path / "cg"),
+            "cpu_cgroup": str(tmp_path / "cpu"),
+            "scaling": ScalingPolicy(3, 6, 0.4, 0.2, 2.0, 30.0).as_dict(),
             "haproxy_socket": str(tmp_path / "none.sock"),
             "env_file": str(env_file),
             "group": "storefront-dev",
             "python": "python3",
         }
     )
+
+
+def test_supervisor_scales_in_the_newest_instance_of_the_az_with_the_most(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from peakready.lab import supervisor as module
+    from peakready.lab.supervisor import Instance
+
+    signalled: list[tuple[int, int]] = []
+    monkeypatch.setattr(module.os, "kill", lambda pid, sig: signalled.append((pid, sig)))
+    sup = make_supervisor(tmp_path)
+    sup.instances = [
+        Instance("app-0", "eu-central-1a", 0, 20100, 101, "", started_at=1.0),
+        Instance("app-1", "eu-central-1b", 1, 20101, 102, "", started_at=2.0),
+        Instance("app-2", "eu-central-1b", 2, 20102, 103, "", started_at=3.0),
+        Instance("app-3", "eu-central-1c", 3, 20103, 104, "", started_at=4.0),
+    ]
+    sup.scale_in()
+    assert [i.id for i in sup.instances] == ["app-0", "app-1", "app-3"]
+    assert [i.id for i in sup.terminating] == ["app-2"]
+    assert signalled == [(103, signal.SIGTERM)]  # a graceful stop: it finishes what it serves
 
 
 def test_supervisor_places_in_the_healthy_az_with_fewest_instances(tmp_path: Path) -> None:
