@@ -345,6 +345,32 @@ class Store:
             per_key[key] += 1
         return {"orders": orders, "orders_per_key": per_key, "products": products}
 
+    async def set_stock(self, product_id: int, units: int) -> dict[str, Any] | None:
+        """Put ``units`` of the product on sale (on the primary); None when unknown."""
+        try:
+            async with (
+                self.write_pool.connection() as conn,
+                conn.transaction(),
+                conn.cursor(row_factory=dict_row) as cur,
+            ):
+                await cur.execute(
+                    "SELECT stock FROM products WHERE id = %s FOR UPDATE", (product_id,)
+                )
+                before = await cur.fetchone()
+                await cur.execute(
+                    "UPDATE products p SET stock = %s, initial_stock = %s + coalesce("
+                    " (SELECT sum(o.quantity) FROM orders o WHERE o.product_id = p.id), 0)"
+                    " WHERE p.id = %s RETURNING p.id, p.stock, p.initial_stock",
+                    (units, units, product_id),
+                )
+                row = await cur.fetchone()
+        except _DOWN as exc:
+            raise DatabaseUnavailable(str(exc)) from exc
+        if row is None or before is None:
+            return None
+        sold = row["initial_stock"] - row["stock"]
+        return {**row, "sold": sold, "previous_stock": before["stock"]}
+
     # private
 
     def _read(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:

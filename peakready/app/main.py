@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import threading
@@ -52,6 +53,13 @@ class AuditIn(BaseModel):
     )
 
 
+class StockIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    product_id: int = Field(ge=1, le=2**31 - 1)
+    units: int = Field(ge=0, le=1_000_000)
+
+
 class Storefront:
     """The live dependencies of one instance."""
 
@@ -93,7 +101,9 @@ class Storefront:
         self.search: SearchBackend = _make_search(settings, self.runner, self.search_guard)
         self.metrics = Metrics(settings.az, settings.instance_id)
         self.db_degraded = False
+        self.write_guard = DependencyGuard("database writes", settings.db_query_timeout_s, 0.0)
         self.draining = False  # set by the first SIGTERM when DRAIN_S > 0
+        self.in_flight = 0  # requests in progress (StorefrontAPI counts them)
         self.db_log = RateLimitedLog("database unavailable", every_s=5.0)
 
     def open(self) -> None:
@@ -114,6 +124,15 @@ class Storefront:
         await self.write_pool.close()
         self.read_pool.close()
 
+    def over_budget(self, feature: str) -> bool:
+        """Whether ``feature`` ("search", "reads") is shed now: more requests in progress
+        than its budget (the request asking counts itself)."""
+        limit = self.settings.shed_search_at if feature == "search" else self.settings.shed_reads_at
+        if limit and self.in_flight > limit:
+            self.metrics.shed.labels(feature).inc()
+            return True
+        return False
+
     def database_unavailable(self, exc: db.DatabaseUnavailable) -> JSONResponse:
         self.db_degraded = True
         self.db_log.warn(" ".join(str(exc).split()))
@@ -127,16 +146,31 @@ class Storefront:
             order = OrderIn.model_validate_json(body)
         except ValidationError as exc:
             return JSONResponse({"detail": _body_errors(exc)}, status_code=422)
+        # Fail fast while the primary is out: one order at a time tries the database
+        # (the probe that finds it back); the others get a 503 at once instead of each
+        # holding a connection slot for seconds on a server that does not answer.
+        guard = self.write_guard
+        probing = guard.degraded and guard.start_probe()
+        if guard.degraded and not probing:
+            return unavailable("database unavailable, retry with the same Idempotency-Key")
         try:
             result = await self.store.place_order(key, order.product_id, order.quantity)
         except db.DatabaseUnavailable as exc:
+            guard.mark_down(str(exc))
             return self.database_unavailable(exc)
         except db.UnknownProduct:
+            guard.mark_up()  # the database answered
             return _error(404, f"no product {order.product_id}")
         except db.OutOfStock:
+            guard.mark_up()
             return _error(409, f"not enough stock for product {order.product_id}")
         except db.KeyReused:
+            guard.mark_up()
             return _error(422, "Idempotency-Key already used for a different order")
+        finally:
+            if probing:
+                guard.end_probe()
+        guard.mark_up()
         self.db_degraded = False
         if result.created:
             self.metrics.orders_created.inc()
@@ -257,10 +291,17 @@ class StorefrontAPI(FastAPI):
         self._sf = sf
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/orders":
-            await self._orders(scope, receive, send)
-        else:
+        if scope["type"] != "http":
             await super().__call__(scope, receive, send)
+            return
+        self._sf.in_flight += 1
+        try:
+            if scope["path"] == "/orders":
+                await self._orders(scope, receive, send)
+            else:
+                await super().__call__(scope, receive, send)
+        finally:
+            self._sf.in_flight -= 1
 
     async def _serve_orders(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope["endpoint"] = self._sf.create_order  # matched: labelled by its path
@@ -354,19 +395,24 @@ def create_app(settings: AppSettings) -> FastAPI:
         if sf.draining:
             body.update(status="draining")
             return JSONResponse(body, status_code=503)
-        timeout_s = min(2.0, settings.db_pool_timeout_s)
+        timeout_s = min(settings.ready_check_timeout_s, settings.db_pool_timeout_s)
         degraded = []
         try:
-            await sf.store.ping(timeout_s=timeout_s)
+            # Bounded as a whole, opening a connection included: a server that hangs (its
+            # AZ lost) must not make this answer later than the load balancer waits.
+            async with asyncio.timeout(timeout_s):
+                await sf.store.ping(timeout_s=timeout_s)
             sf.db_degraded = False
             body["database"] = "ok"
-        except db.DatabaseUnavailable as exc:
+        except (db.DatabaseUnavailable, TimeoutError) as exc:
             sf.db_degraded = True
-            reason = " ".join(str(exc).split())
+            reason = " ".join(str(exc).split()) or f"no answer within {timeout_s:g} s"
             # No primary (mid-failover): with replicas for reads the instance still serves
             # the catalogue and answers orders with a fast 503, so it stays in rotation —
             # readiness that fails on a shared dependency takes the whole fleet out at once.
-            if not sf.store.has_read_pool or not await run_in_threadpool(_reads_work, timeout_s):
+            # A database that does not answer in time is no reason to leave either.
+            reads = await _reads_answer(timeout_s) if sf.store.has_read_pool else False
+            if reads is False:
                 body.update(status="unready", database="unavailable: " + reason)
                 return JSONResponse(body, status_code=503)
             body["database"] = "writes unavailable: " + reason
@@ -382,6 +428,13 @@ def create_app(settings: AppSettings) -> FastAPI:
                 degraded.append("search")
         body.update(status="degraded" if degraded else "ready", degraded=degraded)
         return JSONResponse(body)
+
+    async def _reads_answer(timeout_s: float) -> bool | None:
+        """Whether reads work: True, False (they fail), None (no answer in time)."""
+        try:
+            return await asyncio.wait_for(run_in_threadpool(_reads_work, timeout_s), timeout_s)
+        except TimeoutError:
+            return None
 
     def _reads_work(timeout_s: float) -> bool:
         try:
@@ -412,6 +465,8 @@ def create_app(settings: AppSettings) -> FastAPI:
         cached = sf.cache.get(key)
         if cached is not None:
             return cached
+        if sf.over_budget("reads"):
+            return unavailable("overloaded: uncached product reads are shed, retry")
         product = sf.store.get_product(product_id)
         if product is None:
             raise HTTPException(404, f"no product {product_id}")
@@ -430,6 +485,8 @@ def create_app(settings: AppSettings) -> FastAPI:
 
     @app.get("/search")
     def search(q: str = "") -> Any:
+        if sf.over_budget("search"):
+            return unavailable("overloaded: search is shed, retry")
         try:
             hits = sf.search.search(q)
         except DependencyDown as exc:
@@ -444,14 +501,31 @@ def create_app(settings: AppSettings) -> FastAPI:
             current = {}  # the index alone still answers; stock unknown
         return [current.get(h["id"], {**h, "stock": None}) for h in hits]
 
-    @app.post("/audit")
-    async def audit(body: AuditIn, authorization: Annotated[str | None, Header()] = None) -> Any:
+    def require_token(authorization: str | None) -> None:
+        """The drill's endpoints answer only with the audit token (404 when it is unset)."""
         token = settings.audit_token.get_secret_value() if settings.audit_token else None
         if not token:
             raise HTTPException(404, "audit is not enabled on this instance")
         expected = f"Bearer {token}".encode()
         if authorization is None or not hmac.compare_digest(authorization.encode(), expected):
             raise HTTPException(401, "bearer token required", {"WWW-Authenticate": "Bearer"})
+
+    @app.post("/audit")
+    async def audit(body: AuditIn, authorization: Annotated[str | None, Header()] = None) -> Any:
+        require_token(authorization)
         return await sf.store.audit(body.idempotency_keys)
+
+    @app.post("/admin/stock")
+    async def set_stock(
+        body: StockIn, authorization: Annotated[str | None, Header()] = None
+    ) -> Any:
+        """A flash sale's set-up: ``units`` of the product on sale from now on (its
+        initial stock becomes what it sold so far plus ``units``, so the audit still
+        counts oversold units exactly)."""
+        require_token(authorization)
+        found = await sf.store.set_stock(body.product_id, body.units)
+        if found is None:
+            raise HTTPException(404, f"product {body.product_id} not found")
+        return found
 
     return app

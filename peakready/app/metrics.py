@@ -50,3 +50,9 @@ class Metrics:
             ["dependency"],
             registry=self.registry,
         )
+        self.shed = Counter(
+            "storefront_shed_total",
+            "Requests answered 503 by the shedding budget, by feature (search, reads)",
+            ["feature"],
+            registry=self.registry,
+        )

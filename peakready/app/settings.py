@@ -28,6 +28,10 @@ class AppSettings(BaseSettings):
     db_pool_max: int = Field(10, ge=1)
     db_pool_timeout_s: float = Field(5.0, gt=0)
     db_check_timeout_s: float = Field(1.0, gt=0)
+    # Each database check of /readyz (the primary, then the replicas) gets this long:
+    # both together must stay below the load balancer's health-check timeout (HAProxy
+    # 1 s, ALB 5 s), or a primary that hangs (its AZ lost) takes every instance out.
+    ready_check_timeout_s: float = Field(0.3, gt=0, le=10)
     db_trust_s: float = Field(0.1, ge=0, le=1.0)
     db_query_timeout_s: float = Field(3.0, gt=0)
 
@@ -54,6 +58,11 @@ class AppSettings(BaseSettings):
     seed_products: int = Field(100, ge=0)
     initial_stock: int = Field(1000, ge=0)
 
+    # Business-level degradation: past this many requests in progress on this instance,
+    # search answers a fast 503, then (past SHED_READS_AT) product reads the cache cannot
+    # serve; orders never. 0 turns a rule off.
+    shed_search_at: int = Field(0, ge=0, le=100000)
+    shed_reads_at: int = Field(0, ge=0, le=100000)
     drain_s: float = Field(0.0, ge=0, le=120)
     log_level: str = "warning"
 
