@@ -7,6 +7,7 @@ work, imported lazily so that ``peakready --help`` stays fast. User mistakes rai
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from enum import StrEnum
 
@@ -82,12 +83,31 @@ def drill(
     allow_protected: bool = typer.Option(
         False, "--allow-protected", help="allow destructive drills on a protected stack"
     ),
+    workers: int = typer.Option(
+        0, min=0, max=64, help="local Locust worker processes (0: one generator process)"
+    ),
+    remote_workers: int = typer.Option(
+        0,
+        min=0,
+        max=1000,
+        help="Locust workers to wait for (`peakready load worker`), AWS target only",
+    ),
+    master_bind: str = typer.Option(
+        "127.0.0.1:5557", help="HOST:PORT the Locust master listens on for workers"
+    ),
 ) -> None:
     """Run chaos and backup drills with load flowing; write summary.json, HTML and timelines."""
     # Imported here: chaoslib, psycopg and the lab only when a drill runs.
     from peakready import drill as drill_mod
+    from peakready.drill.runner import LoadOptions
 
     load_stack(stack)
+    bind = host_port(master_bind, "--master-bind")
+    if target == Target.lab and (remote_workers or not bind.startswith("127.0.0.1:")):
+        raise PeakreadyError(
+            "--remote-workers/--master-bind: the lab's load stays on 127.0.0.1; "
+            "use --workers for local worker processes"
+        )
     raise typer.Exit(
         drill_mod.run(
             target=target.value,
@@ -96,8 +116,37 @@ def drill(
             report_dir=paths.output_dir(report_dir, "--report-dir"),
             dry_run=dry_run,
             allow_protected=allow_protected,
+            load=LoadOptions(workers, remote_workers, bind),
         )
     )
+
+
+load_app = typer.Typer(help="The load generator's distributed workers.", no_args_is_help=True)
+app.add_typer(load_app, name="load")
+
+
+@load_app.command("worker")
+def load_worker(
+    master: str = typer.Option(..., help="HOST:PORT of the drill's Locust master"),
+    run_dir: str = typer.Option(
+        "load-worker", help="where this worker keeps its shard of requests and ledger"
+    ),
+) -> None:
+    """Join a drill's load as a Locust worker: take users from the master, send them to
+    the endpoint it names, keep a shard of requests and ledger here and stream it back."""
+    address = host_port(master, "--master")
+    folder = paths.output_dir(run_dir, "--run-dir")
+    # Its own process: Locust patches the standard library for gevent when imported.
+    command = [sys.executable, "-m", "peakready.load", "worker", "--master", address]
+    raise typer.Exit(subprocess.call([*command, "--run-dir", str(folder)]))
+
+
+def host_port(value: str, option: str) -> str:
+    """``HOST:PORT`` checked: a host and a port from 1 to 65535."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise PeakreadyError(f"{option} {value!r}: expected HOST:PORT, e.g. 10.0.1.5:5557")
+    return value
 
 
 def main() -> None:

@@ -47,6 +47,9 @@ Scenario = Literal[
     "search-node-loss",
     "degraded-dependencies",
     "backup-restore",
+    "peak-surge",
+    "flash-sale",
+    "az-loss-at-peak",
 ]
 SCENARIOS: tuple[str, ...] = get_args(Scenario)
 
@@ -319,6 +322,15 @@ class App(_Model):
     target_requests_per_target: PositiveInt = Field(
         default=500, description="target tracking: ALB requests per target per minute"
     )
+    instance_warmup_s: Annotated[int, Field(ge=0, le=3600)] = Field(
+        default=60,
+        description="seconds a new instance's metrics stay out of the group's (ASG warm-up)",
+    )
+    scale_in_after_s: Annotated[int, Field(ge=60, le=86400)] = Field(
+        default=900,
+        description="seconds the load must stay below the target before one instance is "
+        "removed (AWS target tracking: 15 one-minute datapoints)",
+    )
     ami: str | None = Field(default=None, description="AMI id; default: latest Debian 12")
     package: str = Field(
         default="peakready",
@@ -475,6 +487,10 @@ def _default_policy() -> dict[str, Objective]:
         "search-node-loss": Objective(rto_s=5, rpo_s=0),
         "degraded-dependencies": Objective(rto_s=5, rpo_s=0),
         "backup-restore": Objective(rto_s=600, rpo_s=300),
+        # Peak rehearsals: RTO is the time order goodput may stay below the slo.
+        "peak-surge": Objective(rto_s=30, rpo_s=0),
+        "flash-sale": Objective(rto_s=30, rpo_s=0),
+        "az-loss-at-peak": Objective(rto_s=30, rpo_s=0),
     }
 
 
@@ -485,7 +501,30 @@ class Lab(_Model):
         default=20000, description="first port of the lab's block (ports stay below 32768)"
     )
     app_instances: Annotated[int, Field(ge=1, le=12)] = Field(
-        default=3, description="storefront instances kept running by the lab supervisor"
+        default=3, description="storefront instances at start: the lab group's minimum"
+    )
+    app_max_instances: Annotated[int, Field(ge=1, le=12)] | None = Field(
+        default=None,
+        description="the lab group's maximum (default: app.max_size scaled by "
+        "app_instances ÷ app.min_size)",
+    )
+    app_cpu_quota: Annotated[float, Field(ge=0.05, le=4)] = Field(
+        default=0.2,
+        description="CPU cores each storefront instance may use (cgroup cpu quota): the "
+        "lab's instance type",
+    )
+    autoscaling: bool = Field(
+        default=True, description="scale the lab's app group on requests per target"
+    )
+    overload_protection: bool = Field(
+        default=True,
+        description="HAProxy priority, shedding and rate limits, and the storefront's "
+        "shedding budget (off: to rehearse a stack without them)",
+    )
+    time_scale: Annotated[float, Field(ge=1, le=600)] = Field(
+        default=30,
+        description="the lab's scaling timers (warm-up, scale-in) run this many times "
+        "faster than the stack's",
     )
     binaries: dict[
         Literal[
@@ -504,6 +543,15 @@ class Lab(_Model):
         default=200, description="products in the seed catalog"
     )
     initial_stock: NonNegInt = Field(default=100000, description="stock of each seed product")
+
+    @model_validator(mode="after")
+    def _group_sizes(self) -> Lab:
+        if self.app_max_instances is not None and self.app_max_instances < self.app_instances:
+            raise ValueError(
+                f"app_max_instances {self.app_max_instances} must not be below "
+                f"app_instances {self.app_instances}"
+            )
+        return self
 
 
 # --------------------------------------------------------------------------- the topology

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +15,14 @@ from chaoslib.run import RunEventHandler, Runner
 from chaoslib.types import Activity, Experiment, Journal, Run, Strategy
 
 from peakready.chaos import shared
-from peakready.chaos.verify.shared import figures_of
-from peakready.load.records import REQUESTS_FILE, read_events, read_records
+from peakready.chaos.verify.shared import figures_of, peak_figures_of, peak_reasons
+from peakready.load.records import read_events, run_records
+from peakready.report import peak_timeline as peak_png
 from peakready.report import timeline as timeline_png
 from peakready.report.summary import ScenarioResult, write_json
 from peakready.topology import REPO_ROOT, Topology
 from peakready.verdict.failover import Figures, judge
+from peakready.verdict.peak import PEAK_SCENARIOS, PeakFigures
 
 EXPERIMENTS_DIR = REPO_ROOT / "chaos"
 
@@ -39,6 +41,16 @@ DRY_METHOD = [
         },
     }
 ]
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How the load is generated: one process (0 workers), or a Locust master with
+    ``workers`` local worker processes and ``remote_workers`` joining ``master_bind``."""
+
+    workers: int = 0
+    remote_workers: int = 0
+    master_bind: str = "127.0.0.1:5557"
 
 
 class _Progress(RunEventHandler):  # type: ignore[misc]
@@ -88,14 +100,19 @@ def run_scenario(
     report_dir: Path,
     dry_run: bool = False,
     say: Callable[[str], None] = lambda _: None,
+    load: LoadOptions | None = None,
 ) -> tuple[ScenarioResult, Journal]:
     """Run ``chaos/<scenario>.yaml`` with load, then measure and judge it."""
     run = (report_dir / "runs" / scenario).resolve()
-    configuration = {
+    load = load or LoadOptions()
+    configuration: dict[str, Any] = {
         "peakready_target": target,
         "peakready_stack": topology.stack,
         "peakready_run_dir": str(run),
         "peakready_scenario": scenario,
+        "peakready_load_workers": load.workers,
+        "peakready_remote_workers": load.remote_workers,
+        "peakready_master_bind": load.master_bind,
     }
     if target == "aws":
         configuration["aws_region"] = topology.region  # chaostoolkit-aws reads it
@@ -105,17 +122,22 @@ def run_scenario(
         journal: Journal = runner.run(
             experiment_for(scenario, dry_run),
             settings=copy.deepcopy(SETTINGS),
-            experiment_vars=(configuration, {}),
+            experiment_vars=(dict(configuration), {}),
         )
     result = ScenarioResult(name=scenario, duration_s=time.monotonic() - started)
     result.journal = f"journals/{scenario}.json"
     write_json(report_dir / result.journal, journal)
     say("verifying")
     judge_run(result, journal, run, topology, configuration, dry_run)
-    records = read_records(run / REQUESTS_FILE)
+    records = run_records(run)
     if records:
         out = report_dir / "timelines" / f"{scenario}.png"
-        timeline_png.plot(records, read_events(run), scenario, out, result.rto_s)
+        if result.peak is not None:
+            title = f"{scenario}: {result.status}"
+            instances = result.peak.get("instances") or []
+            peak_png.plot(records, read_events(run), instances, topology.slo, title, out)
+        else:
+            timeline_png.plot(records, read_events(run), scenario, out, result.rto_s)
         result.timeline = f"timelines/{scenario}.png"
     return result, journal
 
@@ -153,7 +175,18 @@ def judge_run(
         result.status = "aborted"
         result.reasons.append(f"experiment {status}")
         return
-    if not dry_run:
+    if scenario in PEAK_SCENARIOS:
+        if not figures.fault_at:
+            result.rto_s = None  # no fault: nothing to recover from
+        try:
+            measured = peak_figures_of(run, scenario, configuration, None)
+        except ActivityFailed as exc:
+            measured = PeakFigures()
+            result.reasons.append(f"peak figures not measured: {exc}")
+        result.peak = measured.as_dict()
+        if not dry_run:
+            result.reasons += peak_reasons(scenario, figures, measured, configuration)
+    elif not dry_run:
         result.reasons += judge(scenario, figures, objective, result.rto_objective_s)
     elif figures.lost_orders or figures.duplicate_orders or figures.oversold_units:
         result.reasons.append("ledger and database disagree")
@@ -161,7 +194,8 @@ def judge_run(
         result.reasons.append(f"experiment {status}")
     if hypothesis and (journal.get("deviated") or not result.steady_state_after):
         result.reasons.append("steady state not met after the method")
-    for activity in journal.get("run", []):
+    # A rollback that failed left the stack broken: that fails the scenario too.
+    for activity in journal.get("run", []) + journal.get("rollbacks", []):
         if activity.get("status") == "failed":
             name = activity.get("activity", {}).get("name")
             result.reasons.append(f"{name} failed: {activity.get('exception', [''])[-1].strip()}")

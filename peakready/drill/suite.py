@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 import peakready.drill.safety as safety
-from peakready.drill.runner import run_scenario
+from peakready.drill.runner import LoadOptions, run_scenario
 from peakready.errors import PeakreadyError
 from peakready.logs import log_to
 from peakready.report import html
@@ -40,6 +40,7 @@ def run(
     dry_run: bool = False,
     allow_protected: bool = False,
     console: Console | None = None,
+    load: LoadOptions | None = None,
 ) -> int:
     """Run a drill; 0 when every scenario passed, 1 when one failed, 130 on Ctrl-C."""
     console = console or Console()
@@ -70,7 +71,9 @@ def run(
     # same way while an experiment runs).
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        interrupted = _run_all(result, chosen, topology, target, report_dir, dry_run, console)
+        interrupted = _run_all(
+            result, chosen, topology, target, report_dir, dry_run, console, load or LoadOptions()
+        )
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -94,6 +97,7 @@ def _run_all(
     report_dir: Path,
     dry_run: bool,
     console: Console,
+    load: LoadOptions,
 ) -> bool:
     """Run the scenarios in order; True when Ctrl-C stopped the drill."""
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
@@ -108,7 +112,7 @@ def _run_all(
                 outcome = _backup(topology, report_dir, result)
             else:
                 outcome, journal = run_scenario(
-                    scenario, topology, target, report_dir, dry_run, say
+                    scenario, topology, target, report_dir, dry_run, say, load
                 )
                 if journal.get("status") == "interrupted":
                     result.scenarios.append(outcome)

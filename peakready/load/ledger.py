@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from peakready.load.records import read_jsonl
+from peakready.load.records import read_jsonl, run_files
 
 LEDGER_FILE = "ledger.jsonl"
 
@@ -31,6 +31,9 @@ class LedgerEntry:
     acked_at: float  # epoch seconds when the 201/200 arrived
     status: int = 201
 
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
 
 class LedgerWriter:
     """Appends entries, flushed and synced: an ack that is not on disk is not an ack."""
@@ -40,12 +43,17 @@ class LedgerWriter:
         self._file: IO[str] = path.open("a", encoding="utf-8")
 
     def append(self, entry: LedgerEntry) -> None:
-        self._file.write(json.dumps(asdict(entry), separators=(",", ":")) + "\n")
+        self._file.write(json.dumps(entry.as_dict(), separators=(",", ":")) + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())
 
     def close(self) -> None:
         self._file.close()
+
+
+def run_ledger(run_dir: Path) -> list[LedgerEntry]:
+    """The ledger of a run: the generator's own and its workers' shards, merged."""
+    return [e for path in run_files(run_dir, LEDGER_FILE) for e in read_ledger(path)]
 
 
 def read_ledger(path: Path) -> list[LedgerEntry]:

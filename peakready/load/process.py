@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,10 +14,19 @@ from pathlib import Path
 
 from peakready.errors import PeakreadyError
 from peakready.load.ledger import LEDGER_FILE
-from peakready.load.records import FAULTS_FILE, REQUESTS_FILE, read_records
+from peakready.load.records import (
+    FAULTS_FILE,
+    GENERATOR_FILE,
+    PROFILE_FILE,
+    REQUESTS_FILE,
+    SHARDS_DIR,
+    run_records,
+)
 from peakready.load.settings import LoadSettings
 
 PID_FILE = "load.pid"
+WORKERS_DIR = "workers"  # local workers' own folders (their shards)
+RUN_FILES = (REQUESTS_FILE, LEDGER_FILE, FAULTS_FILE, GENERATOR_FILE, PROFILE_FILE)
 LOG_FILE = "load.log"
 
 
@@ -36,17 +46,41 @@ class LoadProcess:
 def reset_run_dir(run_dir: Path) -> None:
     """Empty the files of a previous run in ``run_dir`` (only the load's own files)."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    for name in (REQUESTS_FILE, LEDGER_FILE, FAULTS_FILE, LOG_FILE, PID_FILE):
+    for name in (*RUN_FILES, LOG_FILE, PID_FILE):
         (run_dir / name).unlink(missing_ok=True)
+    for log in run_dir.glob("worker-*.log"):
+        log.unlink()
+    for folder in (SHARDS_DIR, WORKERS_DIR):
+        shutil.rmtree(run_dir / folder, ignore_errors=True)
 
 
 def start(
-    settings: LoadSettings, run_dir: Path, wait_s: float = 30.0, warmup_s: float = 0.0
+    settings: LoadSettings,
+    run_dir: Path,
+    wait_s: float = 30.0,
+    warmup_s: float = 0.0,
+    workers: int = 0,
+    remote_workers: int = 0,
+    bind: str = "127.0.0.1:5557",
 ) -> LoadProcess:
     """Start the generator, wait for its first successful request, then ``warmup_s``
-    more seconds so that what follows sees the steady state, not the ramp-up."""
+    more seconds so that what follows sees the steady state, not the ramp-up.
+
+    ``workers`` local worker processes and ``remote_workers`` joining from elsewhere
+    (``peakready load worker --master <bind>``) make it a Locust master on ``bind``."""
     run_dir.mkdir(parents=True, exist_ok=True)
     log = (run_dir / LOG_FILE).open("ab")
+    distributed = []
+    if workers or remote_workers:
+        distributed = [
+            "--workers",
+            str(workers),
+            "--remote-workers",
+            str(remote_workers),
+            "--bind",
+            bind,
+        ]
+        wait_s += 60  # workers join first
     process = subprocess.Popen(
         [
             sys.executable,
@@ -56,6 +90,7 @@ def start(
             str(run_dir),
             "--settings",
             json.dumps(settings.as_dict()),
+            *distributed,
         ],
         stdin=subprocess.DEVNULL,
         stdout=log,
@@ -72,7 +107,7 @@ def start(
             raise PeakreadyError(
                 f"load generator exited ({process.returncode}): {' '.join(tail) or 'no output'}"
             )
-        if any(r.ok for r in read_records(run_dir / REQUESTS_FILE)):
+        if any(r.ok for r in run_records(run_dir)):
             time.sleep(warmup_s)
             return load
         time.sleep(0.3)

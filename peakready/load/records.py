@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import IO, Any
 
 #: Kinds of request the generator sends, and the path each one exercises.
-WRITE_KINDS = frozenset({"order"})
+WRITE_KINDS = frozenset({"order", "hot_order"})  # hot_order: a flash sale's
 READ_KINDS = frozenset({"product"})
 SEARCH_KINDS = frozenset({"search"})
 PATHS: dict[str, frozenset[str]] = {
@@ -26,6 +26,12 @@ PATHS: dict[str, frozenset[str]] = {
 
 REQUESTS_FILE = "requests.jsonl"
 FAULTS_FILE = "faults.jsonl"
+#: Distributed load: each worker's shard of requests and ledger, in ``<run>/shards/<worker>/``.
+SHARDS_DIR = "shards"
+#: The generator's own cost: ``{"requests", "cpu_s", "dropped", "workers"}``.
+GENERATOR_FILE = "generator.json"
+#: A peak run's profile and when it started: ``{"started", "profile", "hot_products"}``.
+PROFILE_FILE = "profile.json"
 
 
 @dataclass(frozen=True)
@@ -43,10 +49,14 @@ class RequestRecord:
     status: int
     ok: bool
     error: str = ""
+    attempt: int = 1  # 1: a new request; 2 and up: a retry of it (an order, same key)
 
     @property
     def latency(self) -> float:
         return self.t1 - self.t0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
     @property
     def failed(self) -> bool:
@@ -61,7 +71,7 @@ class RecordWriter:
         self._file: IO[str] = path.open("a", encoding="utf-8")
 
     def write(self, record: RequestRecord) -> None:
-        self._file.write(json.dumps(asdict(record), separators=(",", ":")) + "\n")
+        self._file.write(json.dumps(record.as_dict(), separators=(",", ":")) + "\n")
         self._file.flush()
 
     def close(self) -> None:
@@ -83,6 +93,17 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         if isinstance(row, dict):
             rows.append(row)
     return rows
+
+
+def run_files(run_dir: Path, name: str) -> list[Path]:
+    """``<run>/<name>`` and every worker shard's ``<run>/shards/*/<name>``."""
+    return [run_dir / name, *sorted((run_dir / SHARDS_DIR).glob(f"*/{name}"))]
+
+
+def run_records(run_dir: Path) -> list[RequestRecord]:
+    """Every record of a run: the generator's own and its workers' shards, merged."""
+    merged = [r for path in run_files(run_dir, REQUESTS_FILE) for r in read_records(path)]
+    return sorted(merged, key=lambda r: r.t0)
 
 
 def read_records(path: Path) -> list[RequestRecord]:

@@ -8,6 +8,7 @@ from urllib.parse import urlparse
 
 from peakready.errors import PeakreadyError
 from peakready.load.rawhttp import LOOPBACK_HOSTS
+from peakready.load.shape import PeakProfile
 
 #: Words the search users look for: nouns and colours the seed catalogue's products are
 #: named from (``peakready.app.db.seed_name``), so that every search finds products.
@@ -32,6 +33,11 @@ class LoadSettings:
     users_per_kind: int = 4
     startup_timeout_s: float = 30.0  # wait this long for the catalogue at start
     max_quantity: int = 2
+    #: A peak profile (``PeakProfile.as_dict()``): open-model arrivals instead of the
+    #: steady rates above.
+    profile: dict[str, Any] | None = None
+    #: Products a flash sale's orders go to (default: the catalogue's first).
+    hot_products: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         url = urlparse(self.endpoint)
@@ -43,6 +49,14 @@ class LoadSettings:
                 raise PeakreadyError(f"load {name} {value}: expected 0 to 500 requests/s")
         if not 0 < self.duration_s <= 3600:
             raise PeakreadyError(f"load duration_s {self.duration_s}: expected 1 to 3600 s")
+        if self.profile is not None:
+            # Validates it (bounded in rate and time) and bounds the run by it.
+            duration = PeakProfile.from_dict(self.profile).duration_s
+            if self.duration_s < duration:
+                raise PeakreadyError(
+                    f"load duration_s {self.duration_s:g}: shorter than the profile's "
+                    f"{duration:g} s"
+                )
         if self.max_orders < 0 or self.users_per_kind < 1:
             raise PeakreadyError("load max_orders/users_per_kind: expected non-negative/positive")
 
@@ -51,7 +65,9 @@ class LoadSettings:
         return self.orders_per_s + self.reads_per_s + self.searches_per_s
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["hot_products"] = list(self.hot_products)
+        return data
 
 
 def loopback_only(endpoint: str, target: str) -> None:

@@ -15,7 +15,8 @@ request; the load generator follows :meth:`PeakProfile.rates_at`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from peakready.errors import PeakreadyError
 from peakready.planner import measured_requests_per_instance
@@ -64,6 +65,21 @@ class PeakProfile:
             )
         if set(self.mix) != set(KINDS) or not math.isclose(sum(self.mix.values()), 1.0):
             raise PeakreadyError(f"peak profile: mix {self.mix} must split 1 over {KINDS}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PeakProfile:
+        """A profile from :meth:`as_dict` (JSON); a malformed one raises PeakreadyError."""
+        try:
+            flash = data.get("flash")
+            return cls(
+                **{k: v for k, v in data.items() if k != "flash"},
+                flash=FlashSale(**flash) if flash else None,
+            )
+        except TypeError as exc:
+            raise PeakreadyError(f"peak profile: {exc}") from None
 
     @property
     def duration_s(self) -> float:

@@ -23,6 +23,17 @@ SCENARIO_KEYS = (
     "steady_state_after",
     "journal",
 )
+#: Added to a peak scenario's entry (DESIGN §7: fields are only ever added).
+PEAK_KEYS = (
+    "offered",
+    "served",
+    "shed",
+    "order_goodput",
+    "p50_ms",
+    "p99_ms",
+    "instances",
+    "scale_out_s",
+)
 BACKUP_KEYS = ("rto_s", "rpo_s", "verified_orders", "missing_orders")
 STATUSES = ("passed", "failed", "aborted")
 
@@ -48,6 +59,7 @@ class ScenarioResult:
     max_failed_requests: int | None = None
     timeline: str | None = None
     duration_s: float = 0.0
+    peak: dict[str, Any] | None = None  # a peak rehearsal's figures (verdict.peak)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def record(self, values: Mapping[str, Any]) -> None:
@@ -61,8 +73,12 @@ class ScenarioResult:
                 self.extra[key] = value
 
     def entry(self) -> dict[str, Any]:
-        """The DESIGN §7 entry: exactly these keys, in this order."""
-        return {key: getattr(self, key) for key in SCENARIO_KEYS}
+        """The DESIGN §7 entry: exactly these keys, in this order (and a peak
+        rehearsal's after them)."""
+        entry = {key: getattr(self, key) for key in SCENARIO_KEYS}
+        if self.peak is not None:
+            entry.update({key: self.peak.get(key) for key in PEAK_KEYS})
+        return entry
 
     def detail(self) -> dict[str, Any]:
         return {
@@ -72,6 +88,7 @@ class ScenarioResult:
             "max_failed_requests": self.max_failed_requests,
             "timeline": self.timeline,
             "duration_s": self.duration_s,
+            **({"peak": self.peak} if self.peak is not None else {}),
             **self.extra,
         }
 
@@ -129,7 +146,7 @@ def validate(summary: dict[str, Any]) -> list[str]:
     missing = [k for k in top if k not in summary]
     problems += [f"missing key {k}" for k in missing]
     for entry in summary.get("scenarios", []):
-        if tuple(entry) != SCENARIO_KEYS:
+        if tuple(entry) not in (SCENARIO_KEYS, SCENARIO_KEYS + PEAK_KEYS):
             problems.append(f"scenario {entry.get('name')}: keys {list(entry)}")
         if entry.get("status") not in STATUSES:
             problems.append(f"scenario {entry.get('name')}: status {entry.get('status')!r}")

@@ -39,6 +39,17 @@ class Driver(Protocol):
         """Kill one app instance (in ``az`` when given): ``{"id", "az"}``."""
         ...
 
+    def capacity_per_instance(self) -> tuple[float, str]:
+        """Requests/s one app instance serves, and how that was found (lab: a short
+        closed-loop probe; AWS: the stack's ``app.requests_per_instance`` or the bench)."""
+        ...
+
+    def scaling_timeline(self, since: float) -> list[dict[str, Any]]:
+        """The app group's scaling since ``since`` (epoch s): ``{"event": "scale", "at",
+        "desired", "previous", "reason"}`` and ``{"event": "in_service", "at",
+        "in_service", "target"}`` (requests/s per target the policy tracks) entries."""
+        ...
+
     # a whole availability zone ------------------------------------------------
     def power_off_az(self, az: str) -> dict[str, Any]:
         """Every component in ``az`` stops at once (lab: cgroup freeze)."""

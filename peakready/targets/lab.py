@@ -8,6 +8,7 @@ lab is healthy again.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import signal
 import time
@@ -22,14 +23,21 @@ from peakready.errors import PeakreadyError
 from peakready.lab import control, health, observe, start
 from peakready.lab import proc as procmod
 from peakready.lab.assembly import COMPONENTS
+from peakready.lab.autoscaler import SCALING_FILE
 from peakready.lab.health import LabStatus
 from peakready.lab.state import LabState
+from peakready.load.rawhttp import Connection, Request
+from peakready.load.records import read_jsonl
 from peakready.targets.base import restore_uninterruptibly
 from peakready.topology import Topology
 
 #: Restart order after faults: the components' start order (consensus first, then
 #: the servers that depend on it).
 RESTART_ORDER = tuple(component.kind for component in COMPONENTS)
+#: Requests HAProxy lets into one storefront instance at once (haproxy_app_maxconn).
+LAB_MAXCONN = 8
+#: Seconds the capacity probe counts (after one second of warm-up).
+PROBE_S = 3.0
 
 
 def lab_healthy(stack: str) -> bool:
@@ -92,6 +100,30 @@ class LabDriver:
         victim = candidates[0]
         pid = self._signal(victim["id"])
         return {"id": victim["id"], "az": victim["az"], "pid": pid}
+
+    def capacity_per_instance(self) -> tuple[float, str]:
+        """Requests/s one instance serves at its CPU quota: a short closed-loop probe of
+        product reads and searches sent to one instance straight (not through HAProxy,
+        whose counters the autoscaler reads), as many at once as HAProxy lets in."""
+        instances = [i for i in self.app_instances() if i["healthy"]]
+        if not instances:
+            raise ActivityFailed("capacity probe: no app instance in service")
+        lab = Topology.load(self.stack).lab
+        requests = [Request("GET", f"/products/{1 + i % lab.products}") for i in range(7)]
+        requests += [Request("GET", f"/search?q={term}") for term in ("Lamp", "green")]
+        port = int(instances[0]["port"])
+        rate = asyncio.run(_closed_loop(port, LAB_MAXCONN, requests, PROBE_S))
+        if not rate:
+            raise ActivityFailed("capacity probe: no request succeeded")
+        return rate, f"probe: {rate:.0f} requests/s on one instance of {lab.app_cpu_quota:g} CPU"
+
+    def scaling_timeline(self, since: float) -> list[dict[str, Any]]:
+        # The last count before ``since`` too: how many served when the run began.
+        rows = read_jsonl(self.state.lab_dir / SCALING_FILE)
+        earlier = [
+            r for r in rows if float(r.get("at", 0)) < since and r.get("event") == "in_service"
+        ]
+        return earlier[-1:] + [r for r in rows if float(r.get("at", 0)) >= since]
 
     # a whole availability zone ------------------------------------------------
     def power_off_az(self, az: str) -> dict[str, Any]:
@@ -216,6 +248,32 @@ class LabDriver:
         with contextlib.suppress(PeakreadyError):  # already down: that is what was asked
             control.kill_process(self.state, name, signal.SIGKILL)
         return name
+
+
+async def _closed_loop(port: int, clients: int, requests: list[Request], seconds: float) -> float:
+    """``clients`` keep-alive clients send ``requests`` round robin back to back for one
+    second of warm-up and ``seconds`` more (127.0.0.1 only); answers 200/s counted."""
+    start = time.monotonic()
+    counting, end = start + 1.0, start + 1.0 + seconds
+    served = [0]
+
+    async def client(n: int) -> None:
+        conn = Connection(port, timeout_s=5.0)
+        try:
+            while (now := time.monotonic()) < end:
+                try:
+                    status = await conn.request(requests[n % len(requests)])
+                except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
+                    await asyncio.sleep(0.05)
+                    continue
+                n += clients
+                if status == 200 and now >= counting:
+                    served[0] += 1
+        finally:
+            conn.close()
+
+    await asyncio.gather(*(client(n) for n in range(clients)))
+    return served[0] / seconds
 
 
 def _in(az: str | None) -> str:

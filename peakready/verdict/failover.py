@@ -26,6 +26,7 @@ LAB_RTO_TARGETS: dict[str, float] = {
     "db-primary-loss": 25.0,
     "az-power-loss": 30.0,
     "cache-primary-loss": 5.0,
+    "az-loss-at-peak": 30.0,
 }
 
 #: The path whose first success ends the outage, per scenario (DESIGN §7: rto_s).
@@ -111,12 +112,9 @@ def measure(
     return figures
 
 
-def judge(
-    scenario: str, figures: Figures, objective: Objective, rto_limit: float | None = None
-) -> list[str]:
-    """Why the figures break the scenario's rules (DESIGN §6, §8 and the policy); [] = pass."""
-    reasons: list[str] = []
-    limit = float(objective.rto_s) if rto_limit is None else rto_limit
+def ledger_reasons(figures: Figures) -> list[str]:
+    """What the ledger check found wrong: lost, duplicate, oversold, mismatched orders."""
+    reasons = []
     if figures.lost_orders:
         reasons.append(f"{figures.lost_orders} acknowledged orders lost")
     if figures.duplicate_orders:
@@ -125,6 +123,15 @@ def judge(
         reasons.append(f"{figures.oversold_units} units oversold")
     if figures.mismatched_orders:
         reasons.append(f"{figures.mismatched_orders} orders differ from what was acknowledged")
+    return reasons
+
+
+def judge(
+    scenario: str, figures: Figures, objective: Objective, rto_limit: float | None = None
+) -> list[str]:
+    """Why the figures break the scenario's rules (DESIGN §6, §8 and the policy); [] = pass."""
+    reasons = ledger_reasons(figures)
+    limit = float(objective.rto_s) if rto_limit is None else rto_limit
     if figures.fault_at is None:
         reasons.append("no fault was injected")
     elif figures.rto_s is None:

@@ -75,7 +75,11 @@ def test_objective_falls_back_to_design_targets() -> None:
         "search-node-loss",
         "degraded-dependencies",
         "backup-restore",
+        "peak-surge",
+        "flash-sale",
+        "az-loss-at-peak",
     }
+    assert topology.objective("az-loss-at-peak").rto_s == 30
 
 
 def test_stack_objective_overrides_default() -> None:

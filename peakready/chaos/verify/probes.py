@@ -9,12 +9,19 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from peakready.chaos import shared
-from peakready.chaos.verify.shared import check_ledger, figures_of
-from peakready.load.records import REQUESTS_FILE, read_events, read_records, recovery_time
+from peakready.chaos.verify.shared import (
+    check_ledger,
+    figures_of,
+    peak_figures_of,
+    peak_reasons,
+)
+from peakready.load.records import read_events, recovery_time, run_records
 from peakready.verdict.failover import AFFECTED_PATH, judge
 
 __all__ = [
     "ledger_consistent",
+    "peak_figures",
+    "peak_verdict",
     "recovered_within_objective",
     "scenario_figures",
     "scenario_verdict",
@@ -39,7 +46,7 @@ def wait_for_recovery(
     fault_at = float(faults[-1]["at"])
     deadline = time.monotonic() + timeout_s
     while True:
-        rto = recovery_time(read_records(run / REQUESTS_FILE), fault_at, chosen)
+        rto = recovery_time(run_records(run), fault_at, chosen)
         if rto is not None:
             shared.record(configuration, "recovery", "first_success", path=chosen, rto_s=rto)
             return {"path": chosen, "rto_s": rto}
@@ -65,7 +72,7 @@ def recovered_within_objective(
     if not faults:
         return True
     path = AFFECTED_PATH[scenario]
-    rto = recovery_time(read_records(run / REQUESTS_FILE), float(faults[0]["at"]), path)
+    rto = recovery_time(run_records(run), float(faults[0]["at"]), path)
     return rto is not None and rto <= shared.rto_limit(configuration, scenario)
 
 
@@ -75,6 +82,28 @@ def scenario_figures(
     """Everything measured so far: RTO, requests, failures, ledger check."""
     run = shared.run_dir(configuration)
     return figures_of(run, shared.scenario_of(configuration), configuration, secrets).as_dict()
+
+
+def peak_figures(configuration: Configuration = None, secrets: Secrets = None) -> dict[str, Any]:
+    """A peak run's figures per class: offered, served, shed, p50/p99, goodput, instances."""
+    run = shared.run_dir(configuration)
+    scenario = shared.scenario_of(configuration)
+    return peak_figures_of(run, scenario, configuration, secrets).as_dict()
+
+
+def peak_verdict(configuration: Configuration = None, secrets: Secrets = None) -> bool:
+    """Whether a peak run meets its rules: the ledger (no lost, duplicate or oversold
+    order), the stack's slo, and the scenario's own (scaled out; exactly the units on
+    sale sold; goodput back within the RTO and the plan's static stability)."""
+    scenario = shared.scenario_of(configuration)
+    run = shared.run_dir(configuration)
+    figures = figures_of(run, scenario, configuration, secrets)
+    reasons = peak_reasons(
+        scenario, figures, peak_figures_of(run, scenario, configuration, secrets), configuration
+    )
+    if reasons:
+        shared.record(configuration, "check", "verdict", reasons=reasons)
+    return not reasons
 
 
 def scenario_verdict(configuration: Configuration = None, secrets: Secrets = None) -> bool:

@@ -5,6 +5,7 @@ The figures and the verdict on them are :mod:`peakready.verdict.failover`'s.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -15,9 +16,15 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from peakready.chaos import shared
-from peakready.load.ledger import LEDGER_FILE, LedgerCheck, compare, read_ledger
-from peakready.load.records import REQUESTS_FILE, read_events, read_records
-from peakready.verdict.failover import Figures, measure
+from peakready.errors import PeakreadyError
+from peakready.load.ledger import LedgerCheck, compare, run_ledger
+from peakready.load.records import PROFILE_FILE, read_events, run_records
+from peakready.load.shape import PeakProfile
+from peakready.planner import assess, requests_per_instance
+from peakready.topology import Topology
+from peakready.verdict import peak
+from peakready.verdict.failover import Figures, ledger_reasons, measure
+from peakready.verdict.peak import PeakFigures
 
 # --------------------------------------------------------------------------- I/O
 
@@ -56,7 +63,7 @@ def check_ledger(
     run: Path, configuration: Configuration, secrets: Secrets, attempts: int = 5
 ) -> LedgerCheck:
     """Compare the run's ledger with the database through the storefront's audit."""
-    entries = read_ledger(run / LEDGER_FILE)
+    entries = run_ledger(run)
     endpoint = str(shared.driver(configuration, secrets).outputs()["endpoint"])
     token = audit_token(configuration, secrets)
     last: ActivityFailed | None = None
@@ -73,7 +80,53 @@ def check_ledger(
 def figures_of(run: Path, scenario: str, configuration: Configuration, secrets: Secrets) -> Figures:
     """Everything measured in ``run`` for ``scenario``, the ledger checked live."""
     check = check_ledger(run, configuration, secrets)
-    return measure(scenario, read_records(run / REQUESTS_FILE), read_events(run), check)
+    return measure(scenario, run_records(run), read_events(run), check)
+
+
+def peak_figures_of(
+    run: Path, scenario: str, configuration: Configuration, secrets: Secrets
+) -> PeakFigures:
+    """A peak run's per-class figures, with the app group's scaling timeline."""
+    records = run_records(run)
+    try:  # the profile's window only: the baseline after it is not the peak
+        started = json.loads((run / PROFILE_FILE).read_text())
+        end = float(started["started"]) + PeakProfile.from_dict(started["profile"]).duration_s
+        records = [r for r in records if r.t0 < end]
+    except (OSError, ValueError, KeyError, TypeError, PeakreadyError):
+        pass
+    since = records[0].t0 if records else time.time()
+    scaling = shared.driver(configuration, secrets).scaling_timeline(since)
+    model = shared.topology(configuration)
+    rto = shared.rto_limit(configuration, scenario, model)
+    headroom = model.forecast.headroom
+    return peak.measure(records, read_events(run), scaling, model.slo, headroom, rto)
+
+
+def peak_reasons(
+    scenario: str, figures: Figures, peak_figures: PeakFigures, configuration: Configuration
+) -> list[str]:
+    """Every rule a peak run breaks: the ledger's, then the peak's (DESIGN §6, the slo)."""
+    model = shared.topology(configuration)
+    lab = shared.target_of(configuration) == "lab"
+    return ledger_reasons(figures) + peak.judge(
+        scenario,
+        peak_figures,
+        model.slo,
+        shared.rto_limit(configuration, scenario, model),
+        scaled=model.lab.autoscaling if lab else True,
+        plan_claim=plan_claim(model) if scenario == "az-loss-at-peak" else None,
+    )
+
+
+def plan_claim(model: Topology) -> tuple[bool, str]:
+    """What ``peakready plan`` claims for the app tier at the forecast peak: statically
+    stable or not, and the figures it rests on."""
+    rpi, source = requests_per_instance(model)
+    check = next(c for c in assess(model, rpi, source).checks if c.tier == "app")
+    return check.statically_stable, (
+        f"peakready plan: {check.after_az_loss:g} app instances after losing an AZ, "
+        f"{check.needed:g} needed at the {check.scenario}"
+    )
 
 
 __all__: list[str] = []  # helpers, not activities

@@ -79,6 +79,7 @@ class LoadBalancer(Component):
             "haproxy_stats_password": secrets["haproxy_stats_password"],
             "haproxy_socket_path": str(socket(plan)),
             "haproxy_app_slots": APP_SLOTS,
+            "haproxy_overload_protection": plan.topology.lab.overload_protection,
             "haproxy_app_placeholder_port": p.app(0),
             "haproxy_db_members": [
                 {"name": plan.member(i), "port": p.postgres(i), "rest_port": p.patroni(i)}

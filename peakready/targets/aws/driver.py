@@ -38,6 +38,7 @@ import json
 import random
 import string
 import uuid
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
@@ -122,6 +123,56 @@ class AwsDriver:
             "targets": targets,
             "ok": healthy >= desired and targets_ok,
         }
+
+    def capacity_per_instance(self) -> tuple[float, str]:
+        """The stack's own figure (``app.requests_per_instance``, else the bench's): a
+        production fleet is not probed to saturation."""
+        from peakready.planner import requests_per_instance  # lazy: a lab driver needs none
+        from peakready.topology import Topology
+
+        return requests_per_instance(Topology.load(self.stack))
+
+    def scaling_timeline(self, since: float) -> list[dict[str, Any]]:
+        """Scaling activities of the group since ``since`` and its instances in service
+        per minute (CloudWatch ``GroupInServiceInstances``, which the stack enables)."""
+        name = self.stack_outputs.require("app_group")
+        start = datetime.fromtimestamp(since, UTC)
+        rows: list[dict[str, Any]] = []
+        pages = self.client("autoscaling").get_paginator("describe_scaling_activities")
+        for page in pages.paginate(AutoScalingGroupName=name):
+            for activity in page["Activities"]:
+                if activity["StartTime"] >= start:
+                    rows.append(
+                        {
+                            "event": "scale",
+                            "at": activity["StartTime"].timestamp(),
+                            "reason": activity.get("Cause", ""),
+                            "status": activity.get("StatusCode", ""),
+                        }
+                    )
+        policies = self.client("autoscaling").describe_policies(
+            AutoScalingGroupName=name, PolicyTypes=["TargetTrackingScaling"]
+        )["ScalingPolicies"]
+        target = sum(
+            float(p["TargetTrackingConfiguration"]["TargetValue"]) / 60  # per minute on AWS
+            for p in policies[:1]
+        )
+        stats = self.client("cloudwatch").get_metric_statistics(
+            Namespace="AWS/AutoScaling",
+            MetricName="GroupInServiceInstances",
+            Dimensions=[{"Name": "AutoScalingGroupName", "Value": name}],
+            StartTime=start,
+            EndTime=datetime.now(UTC),
+            Period=60,
+            Statistics=["Maximum"],
+        )
+        for point in stats.get("Datapoints", []):
+            row = {"event": "in_service", "at": point["Timestamp"].timestamp()}
+            row["in_service"] = int(point["Maximum"])
+            if target:
+                row["target"] = target
+            rows.append(row)
+        return sorted(rows, key=lambda r: float(r["at"]))
 
     def kill_app_instance(self, az: str | None = None) -> dict[str, Any]:
         """Terminate one in-service instance of the group (in ``az`` when given):
