@@ -75,6 +75,7 @@ entry = LoadBalancer(
         deregistration_delay_s=lb.deregistration_delay_s,
         idle_timeout_s=lb.idle_timeout_s,
         certificate_arn=lb.certificate_arn,
+        rate_limit_per_ip=lb.rate_limit_per_ip,
         protected=topology.protected,
         tags=tags,
     ),

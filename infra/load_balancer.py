@@ -9,6 +9,7 @@ import pulumi
 import pulumi_aws.elb as elb
 import pulumi_aws.lb as lb
 import pulumi_aws.s3 as s3
+import pulumi_aws.wafv2 as wafv2
 
 from infra.security import APP_PORT
 
@@ -25,6 +26,7 @@ class LoadBalancerArgs:
     deregistration_delay_s: int = 10
     idle_timeout_s: int = 60
     certificate_arn: str | None = None
+    rate_limit_per_ip: int | None = None
     protected: bool = False
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -173,6 +175,9 @@ class LoadBalancer(pulumi.ComponentResource):
             )
             scheme = "http"
 
+        if args.rate_limit_per_ip is not None:
+            web_acl(name, alb.arn, args.rate_limit_per_ip, tags, child)
+
         self.endpoint = alb.dns_name.apply(lambda dns: f"{scheme}://{dns}")
         self.arn_suffix = alb.arn_suffix
         self.target_group_arn = target_group.arn
@@ -185,3 +190,58 @@ class LoadBalancer(pulumi.ComponentResource):
                 "target_group_arn_suffix": self.target_group_arn_suffix,
             }
         )
+
+
+def web_acl(
+    name: str,
+    alb_arn: pulumi.Input[str],
+    limit: int,
+    tags: dict[str, str],
+    opts: pulumi.ResourceOptions,
+) -> wafv2.WebAcl:
+    """A WAF web ACL on the ALB: one client IP past ``limit`` requests in 5 minutes gets a
+    429 with Retry-After (the bot hammering one product), everything else passes."""
+
+    def seen(metric: str) -> wafv2.WebAclVisibilityConfigArgs:
+        return wafv2.WebAclVisibilityConfigArgs(
+            cloudwatch_metrics_enabled=True, metric_name=metric, sampled_requests_enabled=True
+        )
+
+    acl = wafv2.WebAcl(
+        f"{name}-waf",
+        scope="REGIONAL",
+        default_action=wafv2.WebAclDefaultActionArgs(allow=wafv2.WebAclDefaultActionAllowArgs()),
+        rules=[
+            wafv2.WebAclRuleArgs(
+                name="rate-per-client-ip",
+                priority=0,
+                action=wafv2.WebAclRuleActionArgs(
+                    block=wafv2.WebAclRuleActionBlockArgs(
+                        custom_response=wafv2.WebAclRuleActionBlockCustomResponseArgs(
+                            response_code=429,
+                            response_headers=[
+                                wafv2.WebAclRuleActionBlockCustomResponseResponseHeaderArgs(
+                                    name="Retry-After", value="60"
+                                )
+                            ],
+                        )
+                    )
+                ),
+                statement=wafv2.WebAclRuleStatementArgs(
+                    rate_based_statement=wafv2.WebAclRuleStatementRateBasedStatementArgs(
+                        aggregate_key_type="IP", limit=limit
+                    )
+                ),
+                visibility_config=wafv2.WebAclRuleVisibilityConfigArgs(
+                    cloudwatch_metrics_enabled=True,
+                    metric_name=f"{name}-rate-per-client-ip",
+                    sampled_requests_enabled=True,
+                ),
+            )
+        ],
+        visibility_config=seen(f"{name}-waf"),
+        tags=tags,
+        opts=opts,
+    )
+    wafv2.WebAclAssociation(f"{name}-waf", resource_arn=alb_arn, web_acl_arn=acl.arn, opts=opts)
+    return acl

@@ -305,6 +305,11 @@ class LoadBalancer(_Model):
     idle_timeout_s: Annotated[int, Field(ge=1, le=4000)] = Field(
         default=60, description="ALB idle timeout"
     )
+    rate_limit_per_ip: Annotated[int, Field(ge=10, le=2_000_000_000)] | None = Field(
+        default=6000,
+        description="WAF rate-based rule on the ALB: requests per client IP per 5 minutes, "
+        "past which it answers 429 (null: no WAF; a protected stack must have one)",
+    )
 
 
 class App(_Model):

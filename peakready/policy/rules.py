@@ -43,6 +43,8 @@ PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
 SUBNET_GROUPS = ("aws:rds/subnetGroup:SubnetGroup", "aws:elasticache/subnetGroup:SubnetGroup")
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 TOPIC = "aws:sns/topic:Topic"
+WEB_ACL = "aws:wafv2/webAcl:WebAcl"
+WEB_ACL_ASSOCIATION = "aws:wafv2/webAclAssociation:WebAclAssociation"
 
 
 def _true(value: Any) -> bool:
@@ -277,6 +279,31 @@ def validate_alarms(args: StackValidationArgs, report: ReportViolation) -> None:
                 report(f"no alarm on {choice.replace('|', ' or ')} for {kind}", None)
 
 
+def validate_waf(args: StackValidationArgs, report: ReportViolation) -> None:
+    """A protected stack's load balancer sits behind a WAF web ACL with a rate-based rule."""
+    protected = any(r.resource_type == LB and _protected(r.props) for r in args.resources) or any(
+        _true(_get(r.props, "enableDeletionProtection")) for r in args.resources
+    )
+    if not protected:
+        return
+    limited = [
+        r
+        for r in args.resources
+        if r.resource_type == WEB_ACL
+        and any(
+            _get(rule, "statement", "rateBasedStatement") for rule in r.props.get("rules") or []
+        )
+    ]
+    if not limited:
+        report(
+            "protected stack: no WAF web ACL with a rate-based rule "
+            "(load_balancer.rate_limit_per_ip)",
+            None,
+        )
+    elif not any(r.resource_type == WEB_ACL_ASSOCIATION for r in args.resources):
+        report("protected stack: the WAF web ACL is not associated with the load balancer", None)
+
+
 MANDATORY = EnforcementLevel.MANDATORY
 
 POLICIES: list[Policy] = [
@@ -318,6 +345,13 @@ POLICIES: list[Policy] = [
         description="On protected stacks, databases and the load balancer cannot be deleted "
         "by accident.",
         validate=validate_deletion_protection,
+        enforcement_level=MANDATORY,
+    ),
+    StackValidationPolicy(
+        name="rate-limited-on-protected-stacks",
+        description="On protected stacks, a WAF web ACL with a per-client rate-based rule "
+        "fronts the load balancer.",
+        validate=validate_waf,
         enforcement_level=MANDATORY,
     ),
     StackValidationPolicy(

@@ -57,3 +57,17 @@ def test_access_log_bucket_blocks_public_access(prod_plan, q):
             "restrictPublicBuckets",
         )
     )
+
+
+def test_a_waf_rate_rule_per_client_ip_fronts_the_alb(prod_plan, q):
+    acl = q.one(prod_plan, "aws:wafv2/webAcl:WebAcl")["inputs"]
+    assert acl["scope"] == "REGIONAL"
+    assert "allow" in acl["defaultAction"]
+    (rule,) = acl["rules"]
+    rate = rule["statement"]["rateBasedStatement"]
+    assert (rate["aggregateKeyType"], rate["limit"]) == ("IP", 6000)
+    response = rule["action"]["block"]["customResponse"]
+    assert response["responseCode"] == 429
+    assert response["responseHeaders"] == [{"name": "Retry-After", "value": "60"}]
+    association = q.one(prod_plan, "aws:wafv2/webAclAssociation:WebAclAssociation")["inputs"]
+    assert "alb" in association["resourceArn"]

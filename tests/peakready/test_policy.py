@@ -233,7 +233,27 @@ def test_missing_alarms_are_a_stack_violation(prod_plan):
     ]
 
 
+def test_a_protected_stack_without_its_waf_rate_rule_is_a_violation(prod_plan):
+    assert _violations(prod_plan, "rate-limited-on-protected-stacks") == []
+    waf = "aws:wafv2/webAcl:WebAcl"
+    assert any(r["type"] == waf for r in prod_plan["resources"])
+    unlimited = json.loads(json.dumps(prod_plan))
+    for r in unlimited["resources"]:
+        if r["type"] == waf:
+            r["inputs"]["rules"] = []
+    (violation,) = _violations(unlimited, "rate-limited-on-protected-stacks")
+    assert "no WAF web ACL with a rate-based rule" in violation.message
+    loose = json.loads(json.dumps(prod_plan))
+    loose["resources"] = [
+        r
+        for r in loose["resources"]
+        if r["type"] != "aws:wafv2/webAclAssociation:WebAclAssociation"
+    ]
+    (violation,) = _violations(loose, "rate-limited-on-protected-stacks")
+    assert "not associated with the load balancer" in violation.message
+
+
 def test_policy_pack_imports_the_same_policies():
     source = (REPO_ROOT / "policypack" / "__main__.py").read_text()
     assert "from peakready.policy import POLICIES" in source
-    assert len({p.name for p in POLICIES}) == len(POLICIES) == 7
+    assert len({p.name for p in POLICIES}) == len(POLICIES) == 8

@@ -108,7 +108,7 @@ def test_preview_against_a_baseline_file_prints_diff_az_summary_and_policies(tmp
     assert "| `maxSize` | `100` | `120` |" in text
     for tier in ("load balancer", "app", "database", "cache", "search"):
         assert f"| {tier} | eu-central-1a, eu-central-1b, eu-central-1c | ✅ 3 |" in text
-    assert "All 7 policies pass on every resource." in text
+    assert "All 8 policies pass on every resource." in text
     assert "| black-friday-prewarm | 2026-11-26T21:00:00Z | 96 | 120 | 96 |" in text
     assert "| black-friday-release | 2026-11-28T05:00:00Z | 45 | 120 | unchanged |" in text
 
