@@ -15,7 +15,7 @@ from pathlib import Path
 from peakready.errors import PeakreadyError
 
 POSTGRES_USER = "postgres"
-CPU_PERIOD_US = 100_000
+CPU_PERIOD_US = 20_000  # short periods: a throttled instance stalls for at most 16 ms
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 

@@ -35,7 +35,7 @@ from peakready.topology import Topology
 #: the servers that depend on it).
 RESTART_ORDER = tuple(component.kind for component in COMPONENTS)
 #: Requests HAProxy lets into one storefront instance at once (haproxy_app_maxconn).
-LAB_MAXCONN = 8
+LAB_MAXCONN = 4
 #: Seconds the capacity probe counts (after one second of warm-up).
 PROBE_S = 3.0
 

@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 
 #: The storefront's shedding budget in the lab (requests in progress; HAProxy's maxconn
 #: per instance is 8).
-LAB_SHED_SEARCH_AT = 6
-LAB_SHED_READS_AT = 7
+LAB_SHED_SEARCH_AT = 3
+LAB_SHED_READS_AT = 4
 
 
 class AppGroup(Component):
