@@ -24,6 +24,7 @@ from peakready.app import db
 from peakready.app.cache import Cache, make_client
 from peakready.app.guard import BoundedRunner, DependencyDown, DependencyGuard
 from peakready.app.metrics import Metrics
+from peakready.app.pool import PoolExhausted
 from peakready.app.search import NoSearch, OpenSearchSearch, SearchBackend, SphinxSearch
 from peakready.app.settings import AppSettings
 
@@ -156,7 +157,8 @@ class Storefront:
         try:
             result = await self.store.place_order(key, order.product_id, order.quantity)
         except db.DatabaseUnavailable as exc:
-            guard.mark_down(str(exc))
+            if not isinstance(exc.__cause__, PoolExhausted):  # busy here, not down there
+                guard.mark_down(str(exc))
             return self.database_unavailable(exc)
         except db.UnknownProduct:
             guard.mark_up()  # the database answered

@@ -78,8 +78,15 @@ class _Progress(RunEventHandler):  # type: ignore[misc]
         pass
 
 
-def experiment_for(scenario: str, dry_run: bool) -> Experiment:
+def experiment_for(scenario: str, dry_run: bool, peak: dict[str, Any] | None = None) -> Experiment:
+    """``chaos/<scenario>.yaml``; ``peak`` overrides its load's peak settings (surge…)."""
     experiment: Experiment = load_experiment(str(EXPERIMENTS_DIR / f"{scenario}.yaml"))
+    if peak:
+        experiment = copy.deepcopy(experiment)
+        for control in experiment.get("controls", []):
+            arguments = control.get("provider", {}).get("arguments", {})
+            if "peak" in arguments:
+                arguments["peak"] = {**arguments["peak"], **peak}
     if dry_run:
         experiment = copy.deepcopy(experiment)
         # Probes only: no fault, no rollback, no load, no order placed.
@@ -101,6 +108,7 @@ def run_scenario(
     dry_run: bool = False,
     say: Callable[[str], None] = lambda _: None,
     load: LoadOptions | None = None,
+    peak: dict[str, Any] | None = None,
 ) -> tuple[ScenarioResult, Journal]:
     """Run ``chaos/<scenario>.yaml`` with load, then measure and judge it."""
     run = (report_dir / "runs" / scenario).resolve()
@@ -120,7 +128,7 @@ def run_scenario(
     with Runner(Strategy.DEFAULT) as runner:
         runner.register_event_handler(_Progress(say))
         journal: Journal = runner.run(
-            experiment_for(scenario, dry_run),
+            experiment_for(scenario, dry_run, peak),
             settings=copy.deepcopy(SETTINGS),
             experiment_vars=(dict(configuration), {}),
         )

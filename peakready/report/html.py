@@ -56,6 +56,29 @@ def _scenario(s: ScenarioResult) -> str:
         "stale_primary_ok": "stale primary refused writes",
     }
     rows += [_row(label, extra[key]) for key, label in labels.items() if extra.get(key) is not None]
+    peak = s.peak or {}
+    for name in peak.get("offered") or {}:
+        rows.append(
+            _row(
+                f"{name}: offered / served / shed / timed out, p50 / p99 ms",
+                f"{peak['offered'][name]} / {peak['served'][name]} / {peak['shed'][name]} / "
+                f"{peak['timed_out'][name]}, {peak['p50_ms'][name]:g} / {peak['p99_ms'][name]:g}",
+            )
+        )
+    peak_labels = {
+        "order_goodput": "order goodput",
+        "shed_p99_ms": "shed answers p99 (ms)",
+        "scale_out_s": "scale-out reaction (s)",
+        "max_instances": "instances in service, most",
+        "units_on_sale": "flash sale: units on sale",
+        "sold_units": "flash sale: units sold",
+        "goodput_recovered_s": "order goodput back after the fault (s)",
+        "instances_after_fault": "instances in service after the fault",
+        "instances_needed": "instances the peak needs",
+    }
+    rows += [
+        _row(label, peak[key]) for key, label in peak_labels.items() if peak.get(key) is not None
+    ]
     reasons = "".join(f"<li>{escape(r)}</li>" for r in s.reasons)
     image = (
         f'<p><img src="{escape(s.timeline)}" alt="timeline of {escape(s.name)}"></p>'

@@ -81,3 +81,34 @@ def test_help_lists_every_command() -> None:
     assert result.returncode == 0
     for command in ("plan", "preview", "lab", "drill"):
         assert command in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["drill", "--remote-workers", "2"],
+            "peakready: error: --remote-workers/--master-bind: the lab's load stays on 127.0.0.1",
+        ),
+        (
+            ["drill", "--master-bind", "10.0.0.5:5557"],
+            "peakready: error: --remote-workers/--master-bind: the lab's load stays on 127.0.0.1",
+        ),
+        (
+            ["drill", "--target", "aws", "--master-bind", "nohost"],
+            "peakready: error: --master-bind 'nohost': expected HOST:PORT",
+        ),
+        (
+            ["load", "worker", "--master", "10.0.0.5:99999"],
+            "peakready: error: --master '10.0.0.5:99999': expected HOST:PORT",
+        ),
+    ],
+)
+def test_distributed_load_options_are_checked_before_anything_starts(
+    args: list[str], message: str
+) -> None:
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith(message), result.stderr
+    assert "Traceback" not in result.stderr

@@ -7,9 +7,11 @@ where only a retry with the same idempotency key avoids a duplicate.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -17,7 +19,10 @@ import pytest
 
 
 class FakeStorefront:
-    def __init__(self, products: int = 5, stock: int = 1000, fail_every: int = 3) -> None:
+    def __init__(
+        self, products: int = 5, stock: int = 1000, fail_every: int = 3, delay_s: float = 0.0
+    ) -> None:
+        self.delay_s = delay_s
         self.lock = threading.Lock()
         self.products = {
             i: {"id": i, "name": f"lamp {i}", "price": "9.90", "stock": stock}
@@ -69,6 +74,10 @@ class FakeStorefront:
             def log_message(self, *args: Any) -> None:
                 pass
 
+            def handle(self) -> None:
+                with contextlib.suppress(ConnectionResetError):  # the generator stopped
+                    super().handle()
+
             def _send(self, status: int, body: Any) -> None:
                 data = json.dumps(body).encode()
                 self.send_response(status)
@@ -78,6 +87,8 @@ class FakeStorefront:
                 self.wfile.write(data)
 
             def do_GET(self) -> None:
+                if shop.delay_s and self.path != "/products":
+                    time.sleep(shop.delay_s)
                 if self.path == "/products":
                     self._send(200, list(shop.products.values()))
                 elif self.path.startswith("/products/"):
@@ -116,3 +127,18 @@ class FakeStorefront:
 def storefront() -> Iterator[FakeStorefront]:
     with FakeStorefront() as shop:
         yield shop
+
+
+@pytest.fixture
+def make_storefront() -> Iterator[Callable[..., FakeStorefront]]:
+    """Start fake storefronts with other settings (``fail_every``, ``delay_s``)."""
+    shops: list[FakeStorefront] = []
+
+    def make(**settings: Any) -> FakeStorefront:
+        shop = FakeStorefront(**settings).__enter__()
+        shops.append(shop)
+        return shop
+
+    yield make
+    for shop in shops:
+        shop.__exit__()

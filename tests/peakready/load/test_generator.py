@@ -1,5 +1,6 @@
 """The real generator process (headless Locust) against an in-memory storefront."""
 
+import json
 import time
 from pathlib import Path
 
@@ -7,9 +8,19 @@ import pytest
 
 from peakready.errors import PeakreadyError
 from peakready.load import process
-from peakready.load.ledger import LEDGER_FILE, compare, read_ledger
-from peakready.load.records import REQUESTS_FILE, read_records
+from peakready.load.ledger import LEDGER_FILE, compare, read_ledger, run_ledger
+from peakready.load.process import WORKERS_DIR
+from peakready.load.records import (
+    GENERATOR_FILE,
+    PROFILE_FILE,
+    REQUESTS_FILE,
+    SHARDS_DIR,
+    RequestRecord,
+    read_records,
+    run_records,
+)
 from peakready.load.settings import LoadSettings, loopback_only
+from peakready.load.shape import PeakProfile
 
 
 def test_orders_are_retried_with_the_same_key_and_every_ack_is_in_the_ledger(
@@ -73,3 +84,84 @@ def test_lab_load_goes_to_loopback_only() -> None:
     loopback_only("http://127.0.0.1:21000", "lab")
     with pytest.raises(PeakreadyError, match=r"127\.0\.0\.1"):
         loopback_only("http://10.0.0.1:80", "lab")
+
+
+def profile(baseline: float, peak: float, hold_s: float = 3.0) -> dict:
+    return PeakProfile(
+        baseline_per_s=baseline,
+        peak_per_s=peak,
+        baseline_s=2.0,
+        ramp_s=2.0,
+        hold_s=hold_s,
+        mix={"order": 0.2, "product": 0.6, "search": 0.2},
+    ).as_dict()
+
+
+def per_second(records: list[RequestRecord]) -> dict[int, int]:
+    start = records[0].t0
+    counts: dict[int, int] = {}
+    for r in records:
+        if r.attempt == 1:
+            counts[int(r.t0 - start)] = counts.get(int(r.t0 - start), 0) + 1
+    return counts
+
+
+def test_a_peak_profile_offers_its_arrival_rate_and_goes_on_at_baseline_after_it(
+    tmp_path: Path, make_storefront
+) -> None:
+    shop = make_storefront(fail_every=0)
+    settings = LoadSettings(endpoint=shop.url, profile=profile(20, 200), duration_s=12)
+    load = process.start(settings, tmp_path, wait_s=20)
+    load.process.wait(30)
+    records = run_records(tmp_path)
+    counts = per_second(records)
+    assert 10 <= counts[0] <= 35  # baseline 20/s
+    assert 150 <= counts[5] <= 250  # the hold at 200/s
+    assert 10 <= counts[9] <= 35  # the baseline again after the 7 s profile
+    assert {r.kind for r in records} == {"order", "product", "search"}
+    ledger = run_ledger(tmp_path)
+    assert compare(ledger, shop.audit([e.key for e in ledger])).ok
+    cost = json.loads((tmp_path / GENERATOR_FILE).read_text())
+    assert cost["requests"] == len(records) and cost["cpu_us_per_request"] > 0
+    started = json.loads((tmp_path / PROFILE_FILE).read_text())
+    assert started["profile"]["peak_per_s"] == 200
+
+
+def test_the_open_model_keeps_offering_while_the_stack_is_slow(
+    tmp_path: Path, make_storefront
+) -> None:
+    """A storefront answering in 0.5 s: a closed model would fall to users/0.5 s."""
+    shop = make_storefront(fail_every=0, delay_s=0.5)
+    settings = LoadSettings(endpoint=shop.url, profile=profile(40, 40), duration_s=8)
+    load = process.start(settings, tmp_path, wait_s=20)
+    load.process.wait(30)
+    counts = per_second(run_records(tmp_path))
+    assert 25 <= counts[3] <= 60  # still ~40 new requests/s
+
+
+def test_a_master_with_two_workers_merges_their_ledger_shards(
+    tmp_path: Path, make_storefront
+) -> None:
+    shop = make_storefront(fail_every=4)
+    settings = LoadSettings(endpoint=shop.url, profile=profile(30, 120), duration_s=10)
+    load = process.start(settings, tmp_path, wait_s=30, workers=2, bind="127.0.0.1:20491")
+    assert load.process.wait(60) == 0
+    shards = sorted((tmp_path / SHARDS_DIR).iterdir())
+    assert len(shards) == 2
+    for shard in shards:  # each worker's share, streamed to the master
+        assert read_ledger(shard / LEDGER_FILE)
+    ledger = run_ledger(tmp_path)
+    assert len({e.key for e in ledger}) == len(ledger) > 50
+    check = compare(ledger, shop.audit([e.key for e in ledger]))
+    assert check.ok, check.as_dict()
+    # each worker kept its own shard locally too
+    local = sorted((tmp_path / WORKERS_DIR).glob("*/ledger.jsonl"))
+    assert sum(len(read_ledger(p)) for p in local) == len(ledger)
+    assert json.loads((tmp_path / GENERATOR_FILE).read_text())["workers"] == 2
+
+
+def test_a_profile_longer_than_the_run_or_malformed_is_refused_by_name() -> None:
+    with pytest.raises(PeakreadyError, match="shorter than the profile's 7 s"):
+        LoadSettings(endpoint="http://127.0.0.1:1", profile=profile(1, 2), duration_s=5)
+    with pytest.raises(PeakreadyError, match="peak profile"):
+        LoadSettings(endpoint="http://127.0.0.1:1", profile={"peak_per_s": 3})

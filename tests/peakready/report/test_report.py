@@ -106,3 +106,29 @@ def test_a_result_records_known_figures_as_fields_and_the_rest_as_extra() -> Non
     assert (result.rto_s, result.lost_orders) == (4.2, 0)
     assert result.extra == {"read_p95_ms": 12.5}
     assert "read_p95_ms" not in result.entry()
+
+
+def test_a_peak_scenario_adds_its_fields_after_the_design_keys(tmp_path: Path) -> None:
+    from peakready.report import peak_timeline
+    from peakready.report.summary import PEAK_KEYS, SCENARIO_KEYS
+    from peakready.topology import Slo
+    from peakready.verdict.peak import measure
+
+    records = [
+        RequestRecord(100 + i * 0.1, 100 + i * 0.1 + 0.02, kind, status, status < 500)
+        for i, (kind, status) in enumerate([("order", 201), ("product", 200), ("search", 503)] * 50)
+    ]
+    scaling = [{"event": "in_service", "at": 99.0, "in_service": 3, "target": 5.0}]
+    figures = measure(records, [], scaling, Slo())
+    result = ScenarioResult(name="peak-surge", status="passed", peak=figures.as_dict())
+    entry = result.entry()
+    assert tuple(entry) == SCENARIO_KEYS + PEAK_KEYS
+    assert entry["shed"] == {"order": 0, "browse": 0, "search": 50}
+    assert entry["instances"] == [[0.0, 3]]
+    summary = {"target": "lab", "stack": "dev", "started": "", "finished": "", "passed": True}
+    assert validate({**summary, "scenarios": [entry]}) == []
+    assert validate({**summary, "scenarios": [{**entry, "extra": 1}]})  # only these keys
+    out = peak_timeline.plot(
+        records, [], figures.instances, Slo(), "peak-surge", tmp_path / "p.png"
+    )
+    assert out.stat().st_size > 10_000
