@@ -13,7 +13,7 @@ from peakready.errors import PeakreadyError
 def parse(argv: list[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(prog="python -m peakready.bench", description=__doc__)
     parser.add_argument("--stack", default="dev", help="stack whose lab is measured (dev)")
-    parser.add_argument("--runs", type=int, default=5, help="runs per failover scenario (5)")
+    parser.add_argument("--runs", type=int, default=3, help="runs per failover scenario (3)")
     parser.add_argument(
         "--scenario",
         action="append",
@@ -31,7 +31,7 @@ def parse(argv: list[str] | None = None) -> Options:
     parser.add_argument("--out", type=Path, default=Options().out, help="results file")
     parser.add_argument("--fresh", action="store_true", help="purge the lab's data first")
     parser.add_argument("--keep-lab", action="store_true", help="leave the lab running")
-    parser.add_argument("--budget-min", type=float, default=20.0, help="time budget (20)")
+    parser.add_argument("--budget-min", type=float, default=25.0, help="time budget (25)")
     args = parser.parse_args(argv)
     if not 1 <= args.runs <= 50:
         raise PeakreadyError(f"--runs {args.runs}: expected 1..50")

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from peakready.bench.failover import RunFigures
+from peakready.bench.peak import markdown as peak_tables
 from peakready.bench.stats import summarise
 
 FORMAT = 1
@@ -126,6 +127,7 @@ def markdown(results: dict[str, Any]) -> str:
             top = sorted(used.items(), key=lambda kv: -kv[1])
             parts = ", ".join(f"{kind} {ms:.2f}" for kind, ms in top if ms >= 0.01)
             out.append(f"\nCPU ms per operation ({path}): {parts}")
+    out += peak_tables(results.get("peak") or {})
     wall = results.get("wall_s") or {}
     if wall:
         out += ["", "| wall time | seconds | exit | target |", "| --- | ---: | ---: | ---: |"]

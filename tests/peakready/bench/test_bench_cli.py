@@ -8,11 +8,11 @@ from peakready.bench import SCENARIOS
 from peakready.bench.__main__ import main, parse
 
 
-def test_defaults_are_five_runs_of_every_failover_scenario() -> None:
+def test_defaults_are_three_runs_of_every_failover_scenario() -> None:
     options = parse([])
-    assert options.runs == 5
+    assert options.runs == 3
     assert options.scenarios == list(SCENARIOS)
-    assert options.budget_s == 1200.0
+    assert options.budget_s == 1500.0
 
 
 def test_scenarios_and_skips_are_selectable() -> None:

@@ -158,3 +158,27 @@ def test_the_sentinel_failover_gets_its_own_row() -> None:
     assert data["failover"]["cache-primary-loss"]["cache_failover_s"]["median"] == 2.4
     table = report.markdown(data)
     assert "| cache-primary-loss: Sentinel failover | 3 | | 2.2 | 2.4 | 3.0 | 1.25 | 5.0 |" in table
+
+
+def test_the_peak_table_checks_each_target_and_reports_the_generators_cost() -> None:
+    from peakready.bench.peak import markdown, summary
+
+    run = {
+        "status": "passed",
+        "reasons": [],
+        "order_goodput": 1.0,
+        "order_p99_ms": 120.0,
+        "shed_p99_ms": 30.0,
+        "timed_out": 0,
+        "scale_out_s": 5.0,
+        "generator_cpu_us_per_request": 450.0,
+    }
+    slow = {**run, "scale_out_s": 14.0, "shed_p99_ms": 80.0}
+    peak = summary([run, run, slow], order_p99_objective_ms=250)
+    assert peak["median"]["scale_out_s"] == 5.0
+    assert peak["scale_out_s_range"] == [5.0, 14.0]
+    assert peak["targets"]["scale-out median <= 10 s"] is True
+    assert peak["targets"]["shed p99 <= 50 ms"] is False  # every run must meet it
+    text = "\n".join(markdown(peak))
+    assert "| **median** | 1.000 | 120 | 30 | | 5.0 | 450 | |" in text
+    assert "| shed p99 <= 50 ms | **no** |" in text
