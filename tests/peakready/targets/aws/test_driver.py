@@ -530,3 +530,57 @@ def test_a_refused_fis_start_leaves_no_template_behind(world: Any, stub: Any) ->
 
     fis = boto3.client("fis", region_name=REGION)
     assert fis.list_experiment_templates()["experimentTemplates"] == []
+
+
+# peak ---------------------------------------------------------------------------
+
+
+def test_the_scaling_timeline_maps_activities_the_policy_and_in_service_datapoints(
+    world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    at = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
+    earlier = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
+
+    class Fake:
+        def get_paginator(self, name: str) -> Any:
+            assert name == "describe_scaling_activities"
+            pages = [
+                {
+                    "Activities": [
+                        {
+                            "StartTime": at,
+                            "Cause": "target tracking: 3 -> 5",
+                            "StatusCode": "Successful",
+                        },
+                        {
+                            "StartTime": earlier,
+                            "Cause": "before the run",
+                            "StatusCode": "Successful",
+                        },
+                    ]
+                }
+            ]
+            return type("P", (), {"paginate": lambda self, **kw: pages})()
+
+        def describe_policies(self, **kwargs: Any) -> dict[str, Any]:
+            assert kwargs["PolicyTypes"] == ["TargetTrackingScaling"]
+            return {"ScalingPolicies": [{"TargetTrackingConfiguration": {"TargetValue": 3600.0}}]}
+
+        def get_metric_statistics(self, **kwargs: Any) -> dict[str, Any]:
+            assert kwargs["MetricName"] == "GroupInServiceInstances"
+            return {"Datapoints": [{"Timestamp": at, "Maximum": 5.0}]}
+
+    driver = AwsDriver(world.configuration)
+    monkeypatch.setattr(driver, "client", lambda service: Fake())
+    timeline = driver.scaling_timeline(at.timestamp() - 60)
+    assert timeline == [
+        {
+            "event": "scale",
+            "at": at.timestamp(),
+            "reason": "target tracking: 3 -> 5",
+            "status": "Successful",
+        },
+        {"event": "in_service", "at": at.timestamp(), "in_service": 5, "target": 60.0},
+    ]
