@@ -164,6 +164,7 @@ app_tier = AppTier(
         max_size=app.max_size,
         desired_size=app.desired_size,
         target_requests_per_target=app.target_requests_per_target,
+        instance_warmup_s=app.instance_warmup_s,
         region=topology.region,
         settings=app_settings,
         secret_arns=pulumi.Output.all(database.master_secret_arn, cache.auth_secret_arn).apply(

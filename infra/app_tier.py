@@ -184,6 +184,7 @@ class AppTierArgs:
     settings: pulumi.Input[dict[str, str]]
     secret_arns: pulumi.Input[dict[str, str]]
     package: str = "peakready"
+    instance_warmup_s: int = 60
     desired_size: int | None = None
     image_id: str | None = None
     user_data: str | None = None
@@ -299,7 +300,7 @@ class AppTier(pulumi.ComponentResource):
             desired_capacity=desired,
             health_check_type="ELB",
             health_check_grace_period=120,
-            default_instance_warmup=60,
+            default_instance_warmup=args.instance_warmup_s,
             target_group_arns=[args.target_group_arn],
             capacity_rebalance=True,
             launch_template=autoscaling.GroupLaunchTemplateArgs(
@@ -308,7 +309,9 @@ class AppTier(pulumi.ComponentResource):
             instance_refresh=autoscaling.GroupInstanceRefreshArgs(
                 strategy="Rolling",
                 preferences=autoscaling.GroupInstanceRefreshPreferencesArgs(
-                    min_healthy_percentage=90, instance_warmup="60", auto_rollback=True
+                    min_healthy_percentage=90,
+                    instance_warmup=str(args.instance_warmup_s),
+                    auto_rollback=True,
                 ),
                 triggers=["tag"],
             ),

@@ -138,3 +138,9 @@ def test_render_user_data_quotes_the_package():
     assert "pip install -q 'peakready @ git+https://x/y.git'" in script
     assert 'PEAKREADY_APP_PORT="8000"' in script
     assert "region_name='eu-west-1'" in script
+
+
+def test_the_warm_up_the_lab_scales_is_the_groups_own(plan_with, q):
+    group = q.one(plan_with("dev", app={"instance_warmup_s": 90}), ASG)["inputs"]
+    assert group["defaultInstanceWarmup"] == 90
+    assert group["instanceRefresh"]["preferences"]["instanceWarmup"] == "90"

@@ -102,7 +102,7 @@ def before_experiment_control(
         )
     except OSError as exc:
         raise InterruptExecution(f"load: cannot use the run folder: {exc}") from None
-    except (PeakreadyError, ActivityFailed, KeyError) as exc:
+    except (PeakreadyError, ActivityFailed, KeyError, ValueError, TypeError) as exc:
         raise InterruptExecution(f"load: cannot start: {exc}") from None
     if settings.profile is None:
         logger.info(f"Load flowing against {endpoint}: {settings.total_per_s:g} requests/s")
