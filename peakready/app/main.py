@@ -54,6 +54,10 @@ class AuditIn(BaseModel):
     )
 
 
+#: Orders failing in a row with the database unavailable before the others fail fast.
+WRITE_FAILURES_TO_TRIP = 3
+
+
 class StockIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -103,6 +107,7 @@ class Storefront:
         self.metrics = Metrics(settings.az, settings.instance_id)
         self.db_degraded = False
         self.write_guard = DependencyGuard("database writes", settings.db_query_timeout_s, 0.0)
+        self.write_failures = 0  # in a row
         self.draining = False  # set by the first SIGTERM when DRAIN_S > 0
         self.in_flight = 0  # requests in progress (StorefrontAPI counts them)
         self.db_log = RateLimitedLog("database unavailable", every_s=5.0)
@@ -157,8 +162,12 @@ class Storefront:
         try:
             result = await self.store.place_order(key, order.product_id, order.quantity)
         except db.DatabaseUnavailable as exc:
-            if not isinstance(exc.__cause__, PoolExhausted):  # busy here, not down there
-                guard.mark_down(str(exc))
+            # Busy here (a full pool) is not down there; and one slow answer is not an
+            # outage: the guard trips on the third failure in a row.
+            if not isinstance(exc.__cause__, PoolExhausted):
+                self.write_failures += 1
+                if self.write_failures >= WRITE_FAILURES_TO_TRIP or probing:
+                    guard.mark_down(str(exc))
             return self.database_unavailable(exc)
         except db.UnknownProduct:
             guard.mark_up()  # the database answered
@@ -173,6 +182,7 @@ class Storefront:
             if probing:
                 guard.end_probe()
         guard.mark_up()
+        self.write_failures = 0
         self.db_degraded = False
         if result.created:
             self.metrics.orders_created.inc()

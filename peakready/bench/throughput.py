@@ -37,6 +37,7 @@ from peakready.bench.stats import summarise
 from peakready.errors import PeakreadyError
 from peakready.lab import observe
 from peakready.lab.state import LabState
+from peakready.lab.supervisor import scaling_suspended
 from peakready.load.rawhttp import Request, order_request
 from peakready.load.settings import SEARCH_TERMS, LoadSettings
 
@@ -144,7 +145,14 @@ def measure(
     seconds: float = 4.0,
     repeats: int = 7,
 ) -> Throughput:
-    """All three figures on the running lab ``state``."""
+    """All three figures on the running lab ``state``, its app group held at its size."""
+    with scaling_suspended(state.lab_dir):
+        return _measure(state, say, seconds, repeats)
+
+
+def _measure(
+    state: LabState, say: Callable[[str], None], seconds: float, repeats: int
+) -> Throughput:
     result = Throughput()
     db = _Database(state)
     db.ensure_products()

@@ -28,6 +28,9 @@ from peakready.topology import Topology
 #: The supervisor's scaling timeline in the lab folder: one JSON line per decision and per
 #: change of the instances in service.
 SCALING_FILE = "scaling.jsonl"
+#: While this file exists in the lab folder the group does not scale (as an ASG's
+#: SuspendProcesses): benches that measure a fixed group create it.
+SCALING_SUSPENDED = "scaling.suspended"
 #: CPU seconds per request assumed until the supervisor has measured its instances
 #: (the storefront's mixed figure on the 2-core lab machine: 1.0-2.5 ms, LAB-NOTES).
 DEFAULT_CPU_PER_REQUEST_S = 0.0015

@@ -26,13 +26,20 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from peakready.lab import proc as procmod
-from peakready.lab.autoscaler import SCALING_FILE, Autoscaler, Sample, ScalingPolicy
+from peakready.lab.autoscaler import (
+    SCALING_FILE,
+    SCALING_SUSPENDED,
+    Autoscaler,
+    Sample,
+    ScalingPolicy,
+)
 from peakready.lab.observe import haproxy_command, http_get
 from peakready.lab.state import write_json_atomic
 
@@ -289,6 +296,9 @@ class Supervisor:
             in_service=len(in_service),
         )
         decision = self.scaler.observe(sample)
+        if decision is not None and (self.lab_dir / SCALING_SUSPENDED).exists():
+            self.scaler.desired = decision.previous  # suspended: measured, not acted on
+            decision = None
         if decision is not None:
             log.info(
                 "scaling: desired %d -> %d (%s: %.1f/s per target, target %.1f/s)",
@@ -399,6 +409,18 @@ class Supervisor:
                 self.publish()
             time.sleep(TICK_S)
         self.shutdown()
+
+
+@contextlib.contextmanager
+def scaling_suspended(lab_dir: Path) -> Iterator[None]:
+    """The group of the lab in ``lab_dir`` keeps its size meanwhile (ASG SuspendProcesses):
+    for measurements of a fixed group."""
+    marker = lab_dir / SCALING_SUSPENDED
+    marker.touch()
+    try:
+        yield
+    finally:
+        marker.unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:

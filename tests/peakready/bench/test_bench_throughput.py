@@ -17,6 +17,7 @@ from lab_run import running_lab
 from peakready.bench import throughput
 from peakready.bench.load import db_step, http_step
 from peakready.lab.state import LabState
+from peakready.lab.supervisor import scaling_suspended
 
 pytestmark = pytest.mark.lab
 
@@ -53,6 +54,11 @@ def test_a_direct_database_order_is_committed_when_it_returns(lab: LabState) -> 
 
 
 def test_both_paths_place_every_order_they_count(lab: LabState) -> None:
+    with scaling_suspended(lab.lab_dir):  # as the bench measures: a group of fixed size
+        both_paths(lab)
+
+
+def both_paths(lab: LabState) -> None:
     db = throughput._Database(lab)
     db.ensure_products()
     port = throughput._port_of(str(lab.endpoints["http"]))
