@@ -7,6 +7,7 @@ queue on the hot products' row locks), and the ratio then flatters the storefron
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -45,14 +46,16 @@ class FakeDatabase:
 
 
 @pytest.fixture
-def measured(monkeypatch: pytest.MonkeyPatch) -> throughput.Throughput:
+def measured(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> throughput.Throughput:
     monkeypatch.setattr(throughput, "http_step", http_fake)
     monkeypatch.setattr(throughput, "db_step", db_fake)
     monkeypatch.setattr(throughput, "_Database", FakeDatabase)
     monkeypatch.setattr(throughput, "_instance", lambda state: {"id": "app-0", "port": 1})
     monkeypatch.setattr(throughput.cpu, "snapshot", lambda state: {})
-    state: Any = SimpleNamespace(endpoints={"http": "http://127.0.0.1:20000"})
-    return throughput.measure(state, repeats=3)
+    state: Any = SimpleNamespace(endpoints={"http": "http://127.0.0.1:20000"}, lab_dir=tmp_path)
+    measured = throughput.measure(state, repeats=3)
+    assert not (tmp_path / "scaling.suspended").exists()  # scaling resumed afterwards
+    return measured
 
 
 def test_each_path_is_confirmed_at_its_own_best_level(measured: throughput.Throughput) -> None:
