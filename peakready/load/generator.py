@@ -336,16 +336,21 @@ def _environment(settings: LoadSettings, shape: bool) -> Environment:
     if settings.profile and shape:
         PeakShape.profile = PeakProfile.from_dict(settings.profile)
         shape_class = PeakShape()
-    parsed = get_empty_argument_parser()
-    setup_parser_arguments(parsed)
     env = Environment(
         user_classes=list[type[User]](classes),
         host=settings.endpoint,
         stop_timeout=5,
         shape_class=shape_class,
-        parsed_options=parsed.parse_args(["--headless"]),
+        parsed_options=_headless_options(),
     )
     return env
+
+
+def _headless_options() -> argparse.Namespace:
+    """Locust's default options, headless (a shape's end then quits the runner)."""
+    parser = get_empty_argument_parser()
+    setup_parser_arguments(parser)
+    return parser.parse_args(["--headless"])
 
 
 def _cpu_s() -> float:
@@ -406,15 +411,8 @@ def _started(run_dir: Path, settings: LoadSettings) -> None:
     )
 
 
-def run(settings: LoadSettings, run_dir: Path) -> int:
-    """Send load from this process until told to stop or a bound is reached."""
-    products = _catalogue(settings.endpoint, time.time() + settings.startup_timeout_s)
-    _Shared.configure(settings, products, run_dir)
-    env = _environment(settings, shape=True)
-    runner = env.create_local_runner()
-    _stop_on_signals(runner)
-    cpu0 = _cpu_s()
-    _started(run_dir, settings)
+def _drive(env: Environment, runner: Runner, settings: LoadSettings) -> None:
+    """Run the load to its end: the shape's, or the steady users' until a bound."""
     if env.shape_class is not None:
         runner.start_shape()
     else:
@@ -424,6 +422,18 @@ def run(settings: LoadSettings, run_dir: Path) -> int:
     gevent.spawn(_watchdog, runner, settings, os.getppid())
     if runner.greenlet is not None:
         runner.greenlet.join()
+
+
+def run(settings: LoadSettings, run_dir: Path) -> int:
+    """Send load from this process until told to stop or a bound is reached."""
+    products = _catalogue(settings.endpoint, time.time() + settings.startup_timeout_s)
+    _Shared.configure(settings, products, run_dir)
+    env = _environment(settings, shape=True)
+    runner = env.create_local_runner()
+    _stop_on_signals(runner)
+    cpu0 = _cpu_s()
+    _started(run_dir, settings)
+    _drive(env, runner, settings)
     _Shared.close()
     _write_cost(run_dir, _Shared.sent, _cpu_s() - cpu0, _Shared.dropped, 0)
     return 0
@@ -497,14 +507,7 @@ def run_master(
         return 3
     _Shared.hot = list(settings.hot_products) or products[:1]
     _started(run_dir, settings)
-    if env.shape_class is not None:
-        runner.start_shape()
-    else:
-        users = len(env.user_classes) * settings.users_per_kind
-        runner.start(users, spawn_rate=max(users / 2.0, 1.0))
-    gevent.spawn(_watchdog, runner, settings, os.getppid())
-    if runner.greenlet is not None:
-        runner.greenlet.join()
+    _drive(env, runner, settings)
     _stop_children(children)
     for files in shards.values():
         for writer in files.values():
@@ -526,12 +529,10 @@ def run_worker(master: str, run_dir: Path) -> int:
     """A Locust worker: take users from ``master``, keep a shard of requests and ledger
     in ``run_dir``, and stream it to the master every second and at the end."""
     host, _, port = master.rpartition(":")
-    parsed = get_empty_argument_parser()
-    setup_parser_arguments(parsed)
     env = Environment(
         user_classes=[PeakUser, OrderUser, ReadUser, SearchUser],
         stop_timeout=5,
-        parsed_options=parsed.parse_args(["--headless"]),
+        parsed_options=_headless_options(),
     )
     runner = env.create_worker_runner(master_host=host, master_port=int(port))
     assert isinstance(runner, WorkerRunner)

@@ -14,11 +14,14 @@ request; the load generator follows :meth:`PeakProfile.rates_at`.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from peakready.errors import PeakreadyError
+from peakready.load.records import PROFILE_FILE
 from peakready.planner import measured_requests_per_instance
 from peakready.topology import Topology
 
@@ -120,6 +123,31 @@ class PeakProfile:
             sum(self.rates_at(i * step).values()) * step
             for i in range(math.ceil(self.duration_s / step))
         )
+
+
+@dataclass(frozen=True)
+class StartedProfile:
+    """A run's ``profile.json``: when its load started, the profile, the hot products."""
+
+    started: float
+    profile: PeakProfile
+    hot_products: list[int]
+
+    @property
+    def end(self) -> float:
+        return self.started + self.profile.duration_s
+
+
+def read_started_profile(run_dir: Path) -> StartedProfile:
+    """The peak profile the run's generator follows; PeakreadyError when there is none."""
+    path = run_dir / PROFILE_FILE
+    try:
+        data = json.loads(path.read_text())
+        profile = PeakProfile.from_dict(data["profile"])
+        hot = [int(p) for p in data.get("hot_products") or []]
+        return StartedProfile(float(data["started"]), profile, hot)
+    except (OSError, ValueError, KeyError, TypeError, PeakreadyError) as exc:
+        raise PeakreadyError(f"no peak load runs here ({path}: {exc})") from None
 
 
 def forecast_mix(topology: Topology) -> dict[str, float]:

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
-import httpx
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from peakready.chaos import shared
 from peakready.chaos.az.actions import power_off_az
-from peakready.chaos.verify.shared import audit, audit_token
+from peakready.chaos.verify.shared import audit, audit_token, post_with_token
 from peakready.errors import PeakreadyError
-from peakready.load.records import PROFILE_FILE, read_events
-from peakready.load.shape import PeakProfile
+from peakready.load.records import read_events
+from peakready.load.shape import PeakProfile, read_started_profile
 
 __all__ = [
     "end_flash_sale",
@@ -31,14 +29,11 @@ PHASES = ("ramp", "peak", "flash", "end")
 
 def load_profile(configuration: Configuration) -> tuple[float, PeakProfile, list[int]]:
     """When the run's load started, the profile it follows and its hot products."""
-    path = shared.run_dir(configuration) / PROFILE_FILE
     try:
-        data = json.loads(path.read_text())
-        profile = PeakProfile.from_dict(data["profile"])
-        hot = [int(p) for p in data.get("hot_products") or []]
-        return float(data["started"]), profile, hot
-    except (OSError, ValueError, KeyError, TypeError, PeakreadyError) as exc:
-        raise ActivityFailed(f"no peak load runs here ({path}: {exc})") from None
+        run = read_started_profile(shared.run_dir(configuration))
+    except PeakreadyError as exc:
+        raise ActivityFailed(str(exc)) from None
+    return run.started, run.profile, run.hot_products
 
 
 def wait_for_load(
@@ -101,22 +96,14 @@ def end_flash_sale(configuration: Configuration = None, secrets: Secrets = None)
 
 def _stock(configuration: Configuration, secrets: Secrets, product_id: int, units: int) -> Any:
     """``POST /admin/stock`` (the audit token): ``units`` of ``product_id`` on sale."""
-    endpoint = str(shared.driver(configuration, secrets).outputs()["endpoint"]).rstrip("/")
-    token = audit_token(configuration, secrets)
-    try:
-        answer = httpx.post(
-            f"{endpoint}/admin/stock",
-            json={"product_id": product_id, "units": units},
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=10.0,
-        )
-    except httpx.HTTPError as exc:
-        raise ActivityFailed(f"stock of product {product_id}: {type(exc).__name__}") from None
-    if answer.status_code != 200:
-        raise ActivityFailed(
-            f"stock of product {product_id}: {answer.status_code} {answer.text[:200]}"
-        )
-    return answer.json()
+    return post_with_token(
+        str(shared.driver(configuration, secrets).outputs()["endpoint"]),
+        audit_token(configuration, secrets),
+        "/admin/stock",
+        {"product_id": product_id, "units": units},
+        f"stock of product {product_id}",
+        timeout_s=10.0,
+    )
 
 
 def flash_sale_result(

@@ -5,7 +5,6 @@ The figures and the verdict on them are :mod:`peakready.verdict.failover`'s.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -18,8 +17,8 @@ from chaoslib.types import Configuration, Secrets
 from peakready.chaos import shared
 from peakready.errors import PeakreadyError
 from peakready.load.ledger import LedgerCheck, compare, run_ledger
-from peakready.load.records import PROFILE_FILE, read_events, run_records
-from peakready.load.shape import PeakProfile
+from peakready.load.records import read_events, run_records
+from peakready.load.shape import read_started_profile
 from peakready.planner import assess, requests_per_instance
 from peakready.topology import Topology
 from peakready.verdict import peak
@@ -42,21 +41,31 @@ def audit_token(configuration: Configuration, secrets: Secrets) -> str:
     raise ActivityFailed("audit token: set the secret peakready_audit_token")
 
 
-def audit(endpoint: str, token: str, keys: list[str], timeout_s: float = 30.0) -> dict[str, Any]:
-    """``POST /audit`` for ``keys`` (the same call on both targets)."""
+def post_with_token(
+    endpoint: str, token: str, path: str, body: dict[str, Any], what: str, timeout_s: float
+) -> dict[str, Any]:
+    """``POST <path>`` with the audit token (the storefront's drill endpoints, the same
+    on both targets); its JSON, or ActivityFailed naming ``what``."""
     try:
         answer = httpx.post(
-            f"{endpoint.rstrip('/')}/audit",
-            json={"idempotency_keys": keys},
+            f"{endpoint.rstrip('/')}{path}",
+            json=body,
             headers={"Authorization": f"Bearer {token}"},
             timeout=timeout_s,
         )
     except httpx.HTTPError as exc:
-        raise ActivityFailed(f"audit: {type(exc).__name__}: {exc}") from None
+        raise ActivityFailed(f"{what}: {type(exc).__name__}: {exc}") from None
     if answer.status_code != 200:
-        raise ActivityFailed(f"audit: {answer.status_code} {answer.text[:200]}")
+        raise ActivityFailed(f"{what}: {answer.status_code} {answer.text[:200]}")
     data: dict[str, Any] = answer.json()
     return data
+
+
+def audit(endpoint: str, token: str, keys: list[str], timeout_s: float = 30.0) -> dict[str, Any]:
+    """``POST /audit`` for ``keys``."""
+    return post_with_token(
+        endpoint, token, "/audit", {"idempotency_keys": keys}, "audit", timeout_s
+    )
 
 
 def check_ledger(
@@ -89,10 +98,9 @@ def peak_figures_of(
     """A peak run's per-class figures, with the app group's scaling timeline."""
     records = run_records(run)
     try:  # the profile's window only: the baseline after it is not the peak
-        started = json.loads((run / PROFILE_FILE).read_text())
-        end = float(started["started"]) + PeakProfile.from_dict(started["profile"]).duration_s
+        end = read_started_profile(run).end
         records = [r for r in records if r.t0 < end]
-    except (OSError, ValueError, KeyError, TypeError, PeakreadyError):
+    except PeakreadyError:
         pass
     since = records[0].t0 if records else time.time()
     scaling = shared.driver(configuration, secrets).scaling_timeline(since)
