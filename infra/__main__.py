@@ -23,6 +23,7 @@ from infra.network import Network, NetworkArgs
 from infra.search import Search, SearchArgs
 from infra.security import CACHE_PORT, DB_PORT, SecurityChain, SecurityChainArgs
 from peakready import planner
+from peakready.monitoring import alerts
 from peakready.topology import DatabaseDeployment, Topology, pinned_now
 
 # ----------------------------------------------------------------- config in
@@ -198,10 +199,11 @@ backups = Backup(
 )
 # The AWS drills find these roles by name: peakready-<stack>-fis, peakready-<stack>-backup.
 ChaosAccess("chaos", ChaosAccessArgs(role_name=f"peakready-{stack}-fis", stack=stack, tags=tags))
-al = topology.alarms
 Alarms(
     "alarms",
     AlarmsArgs(
+        stack=stack,
+        alerts=alerts.catalogue(topology),
         alb_arn_suffix=entry.arn_suffix,
         target_group_arn_suffix=entry.target_group_arn_suffix,
         db_primary=database.primary_identifier,
@@ -210,10 +212,7 @@ Alarms(
         cache_members=cache.member_ids,
         search_domain=search.domain_name,
         account_id=account_id,
-        replica_lag_s=al.replica_lag_s,
-        cpu_percent=al.cpu_percent,
-        free_storage_gb=al.free_storage_gb,
-        email=al.email,
+        email=topology.alarms.email,
         tags=tags,
     ),
 )

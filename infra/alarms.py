@@ -1,4 +1,12 @@
-"""Alarms: the CloudWatch alarms that matter at peak, to one SNS topic."""
+"""Alarms: the stack's alert catalogue (``peakready.monitoring.alerts``) as CloudWatch
+alarms, to one SNS topic.
+
+Each alert becomes one alarm named ``peakready-<stack>-<alert>`` (one per member, the
+member's name after it, for replica and cache-member signals), so that a drill maps
+alarm history back to the catalogue. Periods are 10 s for the storefront's
+high-resolution custom metrics (namespace ``peakready/Storefront``) and 60 s for AWS's
+own; the evaluation periods cover the alert's ``for_s``.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +17,13 @@ import pulumi
 import pulumi_aws.cloudwatch as cloudwatch
 import pulumi_aws.sns as sns
 
+from peakready.monitoring.alerts import Alert
+
 
 @dataclass
 class AlarmsArgs:
+    stack: str
+    alerts: list[Alert]
     alb_arn_suffix: pulumi.Input[str]
     target_group_arn_suffix: pulumi.Input[str]
     db_primary: pulumi.Input[str]
@@ -20,15 +32,12 @@ class AlarmsArgs:
     cache_members: list[str]
     search_domain: pulumi.Input[str]
     account_id: pulumi.Input[str]
-    replica_lag_s: float = 30
-    cpu_percent: float = 80
-    free_storage_gb: float = 5
     email: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
 
 class Alarms(pulumi.ComponentResource):
-    """ALB 5xx and unhealthy hosts, DB lag/CPU/storage, Redis lag/evictions, search status."""
+    """One CloudWatch alarm per catalogue alert (and member), alarm and OK to the topic."""
 
     topic_arn: pulumi.Output[str]
 
@@ -48,87 +57,61 @@ class Alarms(pulumi.ComponentResource):
                 endpoint=args.email,
                 opts=child,
             )
-
-        def alarm(
-            suffix: str,
-            namespace: str,
-            metric: str,
-            dimensions: Mapping[str, pulumi.Input[str]],
-            comparison: str,
-            threshold: float,
-            statistic: str = "Maximum",
-            periods: int = 2,
-            description: str = "",
-        ) -> None:
-            cloudwatch.MetricAlarm(
-                f"{name}-{suffix}",
-                namespace=namespace,
-                metric_name=metric,
-                dimensions=dimensions,
-                statistic=statistic,
-                period=60,
-                evaluation_periods=periods,
-                datapoints_to_alarm=periods,
-                comparison_operator=comparison,
-                threshold=threshold,
-                treat_missing_data="notBreaching",
-                alarm_description=description or f"{metric} {comparison} {threshold}",
-                alarm_actions=[topic.arn],
-                ok_actions=[topic.arn],
-                tags=args.tags,
-                opts=child,
-            )
-
-        above = "GreaterThanThreshold"
-        below = "LessThanThreshold"
-        alb = {"LoadBalancer": args.alb_arn_suffix}
-        alarm("alb-5xx", "AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count", alb, above, 10, "Sum")
-        alarm(
-            "target-5xx", "AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", alb, above, 10, "Sum"
-        )
-        alarm(
-            "unhealthy-hosts",
-            "AWS/ApplicationELB",
-            "UnHealthyHostCount",
-            {**alb, "TargetGroup": args.target_group_arn_suffix},
-            above,
-            0,
-        )
-
-        db_key = "DBClusterIdentifier" if args.db_is_cluster else "DBInstanceIdentifier"
-        db = {db_key: args.db_primary}
-        alarm("db-cpu", "AWS/RDS", "CPUUtilization", db, above, args.cpu_percent, "Average", 5)
-        alarm(
-            "db-free-storage",
-            "AWS/RDS",
-            "FreeStorageSpace",
-            db,
-            below,
-            args.free_storage_gb * 1024**3,
-            "Minimum",
-        )
-        if args.db_is_cluster:
-            alarm("db-replica-lag", "AWS/RDS", "ReplicaLag", db, above, args.replica_lag_s * 1000)
-        for i, replica in enumerate(args.db_replicas):
-            alarm(
-                f"db-replica-{i + 1}-lag",
-                "AWS/RDS",
-                "ReplicaLag",
-                {"DBInstanceIdentifier": replica},
-                above,
-                args.replica_lag_s,
-            )
-
-        for member in args.cache_members:
-            cluster = {"CacheClusterId": member}
-            alarm(
-                f"{member}-replication-lag", "AWS/ElastiCache", "ReplicationLag", cluster, above, 5
-            )
-            alarm(f"{member}-evictions", "AWS/ElastiCache", "Evictions", cluster, above, 0, "Sum")
-
-        search = {"DomainName": args.search_domain, "ClientId": args.account_id}
-        alarm("search-red", "AWS/ES", "ClusterStatus.red", search, above, 0, periods=1)
-        alarm("search-yellow", "AWS/ES", "ClusterStatus.yellow", search, above, 0, periods=5)
+        for alert in args.alerts:
+            for suffix, dimensions, scale in _dimension_sets(alert, args):
+                alarm_name = f"peakready-{args.stack}-{alert.name}{suffix}"
+                statistic = alert.cloudwatch.statistic
+                percentile = statistic.startswith("p")
+                cloudwatch.MetricAlarm(
+                    f"{name}-{alert.name}{suffix}",
+                    name=alarm_name,
+                    namespace=alert.cloudwatch.namespace,
+                    metric_name=alert.cloudwatch.metric,
+                    dimensions=dimensions,
+                    statistic=None if percentile else statistic,
+                    extended_statistic=statistic if percentile else None,
+                    period=alert.period_s(),
+                    evaluation_periods=alert.evaluation_periods(),
+                    datapoints_to_alarm=alert.evaluation_periods(),
+                    comparison_operator=alert.cloudwatch.comparison,
+                    threshold=alert.cloudwatch_threshold() * scale,
+                    treat_missing_data="notBreaching",
+                    alarm_description=f"{alert.summary} ({alert.severity})",
+                    alarm_actions=[topic.arn],
+                    ok_actions=[topic.arn],
+                    tags={**args.tags, "peakready:alert": alert.name},
+                    opts=child,
+                )
 
         self.topic_arn = topic.arn
         self.register_outputs({"topic_arn": self.topic_arn})
+
+
+def _dimension_sets(
+    alert: Alert, args: AlarmsArgs
+) -> list[tuple[str, Mapping[str, pulumi.Input[str]], float]]:
+    """``(name suffix, dimensions, threshold factor)`` of each alarm ``alert`` renders."""
+    alb = {"LoadBalancer": args.alb_arn_suffix}
+    db_key = "DBClusterIdentifier" if args.db_is_cluster else "DBInstanceIdentifier"
+    kind = alert.cloudwatch.dimensions
+    if kind == "alb":
+        return [("", alb, 1.0)]
+    if kind == "target_group":
+        return [("", {**alb, "TargetGroup": args.target_group_arn_suffix}, 1.0)]
+    if kind == "db":
+        return [("", {db_key: args.db_primary}, 1.0)]
+    if kind == "db_replica":
+        sets: list[tuple[str, Mapping[str, pulumi.Input[str]], float]] = [
+            (f"-replica-{i + 1}", {"DBInstanceIdentifier": r}, 1.0)
+            for i, r in enumerate(args.db_replicas)
+        ]
+        if args.db_is_cluster:  # the cluster's own ReplicaLag is in milliseconds
+            sets.append(("", {db_key: args.db_primary}, 1000.0))
+        return sets
+    if kind == "cache_member":
+        return [(f"-{m}", {"CacheClusterId": m}, 1.0) for m in args.cache_members]
+    if kind == "search":
+        return [("", {"DomainName": args.search_domain, "ClientId": args.account_id}, 1.0)]
+    if kind == "storefront":
+        return [("", {"Stack": args.stack}, 1.0)]
+    raise ValueError(f"alert {alert.name}: unknown dimension set {kind!r}")

@@ -447,7 +447,8 @@ class Backup(_Model):
 
 
 class Alarms(_Model):
-    """CloudWatch alarms that matter at peak, sent to an SNS topic."""
+    """The alerts that matter at peak (``peakready.monitoring.alerts``): CloudWatch
+    alarms to an SNS topic on AWS, Prometheus rules to Alertmanager in the lab."""
 
     email: str | None = Field(default=None, description="SNS e-mail subscription for alarms")
     replica_lag_s: PositiveFloat = Field(default=30, description="alarm above this replica lag")
@@ -455,6 +456,24 @@ class Alarms(_Model):
         default=80, description="alarm above this CPU use"
     )
     free_storage_gb: PositiveFloat = Field(default=5, description="alarm below this free storage")
+    lb_5xx_per_s: Annotated[float, Field(ge=0)] = Field(
+        default=0.2, description="alarm above this many 5xx answers per second"
+    )
+    cache_lag_s: PositiveFloat = Field(default=5, description="alarm above this cache replica lag")
+    order_error_ratio: Annotated[float, Field(gt=0, le=1)] = Field(
+        default=0.05, description="alarm above this share of orders answered 5xx"
+    )
+    order_rate_drop_fraction: Annotated[float, Field(gt=0, lt=1)] = Field(
+        default=0.3,
+        description="alarm when orders per minute fall below this fraction of the last "
+        "minutes' while traffic holds",
+    )
+    mttd_s: PositiveFloat = Field(
+        default=15, description="a drill's expected alert fires within this after its fault"
+    )
+    resolve_s: PositiveFloat = Field(
+        default=60, description="and resolves within this after the drill's recovery"
+    )
 
 
 class Slo(_Model):

@@ -52,3 +52,31 @@ def test_alarms_that_matter_at_peak_notify_the_topic(prod_plan, q):
         "peakready-prod-replica-2",
     ]
     assert all(a["threshold"] == 10 for a in lag)
+
+
+def test_every_cloudwatch_alarm_has_its_prometheus_twin_and_the_reverse(prod_plan, q):
+    from peakready.monitoring.alerts import catalogue, prometheus_rules
+    from peakready.topology import Topology
+
+    topology = Topology.load("prod")
+    alarms = [r["inputs"] for r in q.of_type(prod_plan, ALARM)]
+    rendered = {a["tags"]["peakready:alert"] for a in alarms}
+    (group,) = prometheus_rules(topology)["groups"]
+    rules = {r["alert"]: r for r in group["rules"]}
+    assert rendered == set(rules)
+    for alert in catalogue(topology):
+        twins = [a for a in alarms if a["tags"]["peakready:alert"] == alert.name]
+        assert all(a["name"].startswith(f"peakready-prod-{alert.name}") for a in twins)
+        # the same condition, held as long: CloudWatch's periods cover the rule's `for`
+        assert all(a["period"] * a["evaluationPeriods"] >= alert.for_s for a in twins)
+        assert rules[alert.name]["for"] == f"{alert.for_s:g}s"
+        assert all(a["comparisonOperator"] == alert.cloudwatch.comparison for a in twins)
+
+
+def test_custom_storefront_metrics_alarm_at_10_s_periods(prod_plan, q):
+    alarms = [r["inputs"] for r in q.of_type(prod_plan, ALARM)]
+    custom = [a for a in alarms if a["namespace"] == "peakready/Storefront"]
+    assert {a["metricName"] for a in custom} >= {"OrderErrorRatio", "OrderLatency"}
+    assert all(a["period"] == 10 and a["dimensions"] == {"Stack": "prod"} for a in custom)
+    (latency,) = [a for a in custom if a["metricName"] == "OrderLatency"]
+    assert latency["extendedStatistic"] == "p99" and "statistic" not in latency

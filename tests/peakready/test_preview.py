@@ -92,7 +92,7 @@ def test_preview_against_a_baseline_file_prints_diff_az_summary_and_policies(tmp
     assert "mock-" not in first  # the generated AUTH token stays masked
     baseline = json.loads(first)
     baseline["resources"] = [
-        r for r in baseline["resources"] if r["name"] != "alarms-search-yellow"
+        r for r in baseline["resources"] if r["name"] != "alarms-SearchNodeLost"
     ]
     (asg,) = [r for r in baseline["resources"] if r["type"] == "aws:autoscaling/group:Group"]
     asg["inputs"]["maxSize"] = 100

@@ -1,0 +1,1 @@
+"""Monitoring: the alert catalogue and the drills ' view of it."""
