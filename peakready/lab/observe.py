@@ -6,6 +6,7 @@ check, not as a hang.
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import urllib.error
@@ -19,10 +20,17 @@ from peakready.lab.state import LabState
 TIMEOUT_S = 1.0
 
 
-def http_get(url: str, timeout: float = TIMEOUT_S) -> tuple[int, str]:
-    """``(status, body)`` of a GET; status 0 when the server does not answer."""
+def http_get(
+    url: str, timeout: float = TIMEOUT_S, auth: tuple[str, str] | None = None
+) -> tuple[int, str]:
+    """``(status, body)`` of a GET (``auth``: basic credentials); status 0 when the
+    server does not answer."""
+    request = urllib.request.Request(url)
+    if auth is not None:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read().decode(errors="replace")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode(errors="replace")

@@ -102,6 +102,7 @@ class Starter:
             "/usr/bin:/bin:/usr/sbin:/sbin",
             "HOME": "/var/lib/postgresql" if spec.as_postgres else os.environ.get("HOME", "/root"),
             "LANG": "C.UTF-8",
+            **spec.env,
         }
         # Recorded as run, so that control.restart_process starts it the same way.
         cmd = procmod.as_postgres_user(spec.cmd) if spec.as_postgres else list(spec.cmd)

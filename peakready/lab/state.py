@@ -23,6 +23,12 @@ FREEZER_ROOT = Path("/sys/fs/cgroup/freezer")
 CPU_ROOT = Path("/sys/fs/cgroup/cpu")
 
 APP_SLOTS = 50
+#: Prometheus's file-based discovery of the app group's instances, written by the
+#: supervisor whenever the group changes (relative to the lab's folder).
+APP_METRICS_TARGETS = "monitoring/storefront-targets.json"
+#: The supervisor's own figures (desired, instances, instances lost), for
+#: node_exporter's textfile collector: the lab's twin of the ASG's metrics.
+APP_GROUP_METRICS = "monitoring/textfile/app_group.prom"
 
 
 def cpu_cgroup_of(freezer_group: Path) -> Path:

@@ -35,13 +35,14 @@ from typing import Any
 from peakready.lab import proc as procmod
 from peakready.lab.autoscaler import (
     SCALING_FILE,
+    SCALING_RESET,
     SCALING_SUSPENDED,
     Autoscaler,
     Sample,
     ScalingPolicy,
 )
 from peakready.lab.observe import haproxy_command, http_get
-from peakready.lab.state import write_json_atomic
+from peakready.lab.state import APP_GROUP_METRICS, APP_METRICS_TARGETS, write_json_atomic
 
 log = logging.getLogger("peakready.lab.supervisor")
 
@@ -100,6 +101,7 @@ class Supervisor:
         self.scaler = Autoscaler(self.policy, self.desired)
         self.scaling_file = self.lab_dir / SCALING_FILE
         self.in_service = -1
+        self.lost = 0  # instances found dead or failing /healthz, and replaced
 
     # ----------------------------------------------------------------- environment
 
@@ -134,6 +136,19 @@ class Supervisor:
                 self.cursor = max(self.cursor, rec["slot"] + 1) % self.slots
 
     def publish(self) -> None:
+        targets = self.lab_dir / APP_METRICS_TARGETS
+        if targets.parent.is_dir():  # the lab has a monitoring tier
+            self.publish_metrics()
+            write_json_atomic(
+                targets,
+                [
+                    {
+                        "targets": [f"127.0.0.1:{i.port}"],
+                        "labels": {"instance_id": i.id, "az": i.az},
+                    }
+                    for i in self.instances
+                ],
+            )
         write_json_atomic(
             self.group_file,
             {
@@ -144,6 +159,27 @@ class Supervisor:
                 "updated": datetime.now(UTC).isoformat(timespec="seconds"),
             },
         )
+
+    def publish_metrics(self) -> None:
+        """The group's figures in Prometheus's text format, renamed into place (the
+        textfile collector reads only ``*.prom``)."""
+        path = self.lab_dir / APP_GROUP_METRICS
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        lines = [
+            "# HELP peakready_app_group_desired Instances the group wants",
+            "# TYPE peakready_app_group_desired gauge",
+            f"peakready_app_group_desired {self.desired}",
+            "# HELP peakready_app_group_instances Instances the group runs",
+            "# TYPE peakready_app_group_instances gauge",
+            f"peakready_app_group_instances {len(self.instances)}",
+            "# HELP peakready_app_group_instances_lost_total Instances found dead or "
+            "failing /healthz, and replaced",
+            "# TYPE peakready_app_group_instances_lost_total counter",
+            f"peakready_app_group_instances_lost_total {self.lost}",
+        ]
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("\n".join(lines) + "\n")
+        os.replace(tmp, path)
 
     # ----------------------------------------------------------------- placement
 
@@ -211,6 +247,7 @@ class Supervisor:
 
     def terminate(self, inst: Instance, reason: str) -> None:
         log.warning("instance %s in %s lost (%s): terminating", inst.id, inst.az, reason)
+        self.lost += 1
         self.haproxy_disable(inst.slot)
         self.instances.remove(inst)
         if procmod.alive(inst.pid):
@@ -295,7 +332,12 @@ class Supervisor:
             cpu_s=sum(procmod.cpu_seconds(i.pid) for i in in_service),
             in_service=len(in_service),
         )
-        decision = self.scaler.observe(sample)
+        reset = self.lab_dir / SCALING_RESET
+        if reset.exists():
+            decision = self.scaler.reset(now)
+            reset.unlink(missing_ok=True)
+        else:
+            decision = self.scaler.observe(sample)
         if decision is not None and (self.lab_dir / SCALING_SUSPENDED).exists():
             self.scaler.desired = decision.previous  # suspended: measured, not acted on
             decision = None
@@ -392,7 +434,7 @@ class Supervisor:
         self.haproxy_sync()
         self.publish()
         while not self.stopping:
-            before = [i.record() for i in self.instances], len(self.terminating), self.desired
+            before = [i.record() for i in self.instances], self.lost, self.desired
             for inst in list(self.instances):
                 self.check(inst)
             self.reap()
@@ -404,7 +446,7 @@ class Supervisor:
             if time.monotonic() - self.last_sync > 2.0:
                 self.haproxy_sync()
                 self.last_sync = time.monotonic()
-            after = [i.record() for i in self.instances], len(self.terminating), self.desired
+            after = [i.record() for i in self.instances], self.lost, self.desired
             if after != before:
                 self.publish()
             time.sleep(TICK_S)

@@ -52,6 +52,8 @@ class ProcessSpec:
     cwd: Path | None = None
     as_postgres: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Added to its environment (recorded in ``state.json``: never a secret).
+    env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

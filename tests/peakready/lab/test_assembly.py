@@ -19,6 +19,7 @@ def test_every_component_module_is_found() -> None:
         "pgbackrest",
         "haproxy",
         "supervisor",
+        "monitoring",
     }
 
 
@@ -57,5 +58,10 @@ def test_the_playbook_renders_each_role_where_its_component_lives() -> None:
     plan = make_plan(Topology.load("dev"))
     plan.binaries = dict.fromkeys(assembly.packages(), "/usr/bin/true")
     variables = assembly.ansible_vars(plan, dict.fromkeys(assembly.secret_keys(), "x"))
-    assert sorted(variables["lab_regional_roles"]) == ["haproxy", "pgbackrest", "storefront"]
+    assert sorted(variables["lab_regional_roles"]) == [
+        "haproxy",
+        "pgbackrest",
+        "prometheus",
+        "storefront",
+    ]
     assert sorted(variables["lab_az_roles"]) == ["patroni", "sentinel", "sphinx"]

@@ -41,7 +41,9 @@ def test_ports_follow_the_internals_table() -> None:
 
 def test_every_server_port_is_distinct_and_named() -> None:
     named = assembly.server_ports(plan.make_plan(dev_topology()))
-    assert len(named) == 4 + 3 * 8 + state.APP_SLOTS
+    # HAProxy 4; per AZ etcd 2, PostgreSQL + Patroni 2, Redis + Sentinel 2, searchd 2 and
+    # a postgres_exporter; Prometheus, Alertmanager and 4 more exporters; the app slots
+    assert len(named) == 4 + 3 * 9 + 6 + state.APP_SLOTS
     assert all(20000 <= port < 20160 for port in named)
 
 
