@@ -31,6 +31,10 @@ SCALING_FILE = "scaling.jsonl"
 #: While this file exists in the lab folder the group does not scale (as an ASG's
 #: SuspendProcesses): benches that measure a fixed group create it.
 SCALING_SUSPENDED = "scaling.suspended"
+#: Created by a peak rehearsal before it starts: the supervisor sets the group back to
+#: its resting size (the policy's minimum now) and forgets its capacity estimate, as an
+#: operator resets an ASG's desired capacity before a rehearsal; then removes the file.
+SCALING_RESET = "scaling.reset"
 #: CPU seconds per request assumed until the supervisor has measured its instances
 #: (the storefront's mixed figure on the 2-core lab machine: 1.0-2.5 ms, LAB-NOTES).
 DEFAULT_CPU_PER_REQUEST_S = 0.0015
@@ -201,6 +205,16 @@ class Autoscaler:
             self.below_since = sample.at
             return self._set(sample.at, self.desired - 1, "requests per target below the target")
         return None
+
+    def reset(self, at: float) -> Decision | None:
+        """Back to the resting size at ``at``, capacity to be measured afresh: the
+        decision, if the size changes."""
+        self.cpu_per_request.clear()
+        self.below_since = None
+        minimum, _ = self.policy.minimum_at(at)
+        if self.desired <= minimum:
+            return None
+        return self._set(at, minimum, "reset to the resting size before a rehearsal")
 
     def _set(self, at: float, desired: int, reason: str) -> Decision:
         decision = Decision(

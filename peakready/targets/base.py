@@ -39,6 +39,12 @@ class Driver(Protocol):
         """Kill one app instance (in ``az`` when given): ``{"id", "az"}``."""
         ...
 
+    def reset_app_group(self) -> dict[str, Any]:
+        """Before a peak rehearsal: the group back at its resting size (lab: the
+        supervisor's minimum, capacity measured afresh; AWS: left as it is, a live
+        group's size belongs to its operators)."""
+        ...
+
     def capacity_per_instance(self) -> tuple[float, str]:
         """Requests/s one app instance serves, and how that was found (lab: a short
         closed-loop probe; AWS: the stack's ``app.requests_per_instance`` or the bench)."""
@@ -48,6 +54,14 @@ class Driver(Protocol):
         """The app group's scaling since ``since`` (epoch s): ``{"event": "scale", "at",
         "desired", "previous", "reason"}`` and ``{"event": "in_service", "at",
         "in_service", "target"}`` (requests/s per target the policy tracks) entries."""
+        ...
+
+    # monitoring -------------------------------------------------------------
+    def alerts(self) -> list[dict[str, Any]] | None:
+        """The alerts firing now, as Alertmanager's API gives them (``fingerprint``,
+        ``startsAt``, ``labels.alertname`` each); None when there is no monitoring to
+        ask or it did not answer (lab: Alertmanager; AWS: the stack's CloudWatch
+        alarms in state ALARM)."""
         ...
 
     # a whole availability zone ------------------------------------------------

@@ -23,7 +23,8 @@ from peakready.errors import PeakreadyError
 from peakready.lab import control, health, observe, start
 from peakready.lab import proc as procmod
 from peakready.lab.assembly import COMPONENTS
-from peakready.lab.autoscaler import SCALING_FILE
+from peakready.lab.autoscaler import SCALING_FILE, SCALING_RESET
+from peakready.lab.components.monitoring import alertmanager_fetch
 from peakready.lab.health import LabStatus
 from peakready.lab.state import LabState
 from peakready.load.rawhttp import Connection, Request
@@ -116,6 +117,27 @@ class LabDriver:
         if not rate:
             raise ActivityFailed("capacity probe: no request succeeded")
         return rate, f"probe: {rate:.0f} requests/s on one instance of {lab.app_cpu_quota:g} CPU"
+
+    def reset_app_group(self, timeout_s: float = 20.0) -> dict[str, Any]:
+        """Set the group back to its resting size (see ``SCALING_RESET``) and wait, at most
+        ``timeout_s``, until the supervisor has applied it: ``{"desired", "instances"}``."""
+        marker = self.state.lab_dir / SCALING_RESET
+        marker.touch()
+        deadline = time.monotonic() + timeout_s
+        while marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        group = self._fresh().app_group()
+        while len(group.get("instances", [])) > int(group.get("desired", 0)):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+            group = self._fresh().app_group()
+        return {"desired": group.get("desired"), "instances": len(group.get("instances", []))}
+
+    def alerts(self) -> list[dict[str, Any]] | None:
+        if "alertmanager" not in self.state.endpoints:
+            return None  # a lab started before it had a monitoring tier
+        return alertmanager_fetch(self.state)()
 
     def scaling_timeline(self, since: float) -> list[dict[str, Any]]:
         # The last count before ``since`` too: how many served when the run began.

@@ -78,6 +78,8 @@ def before_experiment_control(
         target = shared.target_of(configuration)
         loopback_only(endpoint, target)
         if peak is not None:
+            if target == "lab":  # a peak starts from the group at rest, as the real one
+                logger.info(f"App group reset to its resting size: {drv.reset_app_group()}")
             settings = _peak_settings(configuration, drv, endpoint, dict(peak), int(max_orders))
             warmup_s = 0.0  # the profile's baseline is the warm-up
         else:

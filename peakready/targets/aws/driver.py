@@ -132,6 +132,34 @@ class AwsDriver:
 
         return requests_per_instance(Topology.load(self.stack))
 
+    def reset_app_group(self) -> dict[str, Any]:
+        return {"reset": False, "reason": "an AWS group keeps the size its operators set"}
+
+    def alerts(self) -> list[dict[str, Any]] | None:
+        """The stack's alarms (``infra/alarms.py`` names them ``peakready-<stack>-<alert>``)
+        in state ALARM, shaped like Alertmanager's: the alarm's name is its fingerprint,
+        the time it entered ALARM its ``startsAt``."""
+        prefix = f"peakready-{self.stack}-"
+        firing: list[dict[str, Any]] = []
+        try:
+            pages = self.client("cloudwatch").get_paginator("describe_alarms")
+            for page in pages.paginate(AlarmNamePrefix=prefix, StateValue="ALARM"):
+                for alarm in page["MetricAlarms"]:
+                    if alarm.get("StateValue") != "ALARM":  # (moto ignores the filter)
+                        continue
+                    name = alarm["AlarmName"]
+                    firing.append(
+                        {
+                            "fingerprint": name,
+                            "startsAt": alarm["StateUpdatedTimestamp"].isoformat(),
+                            "labels": {"alertname": alarm_alert(name, prefix)},
+                            "status": {"state": "active"},
+                        }
+                    )
+        except ClientError:
+            return None
+        return firing
+
     def scaling_timeline(self, since: float) -> list[dict[str, Any]]:
         """Scaling activities of the group since ``since`` and its instances in service
         per minute (CloudWatch ``GroupInServiceInstances``, which the stack enables)."""
@@ -702,3 +730,9 @@ def _delete_template(fis: Any, template_id: str) -> None:
             raise ActivityFailed(
                 f"deleting FIS template {template_id}: {shared.error_text(exc)}"
             ) from None
+
+
+def alarm_alert(alarm_name: str, prefix: str) -> str:
+    """The catalogue alert an alarm renders: ``peakready-dev-CacheReplicationLag-redis-2``
+    is ``CacheReplicationLag`` (alarms per member carry the member after the name)."""
+    return alarm_name.removeprefix(prefix).split("-", 1)[0]

@@ -171,3 +171,18 @@ def test_idle_instances_do_not_set_the_capacity() -> None:
         scaler.observe(Sample(i * 0.5, i, i, cpu, 3))
         cpu += 0.01
     assert scaler.capacity_per_instance == pytest.approx(0.2 / DEFAULT_CPU_PER_REQUEST_S)
+
+
+def test_a_reset_returns_to_the_minimum_and_measures_capacity_afresh() -> None:
+    scaler = Autoscaler(policy(), desired=3)
+    cpu = requests = 0.0
+    for i in range(10):  # 4 ms of CPU per request: a capacity estimate of 50/s
+        scaler.observe(Sample(i * 0.5, int(requests), int(requests), cpu, 3))
+        requests += 3 * 30 * 0.5
+        cpu += 3 * 0.2 * 0.6 * 0.5
+    scaler.desired = 6
+    decision = scaler.reset(10.0)
+    assert decision is not None and (decision.previous, decision.desired) == (6, 3)
+    assert decision.reason == "reset to the resting size before a rehearsal"
+    assert scaler.capacity_per_instance == pytest.approx(0.2 / DEFAULT_CPU_PER_REQUEST_S)
+    assert scaler.reset(11.0) is None  # already at rest

@@ -584,3 +584,45 @@ def test_the_scaling_timeline_maps_activities_the_policy_and_in_service_datapoin
         },
         {"event": "in_service", "at": at.timestamp(), "in_service": 5, "target": 60.0},
     ]
+
+
+# monitoring ---------------------------------------------------------------------
+
+
+def test_alerts_are_the_stacks_alarms_in_alarm_state_named_as_the_catalogue(world: Any) -> None:
+    driver = AwsDriver(world.configuration)
+    cloudwatch = boto3.client("cloudwatch", region_name="eu-central-1")
+    prefix = f"peakready-{driver.stack}-"
+    for alarm in ("OrderErrors", "CacheReplicationLag-redis-002", "UnhealthyHosts"):
+        cloudwatch.put_metric_alarm(
+            AlarmName=prefix + alarm,
+            MetricName="m",
+            Namespace="n",
+            Statistic="Maximum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=0,
+            ComparisonOperator="GreaterThanThreshold",
+        )
+    cloudwatch.put_metric_alarm(  # another stack's: not ours
+        AlarmName="peakready-other-OrderErrors",
+        MetricName="m",
+        Namespace="n",
+        Statistic="Maximum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=0,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    for alarm in (prefix + "OrderErrors", prefix + "CacheReplicationLag-redis-002"):
+        cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="drill")
+    cloudwatch.set_alarm_state(
+        AlarmName="peakready-other-OrderErrors", StateValue="ALARM", StateReason="x"
+    )
+    firing = driver.alerts()
+    assert firing is not None
+    assert sorted(a["labels"]["alertname"] for a in firing) == [
+        "CacheReplicationLag",
+        "OrderErrors",
+    ]
+    assert all(a["fingerprint"].startswith(prefix) and a["startsAt"] for a in firing)
