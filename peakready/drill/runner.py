@@ -16,7 +16,12 @@ from chaoslib.types import Activity, Experiment, Journal, Run, Strategy
 
 from peakready.chaos import shared
 from peakready.chaos.verify.shared import figures_of, peak_figures_of, peak_reasons
-from peakready.load.records import read_events, run_records
+from peakready.errors import PeakreadyError
+from peakready.load.records import first_fault_at, read_events, run_records
+from peakready.load.shape import read_started_profile
+from peakready.monitoring import alerts as alert_catalogue
+from peakready.monitoring.detection import AlertWatcher, Seen
+from peakready.monitoring.detection import judge as detection_judge
 from peakready.report import peak_timeline as peak_png
 from peakready.report import timeline as timeline_png
 from peakready.report.summary import ScenarioResult, write_json
@@ -125,29 +130,110 @@ def run_scenario(
     if target == "aws":
         configuration["aws_region"] = topology.region  # chaostoolkit-aws reads it
     started = time.monotonic()
-    with Runner(Strategy.DEFAULT) as runner:
-        runner.register_event_handler(_Progress(say))
-        journal: Journal = runner.run(
-            experiment_for(scenario, dry_run, peak),
-            settings=copy.deepcopy(SETTINGS),
-            experiment_vars=(dict(configuration), {}),
-        )
+    watcher = None if dry_run else _alert_watcher(configuration)
+    try:
+        with Runner(Strategy.DEFAULT) as runner:
+            runner.register_event_handler(_Progress(say))
+            journal: Journal = runner.run(
+                experiment_for(scenario, dry_run, peak),
+                settings=copy.deepcopy(SETTINGS),
+                experiment_vars=(dict(configuration), {}),
+            )
+    except BaseException:
+        if watcher is not None:
+            watcher.stop()
+        raise
+    ended_at = time.time()
     result = ScenarioResult(name=scenario, duration_s=time.monotonic() - started)
     result.journal = f"journals/{scenario}.json"
     write_json(report_dir / result.journal, journal)
     say("verifying")
     judge_run(result, journal, run, topology, configuration, dry_run)
+    events = read_events(run)
+    if watcher is not None:
+        say("alerts resolving")
+        resolve_s = topology.alarms.resolve_s
+        watcher.wait_resolved(max(0.0, ended_at + resolve_s - time.time()))
+        seen = watcher.stop()
+        asked = (watcher.polls, watcher.failed_polls)
+        judge_alerts(result, seen, asked, watcher.started_at, run, topology, ended_at)
+        events += [
+            {"type": "alert", "name": s.name, "at": s.fired_at, "until": s.resolved_at}
+            for s in seen
+            if not s.carried
+        ]
     records = run_records(run)
     if records:
         out = report_dir / "timelines" / f"{scenario}.png"
         if result.peak is not None:
             title = f"{scenario}: {result.status}"
             instances = result.peak.get("instances") or []
-            peak_png.plot(records, read_events(run), instances, topology.slo, title, out)
+            peak_png.plot(records, events, instances, topology.slo, title, out)
         else:
-            timeline_png.plot(records, read_events(run), scenario, out, result.rto_s)
+            timeline_png.plot(records, events, scenario, out, result.rto_s)
         result.timeline = f"timelines/{scenario}.png"
     return result, journal
+
+
+def _alert_watcher(configuration: dict[str, Any]) -> AlertWatcher | None:
+    """A watcher on the target's alerts, started (None when there is no target to ask:
+    the experiment then fails on its own)."""
+    try:
+        drv = shared.driver(configuration)
+    except ActivityFailed:
+        return None
+    watcher = AlertWatcher(drv.alerts)
+    watcher.start()
+    return watcher
+
+
+#: Share of the watcher's polls the monitoring may miss before detection is not judged.
+MAX_FAILED_POLLS = 0.2
+
+
+def judge_alerts(
+    result: ScenarioResult,
+    seen: list[Seen],
+    asked: tuple[int, int],
+    watch_started: float,
+    run: Path,
+    topology: Topology,
+    recovered_at: float,
+) -> None:
+    """The scenario's ``alerts`` and ``mttd_s``, and its verdict on them (noise in the
+    steady state, an expected alert silent past ``alarms.mttd_s`` or never resolved).
+    ``asked``: how many times the watcher asked, and how many got no answer."""
+    polls, failed = asked
+    fault_at = first_fault_at(read_events(run))
+    steady_until = fault_at
+    if result.name in PEAK_SCENARIOS:
+        # A peak's steady state ends where the ramp begins (the surge is the stimulus).
+        try:
+            started = read_started_profile(run)
+            ramp = started.started + started.profile.baseline_s
+            steady_until = ramp if fault_at is None else min(ramp, fault_at)
+        except PeakreadyError:
+            pass
+    detection = detection_judge(
+        seen,
+        alert_catalogue.expected(topology, result.name),
+        watch_started,
+        steady_until,
+        fault_at,
+        recovered_at,
+        topology.alarms.mttd_s,
+        topology.alarms.resolve_s,
+        frozenset(a.name for a in alert_catalogue.catalogue(topology) if a.severity == "ticket"),
+    )
+    result.alerts, result.mttd_s = detection.alerts, detection.mttd_s
+    result.reasons += detection.reasons
+    if polls and failed > polls * MAX_FAILED_POLLS:
+        result.reasons.append(
+            f"monitoring answered {polls - failed} of {polls} polls: alerts not judged"
+            + (" (no monitoring tier? lab down, then lab up)" if failed == polls else "")
+        )
+    if detection.reasons and result.status == "passed":
+        result.status = "failed"
 
 
 def judge_run(

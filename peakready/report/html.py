@@ -94,6 +94,33 @@ def _scenario(s: ScenarioResult) -> str:
     )
 
 
+def detection_html(scenarios: list[ScenarioResult]) -> str:
+    """The detection table: each alert a scenario raised, when (after the fault) it
+    fired and resolved; the scenario's MTTD is its slowest expected alert."""
+    rows = []
+    for s in scenarios:
+        if s.alerts is None:
+            continue
+        if not s.alerts:
+            rows.append(f"<tr><td>{escape(s.name)}</td><td>none</td><td></td><td></td></tr>")
+        for alert in s.alerts:
+            rows.append(
+                f"<tr><td>{escape(s.name)}</td><td>{escape(alert['name'])}</td>"
+                f"<td>{cell(alert['fired_after_s'])}</td>"
+                f"<td>{cell(alert['resolved_after_s'])}</td></tr>"
+            )
+    if not rows:
+        return ""
+    mttd = ", ".join(
+        f"{escape(s.name)} {cell(s.mttd_s)} s" for s in scenarios if s.mttd_s is not None
+    )
+    return (
+        "<h2>Detection</h2><table><tr><th>scenario</th><th>alert</th>"
+        "<th>fired after the fault (s)</th><th>resolved after the fault (s)</th></tr>"
+        f"{''.join(rows)}</table><p>MTTD (slowest expected alert): {mttd or 'none'}</p>"
+    )
+
+
 def render(result: DrillResult) -> str:
     summary = result.summary()
     verdict = "passed" if summary["passed"] else "failed"
@@ -114,6 +141,7 @@ def render(result: DrillResult) -> str:
 <p>Started {escape(result.started)}, finished {escape(result.finished)}.</p>
 <table><tr><th>scenario</th><th>status</th><th>RTO (s)</th><th>requests</th><th>failed</th>
 <th>acked orders</th><th>lost</th><th>duplicate</th><th>oversold</th></tr>{overview}</table>
+{detection_html(result.scenarios)}
 {"".join(_scenario(s) for s in result.scenarios)}
 {backup_html(result.backup_detail or result.backup)}
 </body></html>

@@ -14,6 +14,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
 from peakready.load.records import RequestRecord, percentile
+from peakready.report.timeline import mark_alerts
 from peakready.topology import Slo
 from peakready.verdict.peak import KIND_CLASS, SHED_STATUSES
 
@@ -88,6 +89,7 @@ def plot(
     for axis in (rates, sheds, group, p99):
         for index, at in enumerate(faults):
             axis.axvline(at, color="red", linestyle="--", label="fault" if index == 0 else None)
+    mark_alerts(rates, events, origin)
     fig.suptitle(title)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)

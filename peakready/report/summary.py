@@ -34,6 +34,9 @@ PEAK_KEYS = (
     "instances",
     "scale_out_s",
 )
+#: Added to every scenario's entry: the alerts it raised, and the slowest expected
+#: alert's time to detect (``peakready.monitoring.detection``).
+DETECTION_KEYS = ("alerts", "mttd_s")
 BACKUP_KEYS = ("rto_s", "rpo_s", "verified_orders", "missing_orders")
 STATUSES = ("passed", "failed", "aborted")
 
@@ -60,6 +63,8 @@ class ScenarioResult:
     timeline: str | None = None
     duration_s: float = 0.0
     peak: dict[str, Any] | None = None  # a peak rehearsal's figures (verdict.peak)
+    alerts: list[dict[str, Any]] | None = None  # None: no monitoring was asked
+    mttd_s: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def record(self, values: Mapping[str, Any]) -> None:
@@ -73,11 +78,12 @@ class ScenarioResult:
                 self.extra[key] = value
 
     def entry(self) -> dict[str, Any]:
-        """The DESIGN §7 entry: exactly these keys, in this order (and a peak
-        rehearsal's after them)."""
+        """The DESIGN §7 entry: exactly these keys, in this order (a peak rehearsal's
+        after them, then detection's)."""
         entry = {key: getattr(self, key) for key in SCENARIO_KEYS}
         if self.peak is not None:
             entry.update({key: self.peak.get(key) for key in PEAK_KEYS})
+        entry.update({key: getattr(self, key) for key in DETECTION_KEYS})
         return entry
 
     def detail(self) -> dict[str, Any]:
@@ -146,7 +152,8 @@ def validate(summary: dict[str, Any]) -> list[str]:
     missing = [k for k in top if k not in summary]
     problems += [f"missing key {k}" for k in missing]
     for entry in summary.get("scenarios", []):
-        if tuple(entry) not in (SCENARIO_KEYS, SCENARIO_KEYS + PEAK_KEYS):
+        shapes = (SCENARIO_KEYS + DETECTION_KEYS, SCENARIO_KEYS + PEAK_KEYS + DETECTION_KEYS)
+        if tuple(entry) not in shapes:
             problems.append(f"scenario {entry.get('name')}: keys {list(entry)}")
         if entry.get("status") not in STATUSES:
             problems.append(f"scenario {entry.get('name')}: status {entry.get('status')!r}")

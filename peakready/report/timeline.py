@@ -45,6 +45,7 @@ def plot(
             axis.axvline(at, color="red", linestyle="--", label="fault" if index == 0 else None)
         if faults and rto_s is not None:
             axis.axvline(faults[0] + rto_s, color="green", linestyle="--", label="recovered")
+    mark_alerts(top, events, origin)
     top.legend(loc="upper right")
     recovered = f", recovered after {rto_s:.1f} s" if rto_s is not None else ""
     fig.suptitle(f"{title}{recovered}")
@@ -53,3 +54,27 @@ def plot(
     fig.savefig(out, dpi=80)
     plt.close(fig)
     return out
+
+
+def mark_alerts(axis: Any, events: Sequence[dict[str, Any]], origin: float) -> None:
+    """Shade each alert (events of ``"type": "alert"``) from firing to resolution on
+    ``axis``, its name at the top; one still firing runs to the plot's right edge."""
+    alerts = [e for e in events if e.get("type") == "alert"]
+    if not alerts:
+        return
+    right = axis.get_xlim()[1]
+    top = axis.get_ylim()[1]
+    for index, alert in enumerate(alerts):
+        start = float(alert["at"]) - origin
+        end = float(alert["until"]) - origin if alert.get("until") else right
+        axis.axvspan(
+            start, end, color="tab:purple", alpha=0.12, label="alert firing" if index == 0 else None
+        )
+        axis.text(
+            start,
+            top * (0.95 - 0.08 * (index % 4)),
+            f" {alert['name']}",
+            fontsize="x-small",
+            color="tab:purple",
+            va="top",
+        )

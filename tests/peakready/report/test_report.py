@@ -6,6 +6,7 @@ from pathlib import Path
 from peakready.load.records import RequestRecord
 from peakready.report import html, timeline
 from peakready.report.summary import (
+    DETECTION_KEYS,
     SCENARIO_KEYS,
     DrillResult,
     ScenarioResult,
@@ -66,7 +67,7 @@ def test_summary_has_exactly_the_design_keys(tmp_path: Path) -> None:
         "scenarios",
         "backup",
     ]
-    assert all(tuple(s) == SCENARIO_KEYS for s in loaded["scenarios"])
+    assert all(tuple(s) == SCENARIO_KEYS + DETECTION_KEYS for s in loaded["scenarios"])
     assert list(loaded["backup"]) == ["rto_s", "rpo_s", "verified_orders", "missing_orders"]
     assert loaded["passed"] is False  # one scenario failed
     assert validate(loaded) == []
@@ -110,7 +111,7 @@ def test_a_result_records_known_figures_as_fields_and_the_rest_as_extra() -> Non
 
 def test_a_peak_scenario_adds_its_fields_after_the_design_keys(tmp_path: Path) -> None:
     from peakready.report import peak_timeline
-    from peakready.report.summary import PEAK_KEYS, SCENARIO_KEYS
+    from peakready.report.summary import DETECTION_KEYS, PEAK_KEYS, SCENARIO_KEYS
     from peakready.topology import Slo
     from peakready.verdict.peak import measure
 
@@ -122,7 +123,7 @@ def test_a_peak_scenario_adds_its_fields_after_the_design_keys(tmp_path: Path) -
     figures = measure(records, [], scaling, Slo())
     result = ScenarioResult(name="peak-surge", status="passed", peak=figures.as_dict())
     entry = result.entry()
-    assert tuple(entry) == SCENARIO_KEYS + PEAK_KEYS
+    assert tuple(entry) == SCENARIO_KEYS + PEAK_KEYS + DETECTION_KEYS
     assert entry["shed"] == {"order": 0, "browse": 0, "search": 50}
     assert entry["instances"] == [[0.0, 3]]
     summary = {"target": "lab", "stack": "dev", "started": "", "finished": "", "passed": True}
@@ -132,3 +133,24 @@ def test_a_peak_scenario_adds_its_fields_after_the_design_keys(tmp_path: Path) -
         records, [], figures.instances, Slo(), "peak-surge", tmp_path / "p.png"
     )
     assert out.stat().st_size > 10_000
+
+
+def test_html_has_a_detection_table_and_the_timeline_shades_alerts(tmp_path: Path) -> None:
+    drill = result()
+    drill.scenarios[0].alerts = [
+        {"name": "DatabaseNoWriter", "fired_after_s": 2.1, "resolved_after_s": 22.9}
+    ]
+    drill.scenarios[0].mttd_s = 2.1
+    page = html.render(drill)
+    assert "<h2>Detection</h2>" in page
+    assert "<td>DatabaseNoWriter</td><td>2.10</td><td>22.90</td>" in page
+    records = [
+        RequestRecord(100 + i * 0.1, 100.05 + i * 0.1, "order", 201, True) for i in range(200)
+    ]
+    events = [
+        {"type": "fault", "event": "x", "at": 105.0},
+        {"type": "alert", "name": "DatabaseNoWriter", "at": 107.1, "until": 110.0},
+        {"type": "alert", "name": "OrderErrors", "at": 107.1, "until": None},
+    ]
+    out = timeline.plot(records, events, "db-primary-loss", tmp_path / "a.png", rto_s=3.0)
+    assert out.read_bytes()[:4] == b"\x89PNG"
