@@ -232,7 +232,7 @@ def judge_alerts(
             f"monitoring answered {polls - failed} of {polls} polls: alerts not judged"
             + (" (no monitoring tier? lab down, then lab up)" if failed == polls else "")
         )
-    if detection.reasons and result.status == "passed":
+    if result.reasons and result.status == "passed":
         result.status = "failed"
 
 

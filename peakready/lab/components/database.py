@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from peakready.lab import observe
@@ -224,7 +225,22 @@ class Database(Component):
 
 
 def setup_database(ports: list[int], secrets: dict[str, str], timeout_s: float = 60.0) -> None:
-    """Create (or re-password) the shop's role and its database on the primary.
+    """Create (or re-password) the shop's role and its database on the primary."""
+    on_primary(
+        ports,
+        secrets["db_superuser_password"],
+        lambda conn, sql: _create_shop(conn, secrets, sql),
+        timeout_s,
+    )
+
+
+def on_primary(
+    ports: list[int],
+    superuser_password: str,
+    work: Callable[[Any, Any], None],
+    timeout_s: float = 60.0,
+) -> None:
+    """Run ``work(connection, psycopg.sql)`` as the superuser on the primary.
 
     It connects to whichever member accepts writes (``target_session_attrs=read-write``),
     not to the member named leader: on a lab started again on its data, Patroni can name
@@ -242,13 +258,13 @@ def setup_database(ports: list[int], secrets: dict[str, str], timeout_s: float =
                 host=",".join(["127.0.0.1"] * len(ports)),
                 port=",".join(str(p) for p in ports),
                 user="postgres",
-                password=secrets["db_superuser_password"],
+                password=superuser_password,
                 dbname="postgres",
                 autocommit=True,
                 connect_timeout=5,
                 target_session_attrs="read-write",
             ) as conn:
-                _create_shop(conn, secrets, sql)
+                work(conn, sql)
             return
         except (psycopg.OperationalError, psycopg.errors.ReadOnlySqlTransaction):
             if time.monotonic() > deadline:

@@ -14,13 +14,13 @@ API (:mod:`peakready.monitoring.detection`).
 from __future__ import annotations
 
 import json
-import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import yaml
 
 from peakready.lab import observe
 from peakready.lab.components.base import Component, ProcessSpec, Row, UpContext
+from peakready.lab.components.database import on_primary
 from peakready.lab.state import APP_METRICS_TARGETS
 from peakready.monitoring.alerts import prometheus_rules
 
@@ -189,8 +189,8 @@ class Monitoring(Component):
             (d, "root", 0o700),
             (d / "tsdb", "root", 0o700),
             (d / "alertmanager", "root", 0o700),
-            (d / "rules.d", "root", 0o700),
-            (d / "textfile", "root", 0o700),  # your own rules (SIGHUP Prometheus to read)
+            (d / "rules.d", "root", 0o700),  # your own rules (SIGHUP Prometheus to read)
+            (d / "textfile", "root", 0o700),  # the supervisor's group figures
         ]
 
     def endpoints(self, plan: Plan) -> dict[str, Any]:
@@ -268,7 +268,6 @@ class Monitoring(Component):
         up, total = targets_up(state, auth)
         prometheus, alertmanager = state.endpoints["prometheus"], state.endpoints["alertmanager"]
         status, _ = observe.http_get(f"{alertmanager}/-/ready", auth=auth)
-        outputs["prometheus"], outputs["alertmanager"] = prometheus, alertmanager
         return [
             Row(
                 "monitoring (Prometheus)",
@@ -315,38 +314,17 @@ def targets_up(state: LabState, auth: tuple[str, str]) -> tuple[int, int]:
 
 
 def create_monitor_role(ports: list[int], superuser: str, password: str) -> None:
-    """The exporter's login: ``pg_monitor`` only (reads statistics, changes nothing)."""
-    # Imported here: psycopg only while the lab starts.
-    import psycopg
-    from psycopg import sql
+    """The exporters' login: ``pg_monitor`` only (reads statistics, changes nothing)."""
 
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with psycopg.connect(
-                host=",".join(["127.0.0.1"] * len(ports)),
-                port=",".join(str(p) for p in ports),
-                user="postgres",
-                password=superuser,
-                dbname="postgres",
-                autocommit=True,
-                connect_timeout=5,
-                target_session_attrs="read-write",
-            ) as conn:
-                exists = conn.execute(
-                    "SELECT 1 FROM pg_roles WHERE rolname = %s", (DB_MONITOR_USER,)
-                ).fetchone()
-                verb = "ALTER" if exists else "CREATE"
-                conn.execute(
-                    sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(
-                        sql.Identifier(DB_MONITOR_USER), sql.Literal(password)
-                    )
-                )
-                conn.execute(
-                    sql.SQL("GRANT pg_monitor TO {}").format(sql.Identifier(DB_MONITOR_USER))
-                )
-            return
-        except (psycopg.OperationalError, psycopg.errors.ReadOnlySqlTransaction):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+    def work(conn: Any, sql: Any) -> None:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_roles WHERE rolname = %s", (DB_MONITOR_USER,)
+        ).fetchone()
+        verb = "ALTER" if exists else "CREATE"
+        role = sql.Identifier(DB_MONITOR_USER)
+        conn.execute(
+            sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(role, sql.Literal(password))
+        )
+        conn.execute(sql.SQL("GRANT pg_monitor TO {}").format(role))
+
+    on_primary(ports, superuser, work)
