@@ -147,6 +147,9 @@ app_settings = pulumi.Output.all(
         "SEARCH_BACKEND": "opensearch",
         "OPENSEARCH_URL": f"https://{v[3]}",
         "MIGRATE": "1",
+        # The order and dependency figures the alarms read (peakready.app.cloudwatch).
+        "CLOUDWATCH_REGION": topology.region,
+        "STACK": stack,
     }
 )
 app = topology.app
@@ -212,6 +215,7 @@ Alarms(
         cache_members=cache.member_ids,
         search_domain=search.domain_name,
         account_id=account_id,
+        region=topology.region,
         email=topology.alarms.email,
         tags=tags,
     ),

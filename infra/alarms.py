@@ -10,6 +10,7 @@ own; the evaluation periods cover the alert's ``for_s``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -32,6 +33,7 @@ class AlarmsArgs:
     cache_members: list[str]
     search_domain: pulumi.Input[str]
     account_id: pulumi.Input[str]
+    region: str = "eu-central-1"  # the dashboard's widgets read it
     email: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -83,8 +85,67 @@ class Alarms(pulumi.ComponentResource):
                     opts=child,
                 )
 
+        cloudwatch.Dashboard(
+            f"{name}-dashboard",
+            dashboard_name=f"peakready-{args.stack}",
+            dashboard_body=pulumi.Output.all(args.alb_arn_suffix, args.db_primary).apply(
+                lambda v: json.dumps(_dashboard(args.stack, v[0], v[1], args)),
+            ),
+            opts=child,
+        )
+
         self.topic_arn = topic.arn
         self.register_outputs({"topic_arn": self.topic_arn})
+
+
+def _dashboard(stack: str, alb: str, db_primary: str, args: AlarmsArgs) -> dict[str, object]:
+    """The peak signals on one screen: requests and 5xx, order latency, orders per
+    minute, order errors, replica lag, the cache."""
+    shop = "peakready/Storefront"
+    lb = "AWS/ApplicationELB"
+    db_key = "DBClusterIdentifier" if args.db_is_cluster else "DBInstanceIdentifier"
+
+    def widget(title: str, metrics: list[list[object]], stat: str = "Sum") -> dict[str, object]:
+        return {
+            "type": "metric",
+            "width": 12,
+            "height": 6,
+            "properties": {
+                "title": title,
+                "metrics": metrics,
+                "stat": stat,
+                "period": 60,
+                "region": args.region,
+            },
+        }
+
+    return {
+        "widgets": [
+            widget(
+                "requests and 5xx",
+                [
+                    [lb, "RequestCount", "LoadBalancer", alb],
+                    [lb, "HTTPCode_ELB_5XX_Count", "LoadBalancer", alb],
+                    [lb, "HTTPCode_Target_5XX_Count", "LoadBalancer", alb],
+                ],
+            ),
+            widget("order latency p99 (ms)", [[shop, "OrderLatency", "Stack", stack]], "p99"),
+            widget("orders per minute", [[shop, "OrdersCreated", "Stack", stack]]),
+            widget("order errors (share)", [[shop, "OrderErrorRatio", "Stack", stack]], "Maximum"),
+            widget(
+                "database: replica lag (s), CPU",
+                [
+                    ["AWS/RDS", "ReplicaLag", db_key, db_primary],
+                    ["AWS/RDS", "CPUUtilization", db_key, db_primary],
+                ],
+                "Maximum",
+            ),
+            widget(
+                "cache: evictions",
+                [["AWS/ElastiCache", "Evictions", "CacheClusterId", m] for m in args.cache_members],
+            ),
+        ]
+    }
 
 
 def _dimension_sets(

@@ -238,6 +238,27 @@ class AppTier(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        iam.RolePolicy(
+            f"{name}-metrics",
+            role=role.id,
+            # The storefront's custom metrics, in its own namespace only.
+            policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Action": "cloudwatch:PutMetricData",
+                            "Resource": "*",
+                            "Condition": {
+                                "StringEquals": {"cloudwatch:namespace": "peakready/Storefront"}
+                            },
+                        }
+                    ],
+                }
+            ),
+            opts=child,
+        )
         profile = iam.InstanceProfile(f"{name}-instance", role=role.name, tags=tags, opts=child)
 
         if args.user_data is not None:

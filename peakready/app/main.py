@@ -369,6 +369,20 @@ def unavailable(detail: str) -> JSONResponse:
     return _error(503, detail, {"Retry-After": RETRY_AFTER_S})
 
 
+def _publish_to_cloudwatch(sf: Storefront, settings: AppSettings) -> asyncio.Task[None] | None:
+    """On AWS (``cloudwatch_region`` set): the custom metrics the alarms read, published
+    in the background (peakready.app.cloudwatch)."""
+    if not settings.cloudwatch_region:
+        return None
+    # Imported here: boto3 only on AWS.
+    import boto3
+
+    from peakready.app.cloudwatch import Publisher
+
+    client = boto3.client("cloudwatch", region_name=settings.cloudwatch_region)
+    return asyncio.create_task(Publisher(sf.metrics, settings.stack, client).run())
+
+
 def create_app(settings: AppSettings) -> FastAPI:
     """The ASGI app; dependencies are opened in the lifespan (migrations first if asked)."""
     sf = Storefront(settings)
@@ -376,9 +390,12 @@ def create_app(settings: AppSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         sf.open()
+        publishing = _publish_to_cloudwatch(sf, settings)
         try:
             yield
         finally:
+            if publishing is not None:
+                publishing.cancel()
             await sf.close()
 
     # Metrics are Prometheus (below); FastAPI's native OpenTelemetry would only look up

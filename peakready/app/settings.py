@@ -21,6 +21,10 @@ class AppSettings(BaseSettings):
     port: int = Field(8080, ge=1, le=65535)
     az: str = "local"
     instance_id: str = "app-0"
+    # On AWS: publish the order and dependency figures the stack's alarms read
+    # (peakready.app.cloudwatch) to CloudWatch in this region, dimension Stack=stack.
+    cloudwatch_region: str | None = None
+    stack: str = "dev"
 
     db_dsn: str = "host=127.0.0.1 port=5432 dbname=shop user=shop connect_timeout=2"
     db_read_dsn: str | None = None

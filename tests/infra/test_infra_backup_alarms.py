@@ -80,3 +80,14 @@ def test_custom_storefront_metrics_alarm_at_10_s_periods(prod_plan, q):
     assert all(a["period"] == 10 and a["dimensions"] == {"Stack": "prod"} for a in custom)
     (latency,) = [a for a in custom if a["metricName"] == "OrderLatency"]
     assert latency["extendedStatistic"] == "p99" and "statistic" not in latency
+
+
+def test_a_dashboard_shows_the_peak_signals(prod_plan, q):
+    import json
+
+    dashboard = q.one(prod_plan, "aws:cloudwatch/dashboard:Dashboard")["inputs"]
+    assert dashboard["dashboardName"] == "peakready-prod"
+    body = json.loads(dashboard["dashboardBody"])
+    titles = [w["properties"]["title"] for w in body["widgets"]]
+    assert "order latency p99 (ms)" in titles and "orders per minute" in titles
+    assert all(w["properties"]["region"] == "eu-central-1" for w in body["widgets"])
