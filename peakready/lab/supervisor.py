@@ -434,7 +434,12 @@ class Supervisor:
         self.haproxy_sync()
         self.publish()
         while not self.stopping:
-            before = [i.record() for i in self.instances], self.lost, self.desired
+            before = (
+                [i.record() for i in self.instances],
+                len(self.terminating),
+                self.desired,
+                self.lost,
+            )
             for inst in list(self.instances):
                 self.check(inst)
             self.reap()
@@ -446,7 +451,12 @@ class Supervisor:
             if time.monotonic() - self.last_sync > 2.0:
                 self.haproxy_sync()
                 self.last_sync = time.monotonic()
-            after = [i.record() for i in self.instances], self.lost, self.desired
+            after = (
+                [i.record() for i in self.instances],
+                len(self.terminating),
+                self.desired,
+                self.lost,
+            )
             if after != before:
                 self.publish()
             time.sleep(TICK_S)
