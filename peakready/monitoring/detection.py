@@ -1,16 +1,16 @@
 """Time to detect: which alerts a drill raised, when, and whether it should have.
 
-:class:`AlertWatcher` polls Alertmanager's API (``GET /api/v2/alerts``) through the
-drill, from before its steady state until every alert it saw has resolved, and keeps
-each alert's firing time as Prometheus stamped it (``startsAt``) and the first poll
-that no longer saw it. :func:`judge` turns that into the scenario's ``alerts`` and
+:class:`AlertWatcher` polls the target's firing alerts (the lab: Alertmanager's
+``GET /api/v2/alerts``; AWS: the stack's alarms in ALARM) through the drill, from before
+its steady state until every alert it saw has resolved, and keeps each firing episode's
+start as Prometheus stamped it (``startsAt``) and the first poll that no longer saw it. :func:`judge` turns that into the scenario's ``alerts`` and
 ``mttd_s`` (DESIGN §7) and the reasons it fails:
 
 - an expected alert (``peakready.monitoring.alerts.expected``) that does not fire
   within the stack's ``alarms.mttd_s`` of the fault;
 - one that fired but did not resolve within ``alarms.resolve_s`` of recovery (the
   end of the experiment, rollbacks included);
-- any alert that starts firing in the steady state before the fault: noise.
+- any page alert that starts firing in the steady state before the fault: noise.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-#: How often the watcher asks Alertmanager (seconds).
+#: How often the watcher asks (seconds).
 POLL_S = 1.0
 
 #: Alertmanager's active alerts (its API's JSON), None when it did not answer.
