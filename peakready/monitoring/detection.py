@@ -1,10 +1,11 @@
 """Time to detect: which alerts a drill raised, when, and whether it should have.
 
 :class:`AlertWatcher` polls the target's firing alerts (the lab: Alertmanager's
-``GET /api/v2/alerts``; AWS: the stack's alarms in ALARM) through the drill, from before
-its steady state until every alert it saw has resolved, and keeps each firing episode's
-start as Prometheus stamped it (``startsAt``) and the first poll that no longer saw it. :func:`judge` turns that into the scenario's ``alerts`` and
-``mttd_s`` (DESIGN §7) and the reasons it fails:
+``GET /api/v2/alerts``; AWS: the stack's alarms in ALARM) through the drill, from
+before its steady state until every alert it saw has resolved, and keeps each firing
+episode's start as Prometheus stamped it (``startsAt``) and the first poll that no
+longer saw it. :func:`judge` turns that into the scenario's ``alerts`` and ``mttd_s``
+(DESIGN §7) and the reasons it fails:
 
 - an expected alert (``peakready.monitoring.alerts.expected``) that does not fire
   within the stack's ``alarms.mttd_s`` of the fault;

@@ -266,10 +266,13 @@ class Monitoring(Component):
         up, total = targets_up(state, auth)
         prometheus, alertmanager = state.endpoints["prometheus"], state.endpoints["alertmanager"]
         status, _ = observe.http_get(f"{alertmanager}/-/ready", auth=auth)
+        # Healthy when Prometheus scrapes: one scrape that timed out on a busy machine
+        # (or an exporter in a frozen AZ, which the tier's own rows report) is shown, not
+        # judged here.
         return [
             Row(
                 "monitoring (Prometheus)",
-                total > 0 and up == total,
+                total > 0 and up > 0,
                 f"{up}/{total} targets up, {prometheus}",
             ),
             Row(
