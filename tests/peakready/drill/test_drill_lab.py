@@ -230,10 +230,18 @@ def _haproxy_without_retries(lab: LabState, unsafe: bool) -> None:
 def test_without_load_balancer_retries_app_instance_loss_reports_failed_requests(
     lab: LabState, drill: Path
 ) -> None:
-    report = report_dir("no-retries")
+    # A kill costs a request only if one is in flight on the instance, or reaches it in
+    # the half second before the supervisor takes it out of the pool: at the drill's
+    # 40 requests/s one kill in two costs none. Up to three kills, then.
     _haproxy_without_retries(lab, unsafe=True)
     try:
-        done = peakready("drill", "--scenario", "app-instance-loss", "--report-dir", str(report))
+        for attempt in range(3):
+            report = report_dir(f"no-retries-{attempt}")
+            done = peakready(
+                "drill", "--scenario", "app-instance-loss", "--report-dir", str(report)
+            )
+            if done.returncode != 0:
+                break
     finally:
         _haproxy_without_retries(lab, unsafe=False)
     entry = scenario(summary_of(report), "app-instance-loss")

@@ -13,6 +13,7 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lab_run import running_lab
@@ -81,11 +82,12 @@ def test_an_alert_firing_in_the_steady_state_fails_the_drill_as_noise(lab: LabSt
     rules.write_text(NOISY_RULE)
     try:
         os.kill(int(lab.process("prometheus")["pid"]), signal.SIGHUP)
-        # Loaded, and quiet once its 10 s window has no earlier test's orders left (an
-        # alert already firing when the drill begins is an earlier drill's, not noise).
+        # Loaded, and every rule quiet once its window holds no earlier test's orders:
+        # a rule still pending on the last test's slow orders (OrderLatency's 30 s window
+        # after a failover) would fire in this steady state, and be that test's noise.
         _wait_for_rule(lab, "OrdersFlowing", ("inactive", "pending", "firing"))
         time.sleep(12)
-        _wait_for_rule(lab, "OrdersFlowing", ("inactive",))
+        _wait_for_quiet(lab)
         # A short surge whose 20 s baseline is the steady state.
         peak = {"surge": 1.0, "baseline_s": 20, "ramp_s": 5, "hold_s": 5}
         result, _ = run_scenario(
@@ -104,17 +106,33 @@ def test_an_alert_firing_in_the_steady_state_fails_the_drill_as_noise(lab: LabSt
     assert flowing["fired_after_s"] < 20
 
 
+def _wait_for_quiet(state: LabState, timeout_s: float = 90) -> None:
+    """Until every rule Prometheus has loaded is inactive (none pending, none firing)."""
+    deadline = time.monotonic() + timeout_s
+    busy: list[str] = []
+    while time.monotonic() < deadline:
+        busy = [r["name"] for r in _rules(state) if r["state"] != "inactive"]
+        if not busy:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"Prometheus rules {busy} still pending or firing after {timeout_s:g} s")
+
+
+def _rules(state: LabState) -> list[dict[str, Any]]:
+    status, body = http_get(
+        f"{state.endpoints['prometheus']}/api/v1/rules", auth=credentials(state)
+    )
+    assert status == 200, body
+    return [r for g in json.loads(body)["data"]["groups"] for r in g["rules"]]
+
+
 def _wait_for_rule(
     state: LabState, name: str, wanted: tuple[str, ...], timeout_s: float = 30
 ) -> None:
     """Until Prometheus has rule ``name`` loaded and in one of the states ``wanted``."""
     deadline = time.monotonic() + timeout_s
-    url = f"{state.endpoints['prometheus']}/api/v1/rules"
     while time.monotonic() < deadline:
-        status, body = http_get(url, auth=credentials(state))
-        if status == 200:
-            rules = [r for g in json.loads(body)["data"]["groups"] for r in g["rules"]]
-            if any(r["name"] == name and r["state"] in wanted for r in rules):
-                return
+        if any(r["name"] == name and r["state"] in wanted for r in _rules(state)):
+            return
         time.sleep(0.5)
     raise AssertionError(f"Prometheus rule {name} not {wanted} within {timeout_s:g} s")
