@@ -14,14 +14,16 @@ import pulumi_aws as aws
 
 from infra.alarms import Alarms, AlarmsArgs
 from infra.app_tier import AppTier, AppTierArgs, PeakCapacity
+from infra.backoffice import BackOffice, BackOfficeArgs
 from infra.backup import Backup, BackupArgs
 from infra.cache import Cache, CacheArgs
 from infra.chaos_access import ChaosAccess, ChaosAccessArgs
 from infra.database import DB_NAME, DB_USER, Database, DatabaseArgs
 from infra.load_balancer import LoadBalancer, LoadBalancerArgs
 from infra.network import Network, NetworkArgs
+from infra.queue import QUEUE_USER, Queue, QueueArgs
 from infra.search import Search, SearchArgs
-from infra.security import CACHE_PORT, DB_PORT, SecurityChain, SecurityChainArgs
+from infra.security import CACHE_PORT, DB_PORT, QUEUE_PORT, SecurityChain, SecurityChainArgs
 from peakready import planner
 from peakready.monitoring import alerts
 from peakready.topology import DatabaseDeployment, Topology, pinned_now
@@ -63,7 +65,15 @@ network = Network(
         tags=tags,
     ),
 )
-chain = SecurityChain("sg", SecurityChainArgs(vpc_id=network.vpc_id, tags=tags))
+chain = SecurityChain(
+    "sg",
+    SecurityChainArgs(
+        vpc_id=network.vpc_id,
+        vpc_cidr=topology.network.cidr,
+        queue=topology.queue is not None,
+        tags=tags,
+    ),
+)
 lb = topology.load_balancer
 entry = LoadBalancer(
     "edge",
@@ -130,13 +140,45 @@ search = Search(
         tags=tags,
     ),
 )
+qt = topology.queue
+queue = None
+if qt is not None:
+    assert chain.queue_sg_id is not None
+    queue = Queue(
+        "queue",
+        QueueArgs(
+            broker_name=f"peakready-{stack}",
+            data_subnet_ids=network.data_subnet_ids,
+            security_group_id=chain.queue_sg_id,
+            engine_version=qt.engine_version,
+            instance_type=qt.instance_type,
+            deployment=qt.deployment.value,
+            tags=tags,
+        ),
+    )
+
+
+def _queue_settings(endpoint: str) -> dict[str, str]:
+    """Where the relay (storefront) and the consumers (back office) find the queue; the
+    password comes from its secret, never from these settings."""
+    if qt is None:
+        return {}
+    host = endpoint.removeprefix("amqps://").split(":")[0]
+    return {
+        "QUEUE_URL": f"amqps://{QUEUE_USER}@{host}:{QUEUE_PORT}/%2F",
+        "QUEUE_NAME": qt.queue_name,
+    }
+
+
 app_settings = pulumi.Output.all(
     database.writer_host,
     pulumi.Output.all(*database.reader_hosts),
     cache.primary_endpoint,
     search.endpoint,
+    queue.amqp_endpoint if queue is not None else "",
 ).apply(
     lambda v: {
+        **_queue_settings(v[4]),
         "HOST": "0.0.0.0",
         "PORT": "8000",
         "DB_DSN": f"host={v[0]} port={DB_PORT} dbname={DB_NAME} user={DB_USER} "
@@ -171,8 +213,16 @@ app_tier = AppTier(
         instance_warmup_s=app.instance_warmup_s,
         region=topology.region,
         settings=app_settings,
-        secret_arns=pulumi.Output.all(database.master_secret_arn, cache.auth_secret_arn).apply(
-            lambda arns: {"DB_PASSWORD": arns[0], "REDIS_PASSWORD": arns[1]}
+        secret_arns=pulumi.Output.all(
+            database.master_secret_arn,
+            cache.auth_secret_arn,
+            queue.password_secret_arn if queue is not None else "",
+        ).apply(
+            lambda arns: {
+                "DB_PASSWORD": arns[0],
+                "REDIS_PASSWORD": arns[1],
+                **({"QUEUE_PASSWORD": arns[2]} if arns[2] else {}),
+            }
         ),
         package=app.package,
         image_id=app.ami,
@@ -186,6 +236,43 @@ app_tier = AppTier(
         tags=tags,
     ),
 )
+backoffice = None
+if qt is not None and queue is not None:
+    assert chain.worker_sg_id and chain.backoffice_db_sg_id and chain.backoffice_alb_sg_id
+    backoffice = BackOffice(
+        "backoffice",
+        BackOfficeArgs(
+            stack=stack,
+            vpc_id=network.vpc_id,
+            availability_zones=azs,
+            app_subnet_ids=network.app_subnet_ids,
+            data_subnet_ids=network.data_subnet_ids,
+            worker_sg_id=chain.worker_sg_id,
+            db_sg_id=chain.backoffice_db_sg_id,
+            alb_sg_id=chain.backoffice_alb_sg_id,
+            region=topology.region,
+            broker_name=queue.broker_name,
+            queue=qt.queue_name,
+            settings=queue.amqp_endpoint.apply(
+                lambda endpoint: {
+                    **_queue_settings(endpoint),
+                    "STACK": stack,
+                    "CLOUDWATCH_REGION": topology.region,
+                }
+            ),
+            queue_secret_arn=queue.password_secret_arn,
+            instance_type=qt.consumer_instance_type,
+            min_size=qt.consumer_min_size,
+            max_size=qt.consumer_max_size,
+            backlog_per_worker=max(1, round(qt.consumer_orders_per_s * qt.max_backlog_age_s / 2)),
+            db_instance_class=qt.backoffice_db_instance_class,
+            db_storage_gb=qt.backoffice_db_storage_gb,
+            db_engine_version=db.engine_version,
+            package=app.package,
+            protected=topology.protected,
+            tags=tags,
+        ),
+    )
 bk = topology.backup
 backups = Backup(
     "backup",
@@ -217,6 +304,8 @@ Alarms(
         account_id=account_id,
         region=topology.region,
         email=topology.alarms.email,
+        queue_broker=queue.broker_name if queue is not None else None,
+        queue_name=qt.queue_name if qt is not None else None,
         tags=tags,
     ),
 )
@@ -232,3 +321,7 @@ pulumi.export("db_replicas", database.replica_identifiers)
 pulumi.export("cache_group", cache.group_id)
 pulumi.export("search_domain", search.domain_name)
 pulumi.export("backup_vault", backups.vault_name)
+if queue is not None and backoffice is not None:
+    pulumi.export("queue_broker", queue.broker_id)
+    pulumi.export("backoffice_group", backoffice.group_name)
+    pulumi.export("backoffice_endpoint", backoffice.endpoint)

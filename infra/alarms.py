@@ -35,6 +35,9 @@ class AlarmsArgs:
     account_id: pulumi.Input[str]
     region: str = "eu-central-1"  # the dashboard's widgets read it
     email: str | None = None
+    #: The order pipeline, when the stack has one: broker name and queue.
+    queue_broker: pulumi.Input[str] | None = None
+    queue_name: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -88,9 +91,9 @@ class Alarms(pulumi.ComponentResource):
         cloudwatch.Dashboard(
             f"{name}-dashboard",
             dashboard_name=f"peakready-{args.stack}",
-            dashboard_body=pulumi.Output.all(args.alb_arn_suffix, args.db_primary).apply(
-                lambda v: json.dumps(_dashboard(args.stack, v[0], v[1], args)),
-            ),
+            dashboard_body=pulumi.Output.all(
+                args.alb_arn_suffix, args.db_primary, args.queue_broker
+            ).apply(lambda v: json.dumps(_dashboard(args.stack, v[0], v[1], args, v[2]))),
             opts=child,
         )
 
@@ -98,9 +101,11 @@ class Alarms(pulumi.ComponentResource):
         self.register_outputs({"topic_arn": self.topic_arn})
 
 
-def _dashboard(stack: str, alb: str, db_primary: str, args: AlarmsArgs) -> dict[str, object]:
+def _dashboard(
+    stack: str, alb: str, db_primary: str, args: AlarmsArgs, broker: str | None = None
+) -> dict[str, object]:
     """The peak signals on one screen: requests and 5xx, order latency, orders per
-    minute, order errors, replica lag, the cache."""
+    minute, order errors, replica lag, the cache, and the queue's depth and age."""
     shop = "peakready/Storefront"
     lb = "AWS/ApplicationELB"
     db_key = "DBClusterIdentifier" if args.db_is_cluster else "DBInstanceIdentifier"
@@ -144,6 +149,29 @@ def _dashboard(stack: str, alb: str, db_primary: str, args: AlarmsArgs) -> dict[
                 "cache: evictions",
                 [["AWS/ElastiCache", "Evictions", "CacheClusterId", m] for m in args.cache_members],
             ),
+            *(
+                [
+                    widget(
+                        "queue: orders waiting, oldest (s)",
+                        [
+                            [
+                                "AWS/AmazonMQ",
+                                "MessageCount",
+                                "Broker",
+                                broker,
+                                "VirtualHost",
+                                "/",
+                                "Queue",
+                                args.queue_name,
+                            ],
+                            ["peakready/Backoffice", "BacklogAgeSeconds", "Stack", stack],
+                        ],
+                        "Maximum",
+                    )
+                ]
+                if broker and args.queue_name
+                else []
+            ),
         ]
     }
 
@@ -173,6 +201,9 @@ def _dimension_sets(
         return [(f"-{m}", {"CacheClusterId": m}, 1.0) for m in args.cache_members]
     if kind == "search":
         return [("", {"DomainName": args.search_domain, "ClientId": args.account_id}, 1.0)]
-    if kind == "storefront":
+    if kind in ("storefront", "backoffice"):
         return [("", {"Stack": args.stack}, 1.0)]
+    if kind == "queue" and args.queue_broker is not None and args.queue_name:
+        queue = {"Broker": args.queue_broker, "VirtualHost": "/", "Queue": args.queue_name}
+        return [("", queue, 1.0)]
     raise ValueError(f"alert {alert.name}: unknown dimension set {kind!r}")

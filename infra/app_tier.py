@@ -1,4 +1,5 @@
-"""App tier: the storefront on an Auto Scaling group over every AZ's private subnet."""
+"""App tier: the storefront (or the back-office workers) on an Auto Scaling group over
+every AZ's private subnet."""
 
 from __future__ import annotations
 
@@ -21,6 +22,32 @@ from infra.trust import service_trust_policy
 #: architecture, and launch templates resolve ``resolve:ssm:`` at launch time.
 DEBIAN_IMAGE = "resolve:ssm:/aws/service/debian/release/bookworm/latest/{arch}"
 UTC_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+@dataclass(frozen=True)
+class Service:
+    """What an instance of the tier runs: its systemd unit, Python module, the prefix of
+    its settings, and the CloudWatch namespace it may publish to."""
+
+    name: str
+    module: str
+    env_prefix: str
+    namespace: str
+
+
+STOREFRONT = Service("storefront", "peakready.app", "PEAKREADY_APP_", "peakready/Storefront")
+BACKOFFICE = Service(
+    "backoffice", "peakready.backoffice", "PEAKREADY_BACKOFFICE_", "peakready/Backoffice"
+)
+
+
+@dataclass(frozen=True)
+class QueueBacklog:
+    """Scale on the queue's backlog per in-service instance (Amazon MQ's MessageCount)."""
+
+    broker_name: pulumi.Input[str]
+    queue: str
+    per_instance: int
 
 
 @dataclass(frozen=True)
@@ -94,19 +121,25 @@ def _env_quote(value: str) -> str:
 
 
 def render_user_data(
-    settings: dict[str, str], secret_arns: dict[str, str], package: str, region: str
+    settings: dict[str, str],
+    secret_arns: dict[str, str],
+    package: str,
+    region: str,
+    service: Service = STOREFRONT,
 ) -> str:
-    """Boot script: install the storefront, fetch its secrets at start, run it under systemd.
+    """Boot script: install peakready, fetch the service's secrets at start, run it under
+    systemd.
 
     Secrets never appear in user data: the unit fetches them from Secrets Manager with
     the instance role into a 0600 file under /run before each start.
     """
+    prefix, unit = service.env_prefix, service.name
     env_lines = "\n".join(
-        f"PEAKREADY_APP_{key}={_env_quote(value)}" for key, value in sorted(settings.items())
+        f"{prefix}{key}={_env_quote(value)}" for key, value in sorted(settings.items())
     )
     secrets = json.dumps(secret_arns, sort_keys=True)
     return f"""#!/bin/bash
-# peakready storefront bootstrap (override with peakready:app.user_data)
+# peakready {unit} bootstrap (override with peakready:app.user_data)
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
@@ -114,7 +147,7 @@ apt-get install -y -q python3-venv python3-pip
 python3 -m venv /opt/peakready
 /opt/peakready/bin/pip install -q {shlex.quote(package)}
 install -d -m 0755 /etc/peakready
-cat > /etc/peakready/storefront.env <<'ENV'
+cat > /etc/peakready/{unit}.env <<'ENV'
 {env_lines}
 ENV
 cat > /etc/peakready/secrets.json <<'JSON'
@@ -133,39 +166,39 @@ def imds(path):
         "http://169.254.169.254/latest/meta-data/" + path,
         headers={{"X-aws-ec2-metadata-token": token}}), timeout=2).read().decode()
 client = boto3.client("secretsmanager", region_name={region!r})
-lines = ["PEAKREADY_APP_AZ=" + imds("placement/availability-zone"),
-         "PEAKREADY_APP_INSTANCE_ID=" + imds("instance-id")]
+lines = ["{prefix}AZ=" + imds("placement/availability-zone"),
+         "{prefix}INSTANCE_ID=" + imds("instance-id")]
 for var, arn in json.load(open("/etc/peakready/secrets.json")).items():
     value = client.get_secret_value(SecretId=arn)["SecretString"]
     if value.startswith("{{"):
         value = json.loads(value)["password"]
     quoted = value.replace("\\\\", "\\\\\\\\").replace('"', '\\\\"')
-    lines.append(f'PEAKREADY_APP_{{var}}="{{quoted}}"')
+    lines.append(f'{prefix}{{var}}="{{quoted}}"')
 os.makedirs("/run/peakready", mode=0o700, exist_ok=True)
 fd = os.open("/run/peakready/secrets.env", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
 os.write(fd, ("\\n".join(lines) + "\\n").encode())
 os.close(fd)
 PY
 chmod 0755 /usr/local/bin/peakready-env
-useradd --system --home /opt/peakready --shell /usr/sbin/nologin storefront || true
-cat > /etc/systemd/system/storefront.service <<'UNIT'
+useradd --system --home /opt/peakready --shell /usr/sbin/nologin {unit} || true
+cat > /etc/systemd/system/{unit}.service <<'UNIT'
 [Unit]
-Description=peakready storefront
+Description=peakready {unit}
 After=network-online.target
 Wants=network-online.target
 [Service]
-User=storefront
-EnvironmentFile=/etc/peakready/storefront.env
+User={unit}
+EnvironmentFile=/etc/peakready/{unit}.env
 EnvironmentFile=-/run/peakready/secrets.env
 ExecStartPre=+/usr/local/bin/peakready-env
-ExecStart=/opt/peakready/bin/python -m peakready.app
+ExecStart=/opt/peakready/bin/python -m {service.module}
 Restart=always
 RestartSec=2
 [Install]
 WantedBy=multi-user.target
 UNIT
 systemctl daemon-reload
-systemctl enable --now storefront.service
+systemctl enable --now {unit}.service
 """
 
 
@@ -175,7 +208,8 @@ class AppTierArgs:
     app_subnet_ids: list[pulumi.Output[str]]
     security_group_id: pulumi.Input[str]
     target_group_arn: pulumi.Input[str]
-    request_count_label: pulumi.Input[str]
+    #: Target tracking: ALB requests per target (this label), or the queue's backlog.
+    request_count_label: pulumi.Input[str] | None
     instance_type: str
     min_size: int
     max_size: int
@@ -190,6 +224,8 @@ class AppTierArgs:
     user_data: str | None = None
     peak_windows: list[PeakCapacity] = field(default_factory=list)
     now: datetime | None = None
+    service: Service = STOREFRONT
+    backlog: QueueBacklog | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -241,7 +277,7 @@ class AppTier(pulumi.ComponentResource):
         iam.RolePolicy(
             f"{name}-metrics",
             role=role.id,
-            # The storefront's custom metrics, in its own namespace only.
+            # The service's custom metrics, in its own namespace only.
             policy=json.dumps(
                 {
                     "Version": "2012-10-17",
@@ -251,7 +287,7 @@ class AppTier(pulumi.ComponentResource):
                             "Action": "cloudwatch:PutMetricData",
                             "Resource": "*",
                             "Condition": {
-                                "StringEquals": {"cloudwatch:namespace": "peakready/Storefront"}
+                                "StringEquals": {"cloudwatch:namespace": args.service.namespace}
                             },
                         }
                     ],
@@ -266,7 +302,9 @@ class AppTier(pulumi.ComponentResource):
         else:
             user_data = pulumi.Output.all(args.settings, args.secret_arns).apply(
                 lambda values: base64.b64encode(
-                    render_user_data(values[0], values[1], args.package, args.region).encode()
+                    render_user_data(
+                        values[0], values[1], args.package, args.region, args.service
+                    ).encode()
                 ).decode()
             )
         template = ec2.LaunchTemplate(
@@ -350,19 +388,28 @@ class AppTier(pulumi.ComponentResource):
             # Target tracking and scheduled actions own the desired capacity once running.
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["desiredCapacity"]),
         )
-        autoscaling.Policy(
-            f"{name}-requests-per-target",
-            autoscaling_group_name=group.name,
-            policy_type="TargetTrackingScaling",
-            target_tracking_configuration=autoscaling.PolicyTargetTrackingConfigurationArgs(
-                predefined_metric_specification=autoscaling.PolicyTargetTrackingConfigurationPredefinedMetricSpecificationArgs(
-                    predefined_metric_type="ALBRequestCountPerTarget",
-                    resource_label=args.request_count_label,
+        if args.backlog is not None:
+            autoscaling.Policy(
+                f"{name}-backlog-per-instance",
+                autoscaling_group_name=group.name,
+                policy_type="TargetTrackingScaling",
+                target_tracking_configuration=_backlog_tracking(args.backlog, group.name),
+                opts=child,
+            )
+        else:
+            autoscaling.Policy(
+                f"{name}-requests-per-target",
+                autoscaling_group_name=group.name,
+                policy_type="TargetTrackingScaling",
+                target_tracking_configuration=autoscaling.PolicyTargetTrackingConfigurationArgs(
+                    predefined_metric_specification=autoscaling.PolicyTargetTrackingConfigurationPredefinedMetricSpecificationArgs(
+                        predefined_metric_type="ALBRequestCountPerTarget",
+                        resource_label=args.request_count_label,
+                    ),
+                    target_value=args.target_requests_per_target,
                 ),
-                target_value=args.target_requests_per_target,
-            ),
-            opts=child,
-        )
+                opts=child,
+            )
         for action in actions:
             autoscaling.Schedule(
                 f"{name}-{action.name}",
@@ -380,4 +427,63 @@ class AppTier(pulumi.ComponentResource):
         self.register_outputs({"group_name": self.group_name, "role_arn": self.role_arn})
 
 
-__all__ = ["APP_PORT", "AppTier", "AppTierArgs", "PeakCapacity", "render_user_data", "schedule"]
+def _backlog_tracking(
+    backlog: QueueBacklog, group_name: pulumi.Input[str]
+) -> autoscaling.PolicyTargetTrackingConfigurationArgs:
+    """Target tracking on messages waiting per in-service instance (metric math)."""
+    spec = autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationArgs
+    metric = autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricArgs
+    stat = autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricMetricStatArgs  # noqa: E501
+    inner = autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricMetricStatMetricArgs  # noqa: E501
+    dimension = autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricMetricStatMetricDimensionArgs  # noqa: E501
+    waiting = inner(
+        namespace="AWS/AmazonMQ",
+        metric_name="MessageCount",
+        dimensions=[
+            dimension(name="Broker", value=backlog.broker_name),
+            dimension(name="VirtualHost", value="/"),
+            dimension(name="Queue", value=backlog.queue),
+        ],
+    )
+    serving = inner(
+        namespace="AWS/AutoScaling",
+        metric_name="GroupInServiceInstances",
+        dimensions=[dimension(name="AutoScalingGroupName", value=group_name)],
+    )
+    return autoscaling.PolicyTargetTrackingConfigurationArgs(
+        customized_metric_specification=spec(
+            metrics=[
+                metric(
+                    id="waiting",
+                    metric_stat=stat(metric=waiting, stat="Average"),
+                    return_data=False,
+                ),
+                metric(
+                    id="serving",
+                    metric_stat=stat(metric=serving, stat="Average"),
+                    return_data=False,
+                ),
+                metric(
+                    id="per_instance",
+                    expression="waiting / serving",
+                    label="backlog per instance",
+                    return_data=True,
+                ),
+            ]
+        ),
+        target_value=backlog.per_instance,
+    )
+
+
+__all__ = [
+    "APP_PORT",
+    "BACKOFFICE",
+    "STOREFRONT",
+    "AppTier",
+    "AppTierArgs",
+    "PeakCapacity",
+    "QueueBacklog",
+    "Service",
+    "render_user_data",
+    "schedule",
+]

@@ -28,6 +28,8 @@ class DatabaseArgs:
     storage_gb: int = 50
     backup_retention_days: int = 7
     protected: bool = False
+    db_name: str = DB_NAME
+    db_user: str = DB_USER
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -99,8 +101,8 @@ class Database(pulumi.ComponentResource):
                 db_subnet_group_name=subnets.name,
                 vpc_security_group_ids=[args.security_group_id],
                 db_cluster_parameter_group_name=cluster_params.name,
-                database_name=DB_NAME,
-                master_username=DB_USER,
+                database_name=args.db_name,
+                master_username=args.db_user,
                 manage_master_user_password=True,
                 port=DB_PORT,
                 backup_retention_period=args.backup_retention_days,
@@ -135,8 +137,8 @@ class Database(pulumi.ComponentResource):
                 db_subnet_group_name=subnets.name,
                 vpc_security_group_ids=[args.security_group_id],
                 parameter_group_name=params.name,
-                db_name=DB_NAME,
-                username=DB_USER,
+                db_name=args.db_name,
+                username=args.db_user,
                 manage_master_user_password=True,
                 port=DB_PORT,
                 backup_retention_period=args.backup_retention_days,

@@ -2,6 +2,8 @@
 
 Only the ALB accepts traffic from the internet (80/443). Each later hop accepts traffic
 only from the security group before it, on its one port; data tiers have no egress.
+With the order pipeline: app → queue ← back-office workers → the back office's own
+database; the workers' order API is reached through an internal ALB from inside the VPC.
 Rules are separate resources so the groups can reference each other without cycles.
 """
 
@@ -17,11 +19,16 @@ APP_PORT = 8000
 DB_PORT = 5432
 CACHE_PORT = 6379
 SEARCH_PORT = 443
+QUEUE_PORT = 5671  # AMQP over TLS: Amazon MQ for RabbitMQ accepts nothing else
+BACKOFFICE_PORT = 8001
 
 
 @dataclass
 class SecurityChainArgs:
     vpc_id: pulumi.Input[str]
+    vpc_cidr: str = "10.40.0.0/16"
+    #: The order pipeline's hops (queue, back-office workers, their database and ALB).
+    queue: bool = False
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -33,6 +40,10 @@ class SecurityChain(pulumi.ComponentResource):
     db_sg_id: pulumi.Output[str]
     cache_sg_id: pulumi.Output[str]
     search_sg_id: pulumi.Output[str]
+    queue_sg_id: pulumi.Output[str] | None = None
+    worker_sg_id: pulumi.Output[str] | None = None
+    backoffice_db_sg_id: pulumi.Output[str] | None = None
+    backoffice_alb_sg_id: pulumi.Output[str] | None = None
 
     def __init__(
         self, name: str, args: SecurityChainArgs, opts: pulumi.ResourceOptions | None = None
@@ -71,16 +82,31 @@ class SecurityChain(pulumi.ComponentResource):
             self._link(name, "app", app, hop, sg, port)
         self._link(name, "app", app, "search", search, SEARCH_PORT)
         # Instances reach package mirrors and AWS APIs (Secrets Manager) through the NAT.
-        vpc.SecurityGroupEgressRule(
-            f"{name}-app-out-https",
-            security_group_id=app.id,
-            description="app to AWS APIs and package mirrors via NAT",
-            ip_protocol="tcp",
-            from_port=443,
-            to_port=443,
-            cidr_ipv4="0.0.0.0/0",
-            opts=child,
-        )
+        self._egress_https(name, "app", app)
+        if args.queue:
+            queue = group("queue", "Amazon MQ: from the app and back-office tiers only")
+            worker = group("worker", "back-office workers: from their internal ALB only")
+            bo_db = group("backoffice-db", "back-office PostgreSQL: from its workers only")
+            bo_alb = group("backoffice-alb", "back-office order API: from inside the VPC only")
+            self._link(name, "app", app, "queue", queue, QUEUE_PORT)
+            self._link(name, "worker", worker, "queue", queue, QUEUE_PORT)
+            self._link(name, "worker", worker, "backoffice-db", bo_db, DB_PORT)
+            self._link(name, "backoffice-alb", bo_alb, "worker", worker, BACKOFFICE_PORT)
+            vpc.SecurityGroupIngressRule(
+                f"{name}-backoffice-alb-in",
+                security_group_id=bo_alb.id,
+                description="VPC to the back-office order API :80",
+                ip_protocol="tcp",
+                from_port=80,
+                to_port=80,
+                cidr_ipv4=args.vpc_cidr,
+                opts=child,
+            )
+            self._egress_https(name, "worker", worker)
+            self.queue_sg_id = queue.id
+            self.worker_sg_id = worker.id
+            self.backoffice_db_sg_id = bo_db.id
+            self.backoffice_alb_sg_id = bo_alb.id
 
         self.alb_sg_id = alb.id
         self.app_sg_id = app.id
@@ -95,6 +121,18 @@ class SecurityChain(pulumi.ComponentResource):
                 "cache_sg_id": self.cache_sg_id,
                 "search_sg_id": self.search_sg_id,
             }
+        )
+
+    def _egress_https(self, name: str, hop: str, sg: ec2.SecurityGroup) -> None:
+        vpc.SecurityGroupEgressRule(
+            f"{name}-{hop}-out-https",
+            security_group_id=sg.id,
+            description=f"{hop} to AWS APIs and package mirrors via NAT",
+            ip_protocol="tcp",
+            from_port=443,
+            to_port=443,
+            cidr_ipv4="0.0.0.0/0",
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
     def _link(

@@ -67,6 +67,8 @@ OUTPUT_KEYS: tuple[str, ...] = (
     "search_domain",
     "backup_vault",
 )
+#: The outputs a stack with a queue tier adds (DESIGN §3).
+QUEUE_OUTPUT_KEYS: tuple[str, ...] = ("queue_broker", "backoffice_group", "backoffice_endpoint")
 
 #: Repository root (the folder holding ``Pulumi.yaml`` and ``stacks/``).
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -446,6 +448,80 @@ class Backup(_Model):
         return value
 
 
+class QueueDeployment(StrEnum):
+    CLUSTER_MULTI_AZ = "cluster-multi-az"
+    SINGLE_INSTANCE = "single-instance"
+
+
+class Queue(_Model):
+    """The order pipeline to the back office: a RabbitMQ broker (Amazon MQ for RabbitMQ;
+    lab: a node per AZ) holding one quorum queue of orders, which the storefront's relay
+    fills from its outbox and the back-office workers drain."""
+
+    engine: Literal["rabbitmq"] = Field(default="rabbitmq", description="broker engine")
+    engine_version: str = Field(
+        default="3.13", pattern=r"^\d+\.\d+(\.\d+)?$", description="RabbitMQ version"
+    )
+    instance_type: str = Field(
+        default="mq.m5.large", pattern=r"^mq\.", description="Amazon MQ broker instance type"
+    )
+    deployment: QueueDeployment = Field(
+        default=QueueDeployment.CLUSTER_MULTI_AZ,
+        description="three brokers over the AZs (cluster-multi-az), or one (single-instance; "
+        "the policy pack refuses it)",
+    )
+    queue_name: str = Field(
+        default="orders",
+        pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$",
+        description="the quorum queue orders flow through (its dead letters: <name>.dead)",
+    )
+    max_length: PositiveInt = Field(
+        default=1_000_000,
+        description="messages the queue holds before it refuses publishes (x-max-length, "
+        "reject-publish: the outbox keeps the rest)",
+    )
+    message_ttl_s: Annotated[int, Field(ge=60, le=30 * 86400)] = Field(
+        default=7 * 86400,
+        description="seconds a message may wait before it is dead-lettered (at most 30 days)",
+    )
+    dead_letter: bool = Field(
+        default=True, description="poison and expired messages go to <queue_name>.dead"
+    )
+    consumer_instance_type: str = Field(
+        default="t3.small", min_length=1, description="EC2 type of the back-office workers"
+    )
+    consumer_min_size: NonNegInt = Field(default=2, description="back-office worker minimum")
+    consumer_max_size: PositiveInt = Field(default=6, description="back-office worker maximum")
+    consumer_orders_per_s: PositiveFloat = Field(
+        default=200, description="orders/s one back-office worker applies"
+    )
+    backoffice_db_instance_class: str = Field(
+        default="db.t4g.medium", pattern=r"^db\.", description="the back office's own RDS class"
+    )
+    backoffice_db_storage_gb: Annotated[int, Field(ge=20, le=65536)] = Field(
+        default=50, description="the back office's database storage (gp3)"
+    )
+    max_backlog_age_s: PositiveFloat = Field(
+        default=60, description="objective: the oldest waiting order is at most this old"
+    )
+    drain_ratio: Annotated[float, Field(ge=1, le=1000)] = Field(
+        default=5, description="objective: a backlog drains at this many times the peak order rate"
+    )
+
+    @model_validator(mode="after")
+    def _sizes(self) -> Queue:
+        if self.consumer_min_size > self.consumer_max_size:
+            raise ValueError(
+                f"consumer_min_size {self.consumer_min_size} must not exceed "
+                f"consumer_max_size {self.consumer_max_size}"
+            )
+        return self
+
+    @property
+    def dead_letter_queue(self) -> str | None:
+        return f"{self.queue_name}.dead" if self.dead_letter else None
+
+
 class Alarms(_Model):
     """The alerts that matter at peak (``peakready.monitoring.alerts``): CloudWatch
     alarms to an SNS topic on AWS, Prometheus rules to Alertmanager in the lab."""
@@ -594,6 +670,7 @@ _FIELD_KEYS = (
     "cache",
     "search",
     "backup",
+    "queue",
     "alarms",
     "slo",
     "resiliency",
@@ -626,6 +703,9 @@ class Topology(_Model):
     cache: Cache = Field(default_factory=Cache)
     search: Search = Field(default_factory=Search)
     backup: Backup = Field(default_factory=Backup)
+    queue: Queue | None = Field(
+        default=None, description="the order pipeline to the back office (none: no back office)"
+    )
     alarms: Alarms = Field(default_factory=Alarms)
     slo: Slo = Field(default_factory=Slo)
     resiliency: dict[Scenario, Objective] = Field(
@@ -704,6 +784,16 @@ class Topology(_Model):
                 f"{NAMESPACE}:cache.replicas: {self.cache.replicas} replicas over {n} AZs: "
                 f"{self.cache.replicas - (n - 1)} share an AZ with another node"
             )
+        queue = self.queue
+        if queue is not None:
+            drain = queue.consumer_max_size * queue.consumer_orders_per_s
+            wanted = queue.drain_ratio * self.peak_orders_per_s
+            if drain < wanted:
+                found.append(
+                    f"{NAMESPACE}:queue: the back office drains at most {drain:g} orders/s "
+                    f"(consumer_max_size x consumer_orders_per_s), below drain_ratio x the peak "
+                    f"order rate ({wanted:g})"
+                )
         return found
 
     # ----------------------------------------------------------------- derived facts
@@ -718,6 +808,12 @@ class Topology(_Model):
     @property
     def az_count(self) -> int:
         return len(self.az_names)
+
+    @property
+    def peak_orders_per_s(self) -> float:
+        """The highest order rate the stack expects: the forecast's, or a window's."""
+        windows = [w.orders_per_s for w in self.peak_windows if w.orders_per_s]
+        return max([self.forecast.orders_per_s, *windows])
 
     def objective(self, scenario: str) -> Objective:
         """The resiliency objective for ``scenario``: the stack's, else the default."""

@@ -29,7 +29,8 @@ _NOT_TRAFFIC = 'route!~"/healthz|/readyz|/metrics"'
 class CloudWatchSignal:
     """The alarm's metric on AWS. ``dimensions`` names a dimension set that
     ``infra/alarms.py`` knows (``alb``, ``target_group``, ``db``, ``db_replica``,
-    ``cache_member``, ``search``, ``storefront``); one alarm per member for the
+    ``cache_member``, ``search``, ``storefront``, ``queue``, ``backoffice``); one alarm
+    per member for the
     ``db_replica`` and ``cache_member`` sets."""
 
     namespace: str
@@ -266,6 +267,50 @@ def catalogue(topology: Topology) -> list[Alert]:
             slo.order_p99_ms,
             30,
             CloudWatchSignal(shop, "OrderLatency", "p99", "storefront", above, True),
+        ),
+        *_queue_alerts(topology),
+    ]
+
+
+def _queue_alerts(topology: Topology) -> list[Alert]:
+    """The order pipeline's alerts, when the stack has one: depth and age of the backlog."""
+    queue = topology.queue
+    if queue is None:
+        return []
+    # Deeper than the smallest worker group clears within the age objective.
+    depth = queue.consumer_min_size * queue.consumer_orders_per_s * queue.max_backlog_age_s
+    name = queue.queue_name
+    return [
+        Alert(
+            "QueueBacklog",
+            "system",
+            "ticket",
+            "more orders wait for the back office than its smallest group clears within "
+            "the backlog-age objective",
+            f'sum(rabbitmq_queue_messages{{{{queue="{name}"}}}}) > {{threshold}}',
+            max(1.0, depth),
+            60,
+            CloudWatchSignal(
+                "AWS/AmazonMQ", "MessageCount", "Maximum", "queue", "GreaterThanThreshold"
+            ),
+        ),
+        Alert(
+            "QueueAge",
+            "business",
+            "page",
+            "the oldest order waiting for the back office is older than its objective",
+            "max(backoffice_backlog_age_seconds) > {threshold}",
+            queue.max_backlog_age_s,
+            10,
+            CloudWatchSignal(
+                "peakready/Backoffice",
+                "BacklogAgeSeconds",
+                "Maximum",
+                "backoffice",
+                "GreaterThanThreshold",
+                True,
+            ),
+            ("backoffice-outage",),
         ),
     ]
 

@@ -44,6 +44,7 @@ SUBNET_GROUPS = ("aws:rds/subnetGroup:SubnetGroup", "aws:elasticache/subnetGroup
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 TOPIC = "aws:sns/topic:Topic"
 WEB_ACL = "aws:wafv2/webAcl:WebAcl"
+BROKER = "aws:mq/broker:Broker"
 WEB_ACL_ASSOCIATION = "aws:wafv2/webAclAssociation:WebAclAssociation"
 
 
@@ -99,6 +100,15 @@ def validate_multi_az(args: ResourceValidationArgs, report: ReportViolation) -> 
             _report(report, "Redis must have a replica in another AZ and multiAzEnabled: true")
         if not _true(props.get("automaticFailoverEnabled")):
             _report(report, "Redis must fail over automatically (automaticFailoverEnabled)")
+    elif kind == BROKER and props.get("deploymentMode") not in (
+        "CLUSTER_MULTI_AZ",
+        "ACTIVE_STANDBY_MULTI_AZ",
+    ):
+        _report(
+            report,
+            f"message broker must span AZs (deploymentMode: {props.get('deploymentMode')!r}, "
+            "expected CLUSTER_MULTI_AZ)",
+        )
     elif kind == SEARCH:
         cluster = props.get("clusterConfig") or {}
         zones = _get(cluster, "zoneAwarenessConfig", "availabilityZoneCount") or 2
@@ -140,6 +150,16 @@ def validate_encryption(args: ResourceValidationArgs, report: ReportViolation) -
             _report(report, "OpenSearch must encrypt node to node (nodeToNodeEncryption.enabled)")
         if not _true(_get(props, "domainEndpointOptions", "enforceHttps")):
             _report(report, "OpenSearch must enforce HTTPS (domainEndpointOptions.enforceHttps)")
+    elif kind == BROKER:
+        options = props.get("encryptionOptions") or {}
+        if options.get("useAwsOwnedKey") is False and not options.get("kmsKeyId"):
+            _report(report, "message broker must be encrypted at rest (encryptionOptions)")
+        users = props.get("users")  # a list, or a secret the engine will not show
+        if not users or (
+            isinstance(users, list)
+            and not all(isinstance(u, Mapping) and u.get("password") for u in users)
+        ):
+            _report(report, "message broker users must have passwords")
     elif kind == LAUNCH_TEMPLATE:
         for mapping in props.get("blockDeviceMappings") or []:
             ebs = mapping.get("ebs")
@@ -169,6 +189,8 @@ def validate_not_public(args: ResourceValidationArgs, report: ReportViolation) -
         _report(report, "instances must not get a public IP")
     elif kind == SUBNET and _true(props.get("mapPublicIpOnLaunch")):
         _report(report, "subnets must not assign public IPs on launch")
+    elif kind == BROKER and (_true(props.get("publiclyAccessible")) or not props.get("subnetIds")):
+        _report(report, "message broker must not be publicly accessible (and live in subnets)")
     elif kind == SEARCH and not props.get("vpcOptions"):
         _report(report, "OpenSearch must live in the VPC (vpcOptions), not on a public endpoint")
     elif kind == PUBLIC_ACCESS_BLOCK:
@@ -259,6 +281,7 @@ REQUIRED_ALARMS: dict[str, tuple[str, ...]] = {
     DB_CLUSTER: ("CPUUtilization", "FreeStorageSpace", "ReplicaLag"),
     REDIS: ("ReplicationLag", "Evictions"),
     SEARCH: ("ClusterStatus.red",),
+    BROKER: ("MessageCount", "BacklogAgeSeconds"),
 }
 
 
@@ -310,7 +333,7 @@ POLICIES: list[Policy] = [
     ResourceValidationPolicy(
         name="every-tier-multi-az",
         description="Every tier spans several AZs: ASG, ALB, subnet groups, database, Redis, "
-        "OpenSearch.",
+        "OpenSearch, the message broker.",
         validate=validate_multi_az,
         enforcement_level=MANDATORY,
     ),

@@ -12,6 +12,7 @@ Usage as a script::
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -222,6 +223,7 @@ def record(
     """
     # Imported here: in the preview's own process, after the slim imports.
     import pulumi
+    from pulumi.runtime.settings import reset_options
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
 
@@ -239,6 +241,13 @@ def record(
     exports: dict[str, Any] = {}
     with _environ(PULUMI_CONFIG=json.dumps(env_config)):
         pulumi.runtime.set_all_config({})
+        # A fresh root stack: set_mocks keeps the last one, and with it the outputs the
+        # previous stack recorded in this process exported (those it does not export too).
+        reset_options()
+        try:
+            asyncio.get_event_loop()
+        except RuntimeError:  # a fresh root stack needs a loop (another test may have closed it)
+            asyncio.set_event_loop(asyncio.new_event_loop())
         pulumi.runtime.set_mocks(
             mocks_class(region),
             project="peakready",

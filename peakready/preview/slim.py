@@ -22,7 +22,7 @@ from typing import Any
 
 SERVICES = (
     "autoscaling", "backup", "cloudwatch", "ec2", "elasticache", "elb", "iam", "lb",
-    "opensearch", "rds", "s3", "secretsmanager", "sns", "vpc",
+    "mq", "opensearch", "rds", "s3", "secretsmanager", "sns", "vpc",
 )  # fmt: skip
 
 

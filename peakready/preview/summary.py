@@ -25,6 +25,12 @@ def _subnet_zones(plan: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def _tier(resource: dict[str, Any]) -> str:
+    """The ``peakready:tier`` tag of a resource with map tags ("" when untagged)."""
+    tags = resource["inputs"].get("tags")
+    return str(tags.get("peakready:tier", "")) if isinstance(tags, dict) else ""
+
+
 def tier_spans(plan: dict[str, Any]) -> list[TierSpan]:
     zones_of = _subnet_zones(plan)
 
@@ -36,28 +42,43 @@ def tier_spans(plan: dict[str, Any]) -> list[TierSpan]:
         spans.append(TierSpan("load balancer", zones(alb["inputs"].get("subnets")), "ALB subnets"))
     for asg in _by_type(plan, "aws:autoscaling/group:Group"):
         i = asg["inputs"]
+        tier = next(
+            (t.get("value") for t in i.get("tags") or [] if t.get("key") == "peakready:tier"),
+            "app",
+        )
         spans.append(
             TierSpan(
-                "app",
+                "back office" if tier == "backoffice" else "app",
                 zones(i.get("vpcZoneIdentifiers")),
                 f"ASG {i.get('minSize')} to {i.get('maxSize')} instances",
             )
         )
-    instances = _by_type(plan, "aws:rds/instance:Instance")
-    primaries = [r for r in instances if not r["inputs"].get("replicateSourceDb")]
-    replicas = [r for r in instances if r["inputs"].get("replicateSourceDb")]
-    groups = _by_type(plan, "aws:rds/subnetGroup:SubnetGroup")
-    if primaries:
-        db_zones = zones(groups[0]["inputs"].get("subnetIds")) if groups else []
-        replica_zones = sorted({r["inputs"].get("availabilityZone", "?") for r in replicas})
-        multi = "Multi-AZ" if primaries[0]["inputs"].get("multiAz") else "single-AZ"
+    for broker in _by_type(plan, "aws:mq/broker:Broker"):
+        i = broker["inputs"]
         spans.append(
             TierSpan(
-                "database",
-                db_zones,
-                f"primary {multi}; {len(replicas)} replicas in {', '.join(replica_zones) or '—'}",
+                "queue",
+                zones(i.get("subnetIds")),
+                f"{i.get('engineType')} {i.get('deploymentMode')}",
             )
         )
+    for tier, label in (("", "database"), ("backoffice", "back-office database")):
+        instances = [r for r in _by_type(plan, "aws:rds/instance:Instance") if _tier(r) == tier]
+        primaries = [r for r in instances if not r["inputs"].get("replicateSourceDb")]
+        replicas = [r for r in instances if r["inputs"].get("replicateSourceDb")]
+        groups = [r for r in _by_type(plan, "aws:rds/subnetGroup:SubnetGroup") if _tier(r) == tier]
+        if primaries:
+            db_zones = zones(groups[0]["inputs"].get("subnetIds")) if groups else []
+            replica_zones = sorted({r["inputs"].get("availabilityZone", "?") for r in replicas})
+            multi = "Multi-AZ" if primaries[0]["inputs"].get("multiAz") else "single-AZ"
+            spans.append(
+                TierSpan(
+                    label,
+                    db_zones,
+                    f"primary {multi}; {len(replicas)} replicas in "
+                    f"{', '.join(replica_zones) or '—'}",
+                )
+            )
     for cluster in _by_type(plan, "aws:rds/cluster:Cluster"):
         spans.append(
             TierSpan(

@@ -16,7 +16,7 @@ def _utc(text: str) -> datetime:
 
 
 def test_launch_template_requires_imdsv2_encrypts_and_has_no_public_ip(prod_plan, q):
-    template = q.one(prod_plan, LT)["inputs"]
+    template = q.one(prod_plan, LT, "app-template")["inputs"]
     assert template["metadataOptions"]["httpTokens"] == "required"
     assert template["metadataOptions"]["httpPutResponseHopLimit"] == 1
     assert all(m["ebs"]["encrypted"] == "true" for m in template["blockDeviceMappings"])
@@ -27,7 +27,7 @@ def test_launch_template_requires_imdsv2_encrypts_and_has_no_public_ip(prod_plan
 
 
 def test_user_data_installs_and_starts_the_storefront_without_secrets(prod_plan, q):
-    script = base64.b64decode(q.one(prod_plan, LT)["inputs"]["userData"]).decode()
+    script = base64.b64decode(q.one(prod_plan, LT, "app-template")["inputs"]["userData"]).decode()
     assert script.startswith("#!/bin/bash")
     assert "ExecStart=/opt/peakready/bin/python -m peakready.app" in script
     assert "systemctl enable --now storefront.service" in script
@@ -42,14 +42,14 @@ def test_user_data_installs_and_starts_the_storefront_without_secrets(prod_plan,
 
 def test_user_data_and_image_can_be_overridden(plan_with, q):
     plan = plan_with("dev", app={"user_data": "#!/bin/sh\necho custom\n", "ami": "ami-0123"})
-    template = q.one(plan, LT)["inputs"]
+    template = q.one(plan, LT, "app-template")["inputs"]
     # Stack settings are whitespace-stripped.
     assert base64.b64decode(template["userData"]).decode() == "#!/bin/sh\necho custom"
     assert template["imageId"] == "ami-0123"
 
 
 def test_asg_spans_every_az_with_elb_health_checks_and_rebalancing(prod_plan, q):
-    group = q.one(prod_plan, ASG)["inputs"]
+    group = q.one(prod_plan, ASG, "app-asg")["inputs"]
     zones = q.subnet_zones(prod_plan)
     assert sorted(zones[s] for s in group["vpcZoneIdentifiers"]) == [
         "eu-central-1a",
@@ -64,7 +64,7 @@ def test_asg_spans_every_az_with_elb_health_checks_and_rebalancing(prod_plan, q)
 
 
 def test_target_tracking_on_requests_per_target(prod_plan, q):
-    policy = q.one(prod_plan, "aws:autoscaling/policy:Policy")["inputs"]
+    policy = q.one(prod_plan, "aws:autoscaling/policy:Policy", "app-requests-per-target")["inputs"]
     config = policy["targetTrackingConfiguration"]
     spec = config["predefinedMetricSpecification"]
     assert spec["predefinedMetricType"] == "ALBRequestCountPerTarget"
@@ -116,7 +116,7 @@ def _once_only(stack: str) -> list[dict]:
 def test_no_schedule_once_every_window_is_over(plan_with, q):
     plan = plan_with("prod", now="2026-12-15T00:00:00+00:00", peak_windows=_once_only("prod"))
     assert q.of_type(plan, SCHEDULE) == []
-    assert q.one(plan, ASG)["inputs"]["minSize"] == 45
+    assert q.one(plan, ASG, "app-asg")["inputs"]["minSize"] == 45
 
 
 def test_recurring_windows_schedule_next_years_peak_once_this_years_is_over(plan_with, q):

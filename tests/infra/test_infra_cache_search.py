@@ -18,7 +18,7 @@ def test_redis_is_multi_az_with_failover_and_encryption(prod_plan, q):
 
 def test_redis_auth_token_is_a_secret_and_never_in_the_plan(prod_plan, q):
     assert q.one(prod_plan, REDIS)["inputs"]["authToken"] == "[secret]"
-    version = q.one(prod_plan, "aws:secretsmanager/secretVersion:SecretVersion")
+    version = q.one(prod_plan, "aws:secretsmanager/secretVersion:SecretVersion", "cache-auth-token")
     assert version["inputs"]["secretString"] == "[secret]"
     assert "mock-" not in json.dumps(prod_plan)
 

@@ -2,7 +2,7 @@ DB = "aws:rds/instance:Instance"
 
 
 def _instances(plan, q):
-    found = {r["name"]: r for r in q.of_type(plan, DB)}
+    found = {r["name"]: r for r in q.of_type(plan, DB) if r["name"].startswith("db-")}
     return found["db-primary"], [found[n] for n in sorted(found) if "replica" in n]
 
 
@@ -40,7 +40,7 @@ def test_deletion_protection_on_protected_stack_only(prod_plan, dev_plan, q):
 
 
 def test_parameter_group_forces_tls(prod_plan, q):
-    group = q.one(prod_plan, "aws:rds/parameterGroup:ParameterGroup")["inputs"]
+    group = q.one(prod_plan, "aws:rds/parameterGroup:ParameterGroup", "db-params")["inputs"]
     assert group["family"] == "postgres15"
     assert ("rds.force_ssl", "1") in {(p["name"], p["value"]) for p in group["parameters"]}
 

@@ -3,7 +3,7 @@ LISTENER = "aws:lb/listener:Listener"
 
 
 def test_alb_is_in_every_az_with_access_logs(prod_plan, q):
-    alb = q.one(prod_plan, LB)["inputs"]
+    alb = q.one(prod_plan, LB, "edge-alb")["inputs"]
     zones = q.subnet_zones(prod_plan)
     assert sorted(zones[s] for s in alb["subnets"]) == [
         "eu-central-1a",
@@ -16,7 +16,11 @@ def test_alb_is_in_every_az_with_access_logs(prod_plan, q):
 
 
 def test_https_listener_and_http_redirect_when_a_certificate_is_set(prod_plan, q):
-    listeners = {r["inputs"]["port"]: r["inputs"] for r in q.of_type(prod_plan, LISTENER)}
+    listeners = {
+        r["inputs"]["port"]: r["inputs"]
+        for r in q.of_type(prod_plan, LISTENER)
+        if r["name"].startswith("edge-")
+    }
     assert listeners[443]["protocol"] == "HTTPS"
     assert listeners[443]["certificateArn"].startswith("arn:aws:acm:")
     assert listeners[443]["sslPolicy"].startswith("ELBSecurityPolicy-TLS13")
@@ -34,7 +38,7 @@ def test_plain_http_forward_without_a_certificate(dev_plan, q):
 
 
 def test_target_group_checks_readiness_fast_and_drains_fast(prod_plan, q):
-    group = q.one(prod_plan, "aws:lb/targetGroup:TargetGroup")["inputs"]
+    group = q.one(prod_plan, "aws:lb/targetGroup:TargetGroup", "edge-app")["inputs"]
     assert group["healthCheck"]["path"] == "/readyz"
     assert group["healthCheck"]["interval"] == 5
     assert group["healthCheck"]["unhealthyThreshold"] == 2
@@ -42,8 +46,8 @@ def test_target_group_checks_readiness_fast_and_drains_fast(prod_plan, q):
 
 
 def test_deletion_protection_only_on_the_protected_stack(prod_plan, dev_plan, q):
-    assert q.one(prod_plan, LB)["inputs"]["enableDeletionProtection"] is True
-    assert q.one(dev_plan, LB)["inputs"]["enableDeletionProtection"] is False
+    assert q.one(prod_plan, LB, "edge-alb")["inputs"]["enableDeletionProtection"] is True
+    assert q.one(dev_plan, LB, "edge-alb")["inputs"]["enableDeletionProtection"] is False
 
 
 def test_access_log_bucket_blocks_public_access(prod_plan, q):

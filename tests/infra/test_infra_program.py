@@ -2,13 +2,18 @@ import pulumi
 import pytest
 
 from infra.security import SecurityChain, SecurityChainArgs
-from peakready.topology import OUTPUT_KEYS
+from peakready.topology import OUTPUT_KEYS, QUEUE_OUTPUT_KEYS
 
 DESIGN_OUTPUTS = set(OUTPUT_KEYS)
 
 
-def test_outputs_are_exactly_design_section_3(prod_plan):
-    assert set(prod_plan["outputs"]) == DESIGN_OUTPUTS
+def test_outputs_are_exactly_design_section_3(prod_plan, dev_plan):
+    # prod has a queue tier, so its outputs name the broker and the back office too
+    assert set(prod_plan["outputs"]) == DESIGN_OUTPUTS | set(QUEUE_OUTPUT_KEYS)
+    assert set(dev_plan["outputs"]) == DESIGN_OUTPUTS
+    assert prod_plan["outputs"]["queue_broker"]
+    assert prod_plan["outputs"]["backoffice_group"] == "backoffice-prod"
+    assert prod_plan["outputs"]["backoffice_endpoint"].startswith("http://")
     assert prod_plan["outputs"]["target"] == "aws"
     assert prod_plan["outputs"]["stack"] == "prod"
     assert prod_plan["outputs"]["availability_zones"] == [
@@ -21,7 +26,7 @@ def test_outputs_are_exactly_design_section_3(prod_plan):
 
 def test_every_child_has_a_component_parent(prod_plan):
     components = {r["key"] for r in prod_plan["resources"] if r["type"].startswith("peakready:")}
-    assert len(components) == 10
+    assert len(components) == 14  # 10, the queue, the back office, its database and workers
     for resource in prod_plan["resources"]:
         if not resource["type"].startswith("peakready:"):
             assert resource["parent"] in components, resource["key"]

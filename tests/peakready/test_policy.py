@@ -78,6 +78,16 @@ def test_prod_plan_passes_every_policy(prod_plan):
     assert evaluate(prod_plan) == []
 
 
+BROKER = "aws:mq/broker:Broker"
+GOOD_BROKER = {
+    "deploymentMode": "CLUSTER_MULTI_AZ",
+    "publiclyAccessible": False,
+    "subnetIds": ["a", "b", "c"],
+    "encryptionOptions": {"useAwsOwnedKey": True},
+    "users": "[secret]",
+}
+
+
 @pytest.mark.parametrize(
     ("policy", "kind", "good", "bad", "message"),
     [
@@ -102,6 +112,34 @@ def test_prod_plan_passes_every_policy(prod_plan):
             {"clusterConfig": {**ZONES_2, "instanceCount": 4}},
             {"clusterConfig": {**ZONES_2, "instanceCount": 3}},
             "must be a multiple of its AZ count (2)",
+        ),
+        (
+            "every-tier-multi-az",
+            BROKER,
+            GOOD_BROKER,
+            _with(GOOD_BROKER, deploymentMode="SINGLE_INSTANCE"),
+            "message broker must span AZs",
+        ),
+        (
+            "encryption-on",
+            BROKER,
+            GOOD_BROKER,
+            _with(GOOD_BROKER, encryptionOptions={"useAwsOwnedKey": False}),
+            "encrypted at rest",
+        ),
+        (
+            "encryption-on",
+            BROKER,
+            GOOD_BROKER,
+            _with(GOOD_BROKER, users=[{"username": "peakready"}]),
+            "must have passwords",
+        ),
+        (
+            "nothing-data-bearing-public",
+            BROKER,
+            GOOD_BROKER,
+            _with(GOOD_BROKER, publiclyAccessible=True),
+            "must not be publicly accessible",
         ),
         ("encryption-on", DB, GOOD_DB, _with(GOOD_DB, storageEncrypted=False), "encrypted"),
         (

@@ -94,7 +94,7 @@ def test_preview_against_a_baseline_file_prints_diff_az_summary_and_policies(tmp
     baseline["resources"] = [
         r for r in baseline["resources"] if r["name"] != "alarms-SearchNodeLost"
     ]
-    (asg,) = [r for r in baseline["resources"] if r["type"] == "aws:autoscaling/group:Group"]
+    (asg,) = [r for r in baseline["resources"] if r["name"] == "app-asg"]
     asg["inputs"]["maxSize"] = 100
     baseline["resources"].append({**asg, "key": "x::old", "name": "old", "type": "x"})
     base_file = tmp_path / "base.json"
@@ -106,7 +106,8 @@ def test_preview_against_a_baseline_file_prints_diff_az_summary_and_policies(tmp
     assert out.read_text() == first  # deterministic: same plan, byte for byte
     assert "**1 to add, 1 to change, 1 to remove**" in text
     assert "| `maxSize` | `100` | `120` |" in text
-    for tier in ("load balancer", "app", "database", "cache", "search"):
+    tiers = ("load balancer", "app", "database", "cache", "search", "queue", "back office")
+    for tier in (*tiers, "back-office database"):
         assert f"| {tier} | eu-central-1a, eu-central-1b, eu-central-1c | ✅ 3 |" in text
     assert "All 8 policies pass on every resource." in text
     assert "| black-friday-prewarm | 2026-11-26T21:00:00Z | 96 | 120 | 96 |" in text

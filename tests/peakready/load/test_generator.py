@@ -106,6 +106,11 @@ def per_second(records: list[RequestRecord]) -> dict[int, int]:
     return counts
 
 
+def mean(counts: dict[int, int], first: int, last: int) -> float:
+    """Requests per second over seconds ``first`` to ``last``, inclusive."""
+    return sum(counts.get(i, 0) for i in range(first, last + 1)) / (last - first + 1)
+
+
 def test_a_peak_profile_offers_its_arrival_rate_and_goes_on_at_baseline_after_it(
     tmp_path: Path, make_storefront
 ) -> None:
@@ -115,9 +120,10 @@ def test_a_peak_profile_offers_its_arrival_rate_and_goes_on_at_baseline_after_it
     load.process.wait(30)
     records = run_records(tmp_path)
     counts = per_second(records)
-    assert 10 <= counts[0] <= 35  # baseline 20/s
+    # Means over whole seconds: one second's count jitters with the scheduler.
+    assert 10 <= mean(counts, 0, 1) <= 30  # baseline 20/s
     assert 150 <= counts[5] <= 250  # the hold at 200/s
-    assert 10 <= counts[9] <= 35  # the baseline again after the 7 s profile
+    assert 12 <= mean(counts, 8, 10) <= 28  # the baseline again after the 7 s profile
     assert {r.kind for r in records} == {"order", "product", "search"}
     ledger = run_ledger(tmp_path)
     assert compare(ledger, shop.audit([e.key for e in ledger])).ok
@@ -136,7 +142,7 @@ def test_the_open_model_keeps_offering_while_the_stack_is_slow(
     load = process.start(settings, tmp_path, wait_s=20)
     load.process.wait(30)
     counts = per_second(run_records(tmp_path))
-    assert 25 <= counts[3] <= 60  # still ~40 new requests/s
+    assert 30 <= mean(counts, 2, 5) <= 50  # still ~40 new requests/s
 
 
 def test_a_master_with_two_workers_merges_their_ledger_shards(
