@@ -34,8 +34,8 @@ class BackOfficeArgs:
     instance_type: str
     min_size: int
     max_size: int
-    #: Messages waiting per worker that target tracking keeps (its orders/s x the age
-    #: objective: a worker then clears its share within the objective).
+    #: Messages waiting per worker that target tracking keeps: half of what a worker
+    #: applies within the age objective, so that a worker clears its share in time.
     backlog_per_worker: int
     db_instance_class: str
     db_storage_gb: int
