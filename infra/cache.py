@@ -6,9 +6,8 @@ from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws.elasticache as elasticache
-import pulumi_aws.secretsmanager as secretsmanager
-import pulumi_random as random
 
+from infra.generated import generated_password
 from infra.security import CACHE_PORT
 
 
@@ -45,15 +44,12 @@ class Cache(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         nodes = 1 + args.replicas
 
-        token = random.RandomPassword(f"{name}-auth-token", length=48, special=False, opts=child)
-        secret = secretsmanager.Secret(
+        token, secret_arn = generated_password(
             f"{name}-auth-token",
-            description=f"AUTH token of Redis replication group {args.group_id}",
-            tags=args.tags,
-            opts=child,
-        )
-        secretsmanager.SecretVersion(
-            f"{name}-auth-token", secret_id=secret.id, secret_string=token.result, opts=child
+            f"AUTH token of Redis replication group {args.group_id}",
+            48,
+            args.tags,
+            child,
         )
         subnets = elasticache.SubnetGroup(
             f"{name}-subnets",
@@ -75,7 +71,7 @@ class Cache(pulumi.ComponentResource):
             multi_az_enabled=nodes > 1,
             at_rest_encryption_enabled=True,
             transit_encryption_enabled=True,
-            auth_token=token.result,
+            auth_token=token,
             port=CACHE_PORT,
             subnet_group_name=subnets.name,
             security_group_ids=[args.security_group_id],
@@ -89,7 +85,7 @@ class Cache(pulumi.ComponentResource):
 
         self.group_id = group.replication_group_id
         self.primary_endpoint = group.primary_endpoint_address
-        self.auth_secret_arn = secret.arn
+        self.auth_secret_arn = secret_arn
         self.member_ids = [f"{args.group_id}-{i + 1:03d}" for i in range(nodes)]
         self.register_outputs(
             {

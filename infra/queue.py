@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws.mq as mq
-import pulumi_aws.secretsmanager as secretsmanager
-import pulumi_random as random
+
+from infra.generated import generated_password
 
 #: Amazon MQ's names for the topology's deployments.
 DEPLOYMENT_MODES = {"cluster-multi-az": "CLUSTER_MULTI_AZ", "single-instance": "SINGLE_INSTANCE"}
@@ -40,16 +40,13 @@ class Queue(pulumi.ComponentResource):
         super().__init__("peakready:queue:Queue", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         mode = DEPLOYMENT_MODES[args.deployment]
-        # RabbitMQ refuses ',', ':', '=' in passwords; Amazon MQ wants 12 or more characters.
-        password = random.RandomPassword(f"{name}-password", length=32, special=False, opts=child)
-        secret = secretsmanager.Secret(
+        # Amazon MQ wants 12 or more characters, and none of ',', ':', '='.
+        password, secret_arn = generated_password(
             f"{name}-password",
-            description=f"AMQP password of broker {args.broker_name} (user {QUEUE_USER})",
-            tags=args.tags,
-            opts=child,
-        )
-        secretsmanager.SecretVersion(
-            f"{name}-password", secret_id=secret.id, secret_string=password.result, opts=child
+            f"AMQP password of broker {args.broker_name} (user {QUEUE_USER})",
+            32,
+            args.tags,
+            child,
         )
         broker = mq.Broker(
             f"{name}-broker",
@@ -71,9 +68,7 @@ class Queue(pulumi.ComponentResource):
             maintenance_window_start_time=mq.BrokerMaintenanceWindowStartTimeArgs(
                 day_of_week="SUNDAY", time_of_day="05:00", time_zone="UTC"
             ),
-            users=pulumi.Output.secret(
-                [mq.BrokerUserArgs(username=QUEUE_USER, password=password.result)]
-            ),
+            users=pulumi.Output.secret([mq.BrokerUserArgs(username=QUEUE_USER, password=password)]),
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["users"]),
         )
@@ -82,7 +77,7 @@ class Queue(pulumi.ComponentResource):
         self.amqp_endpoint = broker.instances.apply(
             lambda instances: (instances[0].endpoints or [""])[0] if instances else ""
         )
-        self.password_secret_arn = secret.arn
+        self.password_secret_arn = secret_arn
         self.register_outputs(
             {
                 "broker_id": self.broker_id,
