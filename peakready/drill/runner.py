@@ -154,7 +154,7 @@ def run_scenario(
         say("alerts resolving")
         resolve_s = topology.alarms.resolve_s
         watcher.wait_resolved(max(0.0, ended_at + resolve_s - time.time()))
-        seen = watcher.stop()
+        seen = with_history(watcher.stop(), _alert_history(configuration, watcher.started_at))
         asked = (watcher.polls, watcher.failed_polls)
         judge_alerts(result, seen, asked, watcher.started_at, run, topology, ended_at)
         events += [
@@ -185,6 +185,24 @@ def _alert_watcher(configuration: dict[str, Any]) -> AlertWatcher | None:
     watcher = AlertWatcher(drv.alerts)
     watcher.start()
     return watcher
+
+
+def _alert_history(configuration: dict[str, Any], since: float) -> list[Seen] | None:
+    """What the target recorded of its alerts since ``since`` (None: no history)."""
+    try:
+        return shared.driver(configuration).alert_history(since, time.time())
+    except ActivityFailed:
+        return None
+
+
+def with_history(polled: list[Seen], history: list[Seen] | None) -> list[Seen]:
+    """The target's own history where it keeps one (exact times, and episodes between
+    two polls), plus what the polls saw firing before the window that history lacks."""
+    if history is None:
+        return polled
+    known = {s.fingerprint for s in history}
+    kept = [s for s in polled if s.carried and s.fingerprint not in known]
+    return sorted(kept + history, key=lambda s: s.fired_at)
 
 
 #: Share of the watcher's polls the monitoring may miss before detection is not judged.

@@ -17,6 +17,7 @@ from chaoslib.exceptions import ActivityFailed
 from rich.console import Console
 
 from peakready.errors import PeakreadyError
+from peakready.monitoring.detection import Seen
 
 
 class Driver(Protocol):
@@ -62,6 +63,12 @@ class Driver(Protocol):
         ``startsAt``, ``labels.alertname`` each); None when there is no monitoring to
         ask or it did not answer (lab: Alertmanager; AWS: the stack's CloudWatch
         alarms in state ALARM)."""
+        ...
+
+    def alert_history(self, since: float, until: float) -> list[Seen] | None:
+        """The firing episodes the target itself recorded between ``since`` and
+        ``until`` (epoch s): exact to the second, and complete where a poll missed
+        one; None where it keeps no history (lab: the watcher's polls are the record)."""
         ...
 
     # a whole availability zone ------------------------------------------------

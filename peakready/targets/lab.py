@@ -29,6 +29,7 @@ from peakready.lab.health import LabStatus
 from peakready.lab.state import LabState
 from peakready.load.rawhttp import Connection, Request
 from peakready.load.records import read_jsonl
+from peakready.monitoring.detection import Seen
 from peakready.targets.base import restore_uninterruptibly
 from peakready.topology import Topology
 
@@ -138,6 +139,9 @@ class LabDriver:
         if "alertmanager" not in self.state.endpoints:
             return None  # a lab started before it had a monitoring tier
         return alertmanager_fetch(self.state)()
+
+    def alert_history(self, since: float, until: float) -> list[Seen] | None:
+        return None  # Alertmanager keeps no history: the watcher's polls are the record
 
     def scaling_timeline(self, since: float) -> list[dict[str, Any]]:
         # The last count before ``since`` too: how many served when the run began.

@@ -54,6 +54,7 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 import peakready.targets.aws.shared as shared
+from peakready.monitoring.detection import Seen
 from peakready.targets.aws.shared import TAG_AZ, TAG_FAULT, TAG_STACK
 
 __all__ = ["AwsDriver"]
@@ -159,6 +160,49 @@ class AwsDriver:
         except ClientError:
             return None
         return firing
+
+    def alert_history(self, since: float, until: float) -> list[Seen] | None:
+        """The stack's alarms' state changes between ``since`` and ``until`` (CloudWatch
+        alarm history, ``StateUpdate`` items) as firing episodes: into ALARM opens one,
+        out of it closes it; an alarm whose first change leaves ALARM was firing when
+        the window began (carried). None when the history cannot be read."""
+        prefix = f"peakready-{self.stack}-"
+        items: list[tuple[float, str, str, str]] = []  # (at, alarm, old, new state)
+        try:
+            pages = self.client("cloudwatch").get_paginator("describe_alarm_history")
+            for page in pages.paginate(
+                HistoryItemType="StateUpdate",
+                StartDate=datetime.fromtimestamp(since, UTC),
+                EndDate=datetime.fromtimestamp(until, UTC),
+                ScanBy="TimestampAscending",
+            ):
+                for item in page["AlarmHistoryItems"]:
+                    name = item.get("AlarmName", "")
+                    if not name.startswith(prefix):
+                        continue
+                    data = json.loads(item.get("HistoryData") or "{}")
+                    old = (data.get("oldState") or {}).get("stateValue", "")
+                    new = (data.get("newState") or {}).get("stateValue", "")
+                    items.append((item["Timestamp"].timestamp(), name, old, new))
+        except (ClientError, ValueError):
+            return None
+        episodes: list[Seen] = []
+        open_: dict[str, Seen] = {}
+        for at, name, old, new in sorted(items):
+            if new == "ALARM" and name not in open_:
+                open_[name] = Seen(alarm_alert(name, prefix), name, at, at)
+                episodes.append(open_[name])
+            elif new != "ALARM" and name in open_:
+                open_.pop(name).resolved_at = at
+            elif (
+                new != "ALARM"
+                and old == "ALARM"
+                and not any(e.fingerprint == name for e in episodes)
+            ):
+                episodes.append(
+                    Seen(alarm_alert(name, prefix), name, since, since, at, carried=True)
+                )
+        return episodes
 
     def scaling_timeline(self, since: float) -> list[dict[str, Any]]:
         """Scaling activities of the group since ``since`` and its instances in service

@@ -118,3 +118,17 @@ def test_alertmanager_times_parse_with_nanoseconds_and_offsets() -> None:
     assert (
         _epoch("2027-01-01T01:00:00.5+01:00") == datetime(2027, 1, 1, tzinfo=UTC).timestamp() + 0.5
     )
+
+
+def test_the_targets_history_replaces_the_polls_but_keeps_what_they_saw_carried() -> None:
+    from peakready.drill.runner import with_history
+
+    carried = Seen("CacheUnavailable", "c", 0.0, 0.0, carried=True)
+    late = Seen("DatabaseNoWriter", "d", 14.0, 14.0, 15.0)  # the poll's view: late
+    exact = Seen("DatabaseNoWriter", "d", 10.0, 10.0, 10.5)  # the history's: exact
+    missed = Seen("OrderErrors", "o", 12.0, 12.0, 12.2)  # between two polls
+    assert with_history([carried, late], None) == [carried, late]
+    assert with_history([carried, late], [exact, missed]) == [carried, exact, missed]
+    # the history saw the carried one itself: it is not counted twice
+    own = Seen("CacheUnavailable", "c", 0.0, 0.0, 2.0, carried=True)
+    assert with_history([carried], [own]) == [own]

@@ -615,3 +615,61 @@ def test_alerts_are_the_stacks_alarms_in_alarm_state_named_as_the_catalogue(worl
         "OrderErrors",
     ]
     assert all(a["fingerprint"].startswith(prefix) and a["startsAt"] for a in firing)
+
+
+def _state_change(alarm: str, at: float, old: str, new: str) -> dict[str, Any]:
+    from datetime import UTC, datetime
+
+    return {
+        "AlarmName": alarm,
+        "Timestamp": datetime.fromtimestamp(at, UTC),
+        "HistoryItemType": "StateUpdate",
+        "HistorySummary": f"Alarm updated from {old} to {new}",
+        "HistoryData": json.dumps(
+            {"version": "1.0", "oldState": {"stateValue": old}, "newState": {"stateValue": new}}
+        ),
+    }
+
+
+def test_alert_history_turns_state_changes_into_episodes(
+    world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """moto keeps no alarm history: botocore's Stubber answers as CloudWatch does."""
+    from botocore.stub import ANY, Stubber
+
+    driver = AwsDriver(world.configuration)
+    prefix = f"peakready-{driver.stack}-"
+    client = boto3.client("cloudwatch", region_name="eu-central-1")
+    monkeypatch.setattr(driver, "client", lambda service: client)
+    t = 1_800_000_000.0
+    items = [
+        # firing when the window began: its first change leaves ALARM
+        _state_change(prefix + "CacheUnavailable", t + 2, "ALARM", "OK"),
+        # one episode, fired and resolved between two polls of a watcher
+        _state_change(prefix + "DatabaseNoWriter", t + 10, "OK", "ALARM"),
+        _state_change(prefix + "DatabaseNoWriter", t + 10.5, "ALARM", "OK"),
+        _state_change(prefix + "OrderErrors", t + 12, "INSUFFICIENT_DATA", "ALARM"),
+        _state_change("peakready-other-OrderErrors", t + 12, "OK", "ALARM"),  # not ours
+    ]
+    with Stubber(client) as stub:
+        stub.add_response(
+            "describe_alarm_history",
+            {"AlarmHistoryItems": items},
+            {
+                "HistoryItemType": "StateUpdate",
+                "StartDate": ANY,
+                "EndDate": ANY,
+                "ScanBy": "TimestampAscending",
+            },
+        )
+        episodes = driver.alert_history(t, t + 60)
+    assert episodes is not None
+    found = [(e.name, e.fired_at - t, e.resolved_at, e.carried) for e in episodes]
+    assert found == [
+        ("CacheUnavailable", 0.0, t + 2, True),
+        ("DatabaseNoWriter", 10.0, t + 10.5, False),
+        ("OrderErrors", 12.0, None, False),  # still firing at the window's end
+    ]
+    with Stubber(client) as stub:
+        stub.add_client_error("describe_alarm_history", "AccessDenied")
+        assert driver.alert_history(t, t + 60) is None  # no history: the polls decide
