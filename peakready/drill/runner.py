@@ -197,11 +197,12 @@ def _alert_history(configuration: dict[str, Any], since: float) -> list[Seen] | 
 
 def with_history(polled: list[Seen], history: list[Seen] | None) -> list[Seen]:
     """The target's own history where it keeps one (exact times, and episodes between
-    two polls), plus what the polls saw firing before the window that history lacks."""
+    two polls), plus what the polls saw of alerts the history does not name (carried
+    from before the window, or not yet in a history that lags)."""
     if history is None:
         return polled
     known = {s.fingerprint for s in history}
-    kept = [s for s in polled if s.carried and s.fingerprint not in known]
+    kept = [s for s in polled if s.fingerprint not in known]
     return sorted(kept + history, key=lambda s: s.fired_at)
 
 

@@ -120,7 +120,7 @@ def test_alertmanager_times_parse_with_nanoseconds_and_offsets() -> None:
     )
 
 
-def test_the_targets_history_replaces_the_polls_but_keeps_what_they_saw_carried() -> None:
+def test_the_targets_history_replaces_the_polls_of_the_alerts_it_names() -> None:
     from peakready.drill.runner import with_history
 
     carried = Seen("CacheUnavailable", "c", 0.0, 0.0, carried=True)
@@ -132,3 +132,5 @@ def test_the_targets_history_replaces_the_polls_but_keeps_what_they_saw_carried(
     # the history saw the carried one itself: it is not counted twice
     own = Seen("CacheUnavailable", "c", 0.0, 0.0, 2.0, carried=True)
     assert with_history([carried], [own]) == [own]
+    # an alert the (lagging) history does not name yet keeps its polled episode
+    assert with_history([carried, late], [own]) == [own, late]
