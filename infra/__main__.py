@@ -18,12 +18,12 @@ from infra.backoffice import BackOffice, BackOfficeArgs
 from infra.backup import Backup, BackupArgs
 from infra.cache import Cache, CacheArgs
 from infra.chaos_access import ChaosAccess, ChaosAccessArgs
-from infra.database import DB_NAME, DB_USER, Database, DatabaseArgs
+from infra.database import Database, DatabaseArgs, dsn
 from infra.load_balancer import LoadBalancer, LoadBalancerArgs
 from infra.network import Network, NetworkArgs
 from infra.queue import QUEUE_USER, Queue, QueueArgs
 from infra.search import Search, SearchArgs
-from infra.security import CACHE_PORT, DB_PORT, QUEUE_PORT, SecurityChain, SecurityChainArgs
+from infra.security import CACHE_PORT, QUEUE_PORT, SecurityChain, SecurityChainArgs
 from peakready import planner
 from peakready.monitoring import alerts
 from peakready.topology import DatabaseDeployment, Topology, pinned_now
@@ -181,10 +181,8 @@ app_settings = pulumi.Output.all(
         **_queue_settings(v[4]),
         "HOST": "0.0.0.0",
         "PORT": "8000",
-        "DB_DSN": f"host={v[0]} port={DB_PORT} dbname={DB_NAME} user={DB_USER} "
-        "sslmode=require target_session_attrs=read-write connect_timeout=2",
-        "DB_READ_DSN": f"host={','.join([*v[1], v[0]])} port={DB_PORT} dbname={DB_NAME} "
-        f"user={DB_USER} sslmode=require target_session_attrs=prefer-standby connect_timeout=2",
+        "DB_DSN": dsn([v[0]], session="read-write"),
+        "DB_READ_DSN": dsn([*v[1], v[0]], session="prefer-standby"),
         "REDIS_URL": f"rediss://{v[2]}:{CACHE_PORT}/0",
         "SEARCH_BACKEND": "opensearch",
         "OPENSEARCH_URL": f"https://{v[3]}",

@@ -10,7 +10,7 @@ import pulumi
 import pulumi_aws.lb as lb
 
 from infra.app_tier import BACKOFFICE, AppTier, AppTierArgs, QueueBacklog
-from infra.database import Database, DatabaseArgs
+from infra.database import Database, DatabaseArgs, dsn
 from infra.security import BACKOFFICE_PORT
 
 BACKOFFICE_DB = "backoffice"  # its database name and user
@@ -120,10 +120,8 @@ class BackOffice(pulumi.ComponentResource):
                 **v[0],
                 "HOST": "0.0.0.0",
                 "PORT": str(BACKOFFICE_PORT),
-                "DB_DSN": f"host={v[1]} port=5432 dbname={BACKOFFICE_DB} user={BACKOFFICE_DB} "
-                "sslmode=require target_session_attrs=read-write connect_timeout=2",
-                "REPORT_DSN": f"host={','.join(v[2] or [v[1]])} port=5432 "
-                f"dbname={BACKOFFICE_DB} user={BACKOFFICE_DB} sslmode=require connect_timeout=2",
+                "DB_DSN": dsn([v[1]], BACKOFFICE_DB, BACKOFFICE_DB, "read-write"),
+                "REPORT_DSN": dsn(v[2] or [v[1]], BACKOFFICE_DB, BACKOFFICE_DB),
             }
         )
         workers = AppTier(

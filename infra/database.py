@@ -33,6 +33,18 @@ class DatabaseArgs:
     tags: dict[str, str] = field(default_factory=dict)
 
 
+def dsn(
+    hosts: list[str], db: str = DB_NAME, user: str = DB_USER, session: str | None = None
+) -> str:
+    """A libpq connection string over TLS to ``hosts`` (tried in order); ``session``:
+    the ``target_session_attrs`` that picks one of them."""
+    attrs = f" target_session_attrs={session}" if session else ""
+    return (
+        f"host={','.join(hosts)} port={DB_PORT} dbname={db} user={user} sslmode=require"
+        f"{attrs} connect_timeout=2"
+    )
+
+
 def replica_zones(availability_zones: list[str], replicas: int) -> list[str]:
     """AZs for read replicas: round-robin over every AZ but the first (the primary's)."""
     others = availability_zones[1:] or availability_zones

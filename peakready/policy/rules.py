@@ -44,8 +44,8 @@ SUBNET_GROUPS = ("aws:rds/subnetGroup:SubnetGroup", "aws:elasticache/subnetGroup
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 TOPIC = "aws:sns/topic:Topic"
 WEB_ACL = "aws:wafv2/webAcl:WebAcl"
-BROKER = "aws:mq/broker:Broker"
 WEB_ACL_ASSOCIATION = "aws:wafv2/webAclAssociation:WebAclAssociation"
+BROKER = "aws:mq/broker:Broker"
 
 
 def _true(value: Any) -> bool:
