@@ -12,7 +12,8 @@ REPORT_DIR ?= reports/latest
 APT_PACKAGES := postgresql-15 postgresql-client-15 redis-server redis-sentinel haproxy \
 	sphinxsearch etcd-server pgbackrest python3-venv python3-dev util-linux procps iproute2 \
 	patroni prometheus prometheus-alertmanager prometheus-postgres-exporter \
-	prometheus-redis-exporter prometheus-node-exporter prometheus-blackbox-exporter
+	prometheus-redis-exporter prometheus-node-exporter prometheus-blackbox-exporter \
+	rabbitmq-server
 
 .PHONY: setup apt venv test test-fast lint drill bench clean lab-down
 

@@ -27,6 +27,7 @@ from infra.security import CACHE_PORT, QUEUE_PORT, SecurityChain, SecurityChainA
 from peakready import planner
 from peakready.monitoring import alerts
 from peakready.topology import DatabaseDeployment, Topology, pinned_now
+from peakready.topology import Queue as QueueTier
 
 # ----------------------------------------------------------------- config in
 topology = Topology.from_pulumi_config()
@@ -170,6 +171,15 @@ def _queue_settings(endpoint: str) -> dict[str, str]:
     }
 
 
+def _queue_limits(tier: QueueTier) -> dict[str, str]:
+    """The queue's limits, which the back office declares it with."""
+    return {
+        "QUEUE_MAX_LENGTH": str(tier.max_length),
+        "QUEUE_MESSAGE_TTL_S": str(tier.message_ttl_s),
+        "QUEUE_DEAD_LETTER": str(tier.dead_letter).lower(),
+    }
+
+
 app_settings = pulumi.Output.all(
     database.writer_host,
     pulumi.Output.all(*database.reader_hosts),
@@ -236,6 +246,7 @@ app_tier = AppTier(
 )
 backoffice = None
 if qt is not None and queue is not None:
+    limits = _queue_limits(qt)
     assert chain.worker_sg_id and chain.backoffice_db_sg_id and chain.backoffice_alb_sg_id
     backoffice = BackOffice(
         "backoffice",
@@ -254,6 +265,7 @@ if qt is not None and queue is not None:
             settings=queue.amqp_endpoint.apply(
                 lambda endpoint: {
                     **_queue_settings(endpoint),
+                    **limits,
                     "STACK": stack,
                     "CLOUDWATCH_REGION": topology.region,
                 }

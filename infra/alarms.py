@@ -80,7 +80,9 @@ class Alarms(pulumi.ComponentResource):
                     datapoints_to_alarm=alert.evaluation_periods(),
                     comparison_operator=alert.cloudwatch.comparison,
                     threshold=alert.cloudwatch_threshold() * scale,
-                    treat_missing_data="notBreaching",
+                    treat_missing_data=(
+                        "breaching" if alert.cloudwatch.missing_is_breaching else "notBreaching"
+                    ),
                     alarm_description=f"{alert.summary} ({alert.severity})",
                     alarm_actions=[topic.arn],
                     ok_actions=[topic.arn],

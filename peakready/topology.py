@@ -50,8 +50,12 @@ Scenario = Literal[
     "peak-surge",
     "flash-sale",
     "az-loss-at-peak",
+    "backoffice-outage",
+    "broker-node-loss",
 ]
 SCENARIOS: tuple[str, ...] = get_args(Scenario)
+#: The scenarios of the order pipeline: only a stack with a ``queue`` tier has them.
+PIPELINE_SCENARIOS: tuple[str, ...] = ("backoffice-outage", "broker-node-loss")
 
 #: The stack outputs of DESIGN §3: what both the AWS stack and the lab expose, and all a
 #: drill reads.
@@ -591,6 +595,9 @@ def _default_policy() -> dict[str, Objective]:
         "peak-surge": Objective(rto_s=30, rpo_s=0),
         "flash-sale": Objective(rto_s=30, rpo_s=0),
         "az-loss-at-peak": Objective(rto_s=30, rpo_s=0),
+        # The order pipeline: RTO is the order path's (it must not notice at all).
+        "backoffice-outage": Objective(rto_s=5, rpo_s=0, max_failed_requests=0),
+        "broker-node-loss": Objective(rto_s=5, rpo_s=0, max_failed_requests=0),
     }
 
 
@@ -636,6 +643,9 @@ class Lab(_Model):
             "haproxy",
             "searchd",
             "pgbackrest",
+            "rabbitmq-server",
+            "rabbitmqctl",
+            "epmd",
         ],
         str,
     ] = Field(default_factory=dict, description="override a server binary by path")

@@ -86,6 +86,62 @@ MIGRATIONS: list[tuple[int, str]] = [
         $fn$;
         """,
     ),
+    (
+        3,
+        # The transactional outbox (DESIGN §4): with p_outbox, the order and its outbox
+        # row commit together, so an acknowledged order always reaches the relay; the
+        # relay (peakready.app.relay) marks rows sent once the broker confirmed them;
+        # NOTIFY outbox wakes the relays when the order commits.
+        # Migrations are append-only: version 2's body is repeated here with the insert.
+        """
+        CREATE TABLE IF NOT EXISTS outbox (
+            order_id bigint PRIMARY KEY REFERENCES orders (id),
+            payload jsonb NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            sent_at timestamptz
+        );
+        CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (order_id) WHERE sent_at IS NULL;
+        DROP FUNCTION IF EXISTS place_order(text, integer, integer);
+        CREATE OR REPLACE FUNCTION place_order(p_key text, p_product integer, p_quantity integer,
+                                               p_outbox boolean DEFAULT false)
+        RETURNS TABLE (id bigint, product_id integer, quantity integer,
+                       created_at timestamptz, created boolean, stock_left integer)
+        LANGUAGE plpgsql VOLATILE AS $fn$
+        #variable_conflict use_column
+        DECLARE
+            v_order orders%ROWTYPE;
+            v_stock integer;
+        BEGIN
+            INSERT INTO orders AS o (idempotency_key, product_id, quantity)
+            VALUES (p_key, p_product, p_quantity)
+            ON CONFLICT (idempotency_key) DO NOTHING
+            RETURNING o.* INTO v_order;
+            IF NOT FOUND THEN
+                SELECT o.* INTO v_order FROM orders o WHERE o.idempotency_key = p_key;
+                RETURN QUERY SELECT v_order.id, v_order.product_id, v_order.quantity,
+                                    v_order.created_at, false, NULL::integer;
+                RETURN;
+            END IF;
+            UPDATE products p SET stock = p.stock - p_quantity
+             WHERE p.id = p_product AND p.stock >= p_quantity
+            RETURNING p.stock INTO v_stock;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'not enough stock for product %', p_product
+                      USING ERRCODE = 'PR409';
+            END IF;
+            IF p_outbox THEN
+                INSERT INTO outbox (order_id, payload) VALUES (v_order.id, jsonb_build_object(
+                    'order_id', v_order.id, 'idempotency_key', v_order.idempotency_key,
+                    'product_id', v_order.product_id, 'quantity', v_order.quantity,
+                    'created_at', v_order.created_at));
+                PERFORM pg_notify('outbox', '');  -- wakes the relays at commit
+            END IF;
+            RETURN QUERY SELECT v_order.id, v_order.product_id, v_order.quantity,
+                                v_order.created_at, true, v_stock;
+        END
+        $fn$;
+        """,
+    ),
 ]
 
 OUT_OF_STOCK_SQLSTATE = "PR409"
@@ -224,7 +280,7 @@ def _migrate_once(conninfo: str, password: str | None, seed_products: int, stock
 PRODUCT_COLUMNS = "id, name, price, stock"
 ORDER_COLUMNS = "id, product_id, quantity, created_at"
 #: The whole order transaction (migration 2), in autocommit: its statement is the transaction.
-PLACE_ORDER_SQL = "SELECT * FROM place_order(%s, %s, %s)"
+PLACE_ORDER_SQL = "SELECT * FROM place_order(%s, %s, %s, %s)"
 _DOWN = (psycopg.OperationalError, psycopg.InterfaceError, PoolExhausted)
 
 
@@ -233,11 +289,18 @@ class Store:
     through an event-loop pool, catalogue reads through a thread pool (replicas first)."""
 
     def __init__(
-        self, write_pool: AsyncPool, read_pool: Pool, replicas: bool, query_timeout_s: float
+        self,
+        write_pool: AsyncPool,
+        read_pool: Pool,
+        replicas: bool,
+        query_timeout_s: float,
+        outbox: bool = False,
     ) -> None:
         self.write_pool = write_pool
         self.read_pool = read_pool
         self.has_read_pool = replicas
+        #: Whether orders go to the back office (an outbox row in the order's transaction).
+        self.outbox = outbox
         # Deadline of an order or an order read on the primary (idempotent work only).
         self.query_timeout_s = query_timeout_s
 
@@ -299,7 +362,7 @@ class Store:
                 conn.cursor(row_factory=dict_row) as cur,
             ):
                 try:
-                    await cur.execute(PLACE_ORDER_SQL, (key, product_id, quantity))
+                    await cur.execute(PLACE_ORDER_SQL, (key, product_id, quantity, self.outbox))
                 except pg_errors.ReadOnlySqlTransaction as exc:
                     await conn.close()  # a standby (mid-failover): never hand it out again
                     raise DatabaseUnavailable(f"database is read-only: {exc}") from exc
@@ -334,6 +397,11 @@ class Store:
                     " GROUP BY p.id ORDER BY p.id"
                 )
                 products = await cur.fetchall()
+                await cur.execute(
+                    "SELECT count(*) FILTER (WHERE sent_at IS NULL) AS pending,"
+                    " count(*) AS written FROM outbox"
+                )
+                outbox = await cur.fetchone()
         except _DOWN as exc:
             raise DatabaseUnavailable(str(exc)) from exc
         orders: dict[str, Any] = dict.fromkeys(keys)
@@ -343,7 +411,12 @@ class Store:
             row.pop("created_at")
             orders[key] = row
             per_key[key] += 1
-        return {"orders": orders, "orders_per_key": per_key, "products": products}
+        return {
+            "orders": orders,
+            "orders_per_key": per_key,
+            "products": products,
+            "outbox": outbox if self.outbox else None,
+        }
 
     async def set_stock(self, product_id: int, units: int) -> dict[str, Any] | None:
         """Put ``units`` of the product on sale (on the primary); None when unknown."""
@@ -383,13 +456,13 @@ class Store:
 
 
 def place_order(
-    conn: psycopg.Connection[Any], key: str, product_id: int, quantity: int
+    conn: psycopg.Connection[Any], key: str, product_id: int, quantity: int, outbox: bool
 ) -> OrderResult:
     """The storefront's order transaction on a plain (autocommit) connection: the bench's
     direct-database path runs exactly this, so both paths do the same work."""
     with conn.cursor(row_factory=dict_row) as cur:
         try:
-            cur.execute(PLACE_ORDER_SQL, (key, product_id, quantity))
+            cur.execute(PLACE_ORDER_SQL, (key, product_id, quantity, outbox))
         except psycopg.errors.DatabaseError as exc:
             if (mapped := _order_error(exc, product_id)) is None:
                 raise

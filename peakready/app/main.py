@@ -25,8 +25,10 @@ from peakready.app.cache import Cache, make_client
 from peakready.app.guard import BoundedRunner, DependencyDown, DependencyGuard
 from peakready.app.metrics import Metrics
 from peakready.app.pool import PoolExhausted
+from peakready.app.relay import Relay
 from peakready.app.search import NoSearch, OpenSearchSearch, SearchBackend, SphinxSearch
 from peakready.app.settings import AppSettings
+from peakready.pipeline import parse_urls
 
 log = logging.getLogger("peakready.app")
 
@@ -95,6 +97,7 @@ class Storefront:
             self.read_pool,
             replicas=bool(settings.db_read_dsn),
             query_timeout_s=settings.db_query_timeout_s,
+            outbox=settings.queue_url is not None,
         )
         self.runner = BoundedRunner()
         timeout, backoff = settings.dependency_timeout_s, settings.dependency_backoff_s
@@ -111,21 +114,34 @@ class Storefront:
         self.draining = False  # set by the first SIGTERM when DRAIN_S > 0
         self.in_flight = 0  # requests in progress (StorefrontAPI counts them)
         self.db_log = RateLimitedLog("database unavailable", every_s=5.0)
+        self.relay: Relay | None = None
 
     def open(self) -> None:
-        if self.settings.migrate:
-            password = (
-                self.settings.db_password.get_secret_value() if self.settings.db_password else None
-            )
+        settings = self.settings
+        password = settings.db_password.get_secret_value() if settings.db_password else None
+        if settings.migrate:
             db.migrate(
-                self.settings.db_dsn,
+                settings.db_dsn,
                 password,
-                self.settings.seed_products,
-                self.settings.initial_stock,
-                self.settings.migrate_timeout_s,
+                settings.seed_products,
+                settings.initial_stock,
+                settings.migrate_timeout_s,
             )
+        if settings.queue_url is not None and settings.queue_password is not None:
+            self.relay = Relay(
+                settings.db_dsn,
+                password,
+                parse_urls(settings.queue_url, "PEAKREADY_APP_QUEUE_URL"),
+                settings.queue_password.get_secret_value(),
+                settings.queue_name,
+                self.metrics,
+                settings.relay_batch,
+            )
+            self.relay.start()
 
     async def close(self) -> None:
+        if self.relay is not None:
+            self.relay.stop()
         self.runner.shutdown()
         await self.write_pool.close()
         self.read_pool.close()

@@ -56,3 +56,18 @@ class Metrics:
             ["feature"],
             registry=self.registry,
         )
+        self.relayed = Counter(
+            "storefront_outbox_relayed_total",
+            "Outbox rows this instance's relay published and the broker confirmed",
+            registry=self.registry,
+        )
+        self.relay_errors = Counter(
+            "storefront_outbox_relay_errors_total",
+            "Relay failures: broker or database lost, publish refused",
+            registry=self.registry,
+        )
+        self.outbox_pending = Gauge(
+            "storefront_outbox_pending",
+            "Outbox rows not sent yet, as this instance's relay last counted them",
+            registry=self.registry,
+        )

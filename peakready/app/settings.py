@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from peakready.errors import PeakreadyError
+from peakready.pipeline import parse_urls
 
 
 class AppSettings(BaseSettings):
@@ -52,6 +53,13 @@ class AppSettings(BaseSettings):
     opensearch_url: str | None = None
 
     audit_token: SecretStr | None = None
+
+    # The order pipeline (peakready.pipeline): with a queue, each order writes an outbox
+    # row and this instance runs a relay to the broker.
+    queue_url: str | None = None
+    queue_name: str = "orders"
+    queue_password: SecretStr | None = None
+    relay_batch: int = Field(200, ge=1, le=10000)
 
     dependency_timeout_s: float = Field(0.5, gt=0)
     dependency_backoff_s: float = Field(2.0, ge=0)
@@ -102,6 +110,10 @@ def load_settings() -> AppSettings:
         ) from None
     settings.sentinel_addresses()
     settings.search_addresses()
+    if settings.queue_url is not None:
+        parse_urls(settings.queue_url, "PEAKREADY_APP_QUEUE_URL")
+        if settings.queue_password is None:
+            raise PeakreadyError("PEAKREADY_APP_QUEUE_PASSWORD: required with QUEUE_URL")
     if settings.search_backend == "sphinx" and not settings.search_hosts:
         raise PeakreadyError("PEAKREADY_APP_SEARCH_HOSTS: required when SEARCH_BACKEND=sphinx")
     if settings.search_backend == "opensearch" and not settings.opensearch_url:

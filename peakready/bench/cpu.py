@@ -16,7 +16,20 @@ from pathlib import Path
 from peakready.lab.state import LabState
 
 TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
-KINDS = ("storefront", "postgresql", "haproxy", "patroni", "etcd", "redis", "search", "other")
+KINDS = (
+    "storefront",
+    "backoffice",
+    "postgresql",
+    "haproxy",
+    "patroni",
+    "etcd",
+    "redis",
+    "search",
+    "rabbitmq",
+    "other",
+)
+#: The Erlang VM and its helpers, which RabbitMQ runs as.
+ERLANG = ("beam.smp", "epmd", "erl_child_setup", "inet_gethost", "rabbitmq-server")
 
 
 def kind_of(cmdline: str) -> str:
@@ -25,6 +38,10 @@ def kind_of(cmdline: str) -> str:
     first = Path(words[0]).name if words else ""
     if "peakready.app" in cmdline:
         return "storefront"
+    if "peakready.backoffice" in cmdline:
+        return "backoffice"
+    if first in ERLANG or "rabbitmq-server" in cmdline:
+        return "rabbitmq"
     if first == "postgres" or cmdline.startswith("postgres:"):
         return "postgresql"
     for kind, marker in (
@@ -42,7 +59,7 @@ def kind_of(cmdline: str) -> str:
 def snapshot(state: LabState) -> dict[str, float]:
     """CPU seconds used so far per kind by the lab's live processes, plus this process."""
     totals = dict.fromkeys(KINDS, 0.0)
-    for pid in _lab_pids(state):
+    for pid in lab_pids(state):
         try:
             stat = Path(f"/proc/{pid}/stat").read_text()
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -73,7 +90,7 @@ def per_operation(before: dict[str, float], after: dict[str, float], ops: int) -
 # private
 
 
-def _lab_pids(state: LabState) -> set[int]:
+def lab_pids(state: LabState) -> set[int]:
     pids = {int(p["pid"]) for p in state.processes if p.get("pid")}
     cgroup = state.data.get("cgroup")
     if cgroup:

@@ -128,6 +128,7 @@ def markdown(results: dict[str, Any]) -> str:
             parts = ", ".join(f"{kind} {ms:.2f}" for kind, ms in top if ms >= 0.01)
             out.append(f"\nCPU ms per operation ({path}): {parts}")
     out += peak_tables(results.get("peak") or {})
+    out += pipeline_table(results.get("pipeline") or {})
     wall = results.get("wall_s") or {}
     if wall:
         out += ["", "| wall time | seconds | exit | target |", "| --- | ---: | ---: | ---: |"]
@@ -140,6 +141,28 @@ def markdown(results: dict[str, Any]) -> str:
     if results.get("notes"):
         out += [""] + [f"- {note}" for note in results["notes"]]
     return "\n".join(out) + "\n"
+
+
+def pipeline_table(p: dict[str, Any]) -> list[str]:
+    """The order pipeline's cost and drain (``peakready.bench.pipeline``)."""
+    if not p:
+        return []
+    drain = p.get("drain_orders_per_s") or {}
+    return [
+        "",
+        "| order pipeline | figure | target |",
+        "| --- | ---: | ---: |",
+        f"| queue tier PSS (MiB) / whole lab | {_n(p.get('tier_pss_mib'))} / "
+        f"{_n(p.get('lab_pss_mib'))} | lab ≤ 1536 |",
+        f"| queue tier idle CPU (% of a core) | {_n(p.get('tier_idle_cpu_percent'))} | — |",
+        f"| drain, orders/s: min / median / max ({_n(drain.get('n'))} runs) "
+        f"| {_n(drain.get('min'))} / {_n(drain.get('median'))} / {_n(drain.get('max'))} | — |",
+        f"| drain ÷ the lab's forecast peak order rate ({_n(p.get('lab_peak_orders_per_s'))}/s) "
+        f"| **{_x(p.get('drain_ratio'))}** | ≥ {_x(p.get('drain_ratio_objective'))} |",
+        "| missing / applied twice, every run | "
+        f"{sum(r['missing_deliveries'] for r in p.get('runs', []))} / "
+        f"{sum(r['applied_twice'] for r in p.get('runs', []))} | 0 / 0 |",
+    ]
 
 
 # private

@@ -32,7 +32,7 @@ from peakready.lab.health import status as lab_status
 from peakready.logs import log_to
 from peakready.topology import REPO_ROOT, Topology
 
-PHASES = ("preview", "lab-up", "throughput", "drill", "failover", "peak")
+PHASES = ("preview", "lab-up", "throughput", "drill", "failover", "peak", "pipeline")
 BENCH_DIR = REPO_ROOT / "bench"
 
 
@@ -226,6 +226,14 @@ class _Bench:
             self.results["peak"] = peak.summary(runs, self.topology.slo.order_p99_ms)
             self.save()
         self.results["peak"]["drill"] = peak.from_drill(self.work / "drill" / "details.json")
+
+    def _pipeline(self, say: Callable[[str], None]) -> None:
+        import peakready.bench.pipeline as pipeline  # lazy: the lab driver
+
+        if self.topology.queue is None:
+            self.note(f"pipeline: stack {self.o.stack} has no queue tier; not measured")
+            return
+        self.results["pipeline"] = pipeline.measure(self.topology, say)
 
     # helpers
 

@@ -269,6 +269,8 @@ class _Database:
             )
         self.port = int(members[leader]["port"])
         self.password = state.secrets()["db_app_password"]
+        # The storefront writes an outbox row with each order when the lab has a queue.
+        self.outbox = "queue_broker" in state.outputs
 
     def connect(self) -> psycopg.Connection[Any]:
         """Autocommit, as the storefront's pools: every order commits (and waits for the
@@ -285,7 +287,7 @@ class _Database:
 
     def order(self, conn: psycopg.Connection[Any], i: int) -> bool:
         product = BENCH_PRODUCT_BASE + 1 + i % BENCH_PRODUCTS
-        return place_order(conn, f"bench-db-{uuid.uuid4()}", product, 1).created
+        return place_order(conn, f"bench-db-{uuid.uuid4()}", product, 1, self.outbox).created
 
     def ensure_products(self) -> None:
         rows = [

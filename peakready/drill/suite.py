@@ -25,7 +25,7 @@ from peakready.report import html
 from peakready.report.summary import DrillResult, ScenarioResult, validate, write_json
 from peakready.targets import TARGETS, get_driver
 from peakready.targets.base import restore_uninterruptibly
-from peakready.topology import Topology
+from peakready.topology import PIPELINE_SCENARIOS, Topology
 from peakready.verdict.restore import policy_reasons
 
 #: The exit code of a drill stopped by Ctrl-C.
@@ -46,6 +46,13 @@ def run(
     console = console or Console()
     topology = Topology.load(stack)
     chosen = safety.choose(scenarios)
+    if topology.queue is None:
+        asked = [s for s in chosen if s in PIPELINE_SCENARIOS and scenarios]
+        if asked:
+            raise PeakreadyError(
+                f"--scenario {asked[0]}: stack {stack} has no queue tier (peakready:queue)"
+            )
+        chosen = [s for s in chosen if s not in PIPELINE_SCENARIOS]
     safety.check(topology, dry_run, allow_protected)
     if target not in TARGETS:
         raise PeakreadyError(f"--target {target!r}: expected {' or '.join(TARGETS)}")

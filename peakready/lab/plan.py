@@ -22,6 +22,14 @@ from peakready.topology import Topology
 
 #: Where PostgreSQL's own binaries live (Debian's postgresql-15); Patroni finds them here.
 POSTGRES_BIN_DIR = Path("/usr/lib/postgresql/15/bin")
+RABBITMQ_BIN_DIR = Path("/usr/lib/rabbitmq/bin")
+#: Binaries found in their package's own folder, not on PATH: PostgreSQL's server, and
+#: RabbitMQ's scripts (``/usr/sbin/rabbitmq-server`` would ``su`` to the rabbitmq user).
+FIXED_BINARIES = {
+    "postgres": POSTGRES_BIN_DIR / "postgres",
+    "rabbitmq-server": RABBITMQ_BIN_DIR / "rabbitmq-server",
+    "rabbitmqctl": RABBITMQ_BIN_DIR / "rabbitmqctl",
+}
 UP_TIMEOUT_S = 110.0
 
 
@@ -94,12 +102,12 @@ class Plan:
                     )
                 self.binaries[name] = str(path)
                 continue
-            if name == "postgres":
-                found = POSTGRES_BIN_DIR / "postgres"
+            if name in FIXED_BINARIES:
+                found = FIXED_BINARIES[name]
                 if not found.exists():
                     raise PeakreadyError(
-                        f"postgres: not found in {POSTGRES_BIN_DIR} ({package}; run `make setup` "
-                        "or set peakready:lab.binaries.postgres)"
+                        f"{name}: not found in {found.parent} ({package}; run `make setup` "
+                        f"or set peakready:lab.binaries.{name})"
                     )
                 self.binaries[name] = str(found)
                 continue

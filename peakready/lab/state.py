@@ -88,6 +88,37 @@ class Ports:
     def stats(self) -> int:
         return self.base + 3
 
+    def amqp(self, i: int) -> int:
+        return self.base + 4 + i
+
+    def amqp_dist(self, i: int) -> int:
+        return self.base + 7 + i
+
+    @property
+    def epmd(self) -> int:
+        return self.base + 13
+
+    @property
+    def amqp_cli(self) -> range:
+        """The distribution ports ``rabbitmqctl`` may take (one per concurrent call)."""
+        return range(self.base + 14, self.base + 20)
+
+    def backoffice(self, i: int) -> int:
+        return self.base + 23 + i
+
+    @property
+    def backoffice_db(self) -> int:
+        return self.base + 26
+
+    @property
+    def backoffice_report_db(self) -> int:
+        return self.base + 27
+
+    @property
+    def backoffice_http(self) -> int:
+        """HAProxy's front of the back-office workers: the ``backoffice_endpoint`` output."""
+        return self.base + 28
+
     def etcd_client(self, i: int) -> int:
         return self.base + 10 + i
 

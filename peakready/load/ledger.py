@@ -77,12 +77,15 @@ class LedgerCheck:
     lost_keys: list[str] = field(default_factory=list)
     duplicate_keys: list[str] = field(default_factory=list)
     oversold_products: list[int] = field(default_factory=list)
+    #: The back office's side, when the stack has an order pipeline.
+    delivery: DeliveryCheck | None = None
 
     @property
     def ok(self) -> bool:
         return (
             not (self.lost_orders or self.duplicate_orders or self.oversold_units)
             and not self.mismatched_orders
+            and (self.delivery is None or self.delivery.ok)
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -90,7 +93,74 @@ class LedgerCheck:
         data["ok"] = self.ok
         for key in ("lost_keys", "duplicate_keys"):
             data[key] = data[key][:20]  # enough to investigate, small enough to read
+        if self.delivery is not None:
+            data["delivery"] = self.delivery.as_dict()
         return data
+
+
+@dataclass
+class DeliveryCheck:
+    """The acknowledged orders compared with the back office (its ``POST /audit``):
+    each delivered exactly once, the outbox drained, every dead letter explained."""
+
+    delivered_orders: int = 0
+    missing_deliveries: int = 0
+    applied_twice: int = 0
+    outbox_pending: int = 0
+    #: Messages in the dead-letter queue, and how many of them carry no recorded reason.
+    dead_letters: int = 0
+    unexplained_dead_letters: int = 0
+    #: Seconds from the start of the wait (or the consumers' restart) until drained.
+    drain_s: float | None = None
+    missing_ids: list[int] = field(default_factory=list)
+    twice_ids: list[int] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)  # the recorded dead letters' reasons
+
+    @property
+    def ok(self) -> bool:
+        return not (
+            self.missing_deliveries
+            or self.applied_twice
+            or self.outbox_pending
+            or self.unexplained_dead_letters
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ok"] = self.ok
+        for key in ("missing_ids", "twice_ids", "reasons"):
+            data[key] = data[key][:20]
+        return data
+
+
+def compare_deliveries(
+    entries: Iterable[LedgerEntry], backoffice: Mapping[str, Any], outbox_pending: int
+) -> DeliveryCheck:
+    """Compare acknowledged orders with the back office's audit answer.
+
+    ``backoffice["orders"]`` maps each order id (a string) to ``{"applied_count", …}`` or
+    ``None``; ``dead_letter_messages`` counts the dead-letter queue and
+    ``dead_letters_recorded`` the dead letters the workers recorded with a reason.
+    """
+    ids = sorted({entry.order_id for entry in entries})
+    found = backoffice.get("orders") or {}
+    check = DeliveryCheck(outbox_pending=outbox_pending)
+    for order_id in ids:
+        row = found.get(str(order_id))
+        if not row:
+            check.missing_deliveries += 1
+            check.missing_ids.append(order_id)
+            continue
+        check.delivered_orders += 1
+        if int(row.get("applied_count", 1)) > 1:
+            check.applied_twice += int(row["applied_count"]) - 1
+            check.twice_ids.append(order_id)
+    queued = backoffice.get("dead_letter_messages")
+    recorded = int(backoffice.get("dead_letters_recorded") or 0)
+    check.dead_letters = int(queued or 0)
+    check.unexplained_dead_letters = max(0, check.dead_letters - recorded)
+    check.reasons = [str(d.get("reason")) for d in backoffice.get("dead_letters") or []]
+    return check
 
 
 def compare(entries: Iterable[LedgerEntry], audit: Mapping[str, Any]) -> LedgerCheck:

@@ -46,6 +46,8 @@ class CloudWatchSignal:
     scale: float = 1.0
     #: ``scale`` is a rate: multiply by the period too.
     per_second: bool = False
+    #: No data is itself an alarm (the publishers are the thing that failed).
+    missing_is_breaching: bool = False
 
 
 @dataclass(frozen=True)
@@ -279,7 +281,6 @@ def _queue_alerts(topology: Topology) -> list[Alert]:
         return []
     # Deeper than the smallest worker group clears within the age objective.
     depth = queue.consumer_min_size * queue.consumer_orders_per_s * queue.max_backlog_age_s
-    name = queue.queue_name
     return [
         Alert(
             "QueueBacklog",
@@ -287,7 +288,7 @@ def _queue_alerts(topology: Topology) -> list[Alert]:
             "ticket",
             "more orders wait for the back office than its smallest group clears within "
             "the backlog-age objective",
-            f'sum(rabbitmq_queue_messages{{{{queue="{name}"}}}}) > {{threshold}}',
+            "max(backoffice_queue_messages) > {threshold}",
             max(1.0, depth),
             60,
             CloudWatchSignal(
@@ -298,10 +299,14 @@ def _queue_alerts(topology: Topology) -> list[Alert]:
             "QueueAge",
             "business",
             "page",
-            "the oldest order waiting for the back office is older than its objective",
-            "max(backoffice_backlog_age_seconds) > {threshold}",
+            "the oldest order waiting for the back office is older than its objective, or "
+            "no worker is draining the queue (so the age only grows)",
+            # The workers report the age; with none consuming, nothing does: that is the
+            # alarm too (CloudWatch: missing data breaches).
+            "max(backoffice_backlog_age_seconds) > {threshold}"
+            " or absent(backoffice_consumer_up == 1)",
             queue.max_backlog_age_s,
-            10,
+            4,
             CloudWatchSignal(
                 "peakready/Backoffice",
                 "BacklogAgeSeconds",
@@ -309,6 +314,7 @@ def _queue_alerts(topology: Topology) -> list[Alert]:
                 "backoffice",
                 "GreaterThanThreshold",
                 True,
+                missing_is_breaching=True,
             ),
             ("backoffice-outage",),
         ),

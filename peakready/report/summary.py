@@ -37,6 +37,8 @@ PEAK_KEYS = (
 #: Added to every scenario's entry: the alerts it raised, and the slowest expected
 #: alert's time to detect (``peakready.monitoring.detection``).
 DETECTION_KEYS = ("alerts", "mttd_s")
+#: Added when the stack has an order pipeline: the back office's side of the ledger.
+PIPELINE_KEYS = ("delivered_orders", "missing_deliveries", "applied_twice", "drain_s")
 BACKUP_KEYS = ("rto_s", "rpo_s", "verified_orders", "missing_orders")
 STATUSES = ("passed", "failed", "aborted")
 
@@ -84,6 +86,8 @@ class ScenarioResult:
         if self.peak is not None:
             entry.update({key: self.peak.get(key) for key in PEAK_KEYS})
         entry.update({key: getattr(self, key) for key in DETECTION_KEYS})
+        if self.extra.get("delivered_orders") is not None:
+            entry.update({key: self.extra.get(key) for key in PIPELINE_KEYS})
         return entry
 
     def detail(self) -> dict[str, Any]:
@@ -152,7 +156,8 @@ def validate(summary: dict[str, Any]) -> list[str]:
     missing = [k for k in top if k not in summary]
     problems += [f"missing key {k}" for k in missing]
     for entry in summary.get("scenarios", []):
-        shapes = (SCENARIO_KEYS + DETECTION_KEYS, SCENARIO_KEYS + PEAK_KEYS + DETECTION_KEYS)
+        bases = (SCENARIO_KEYS + DETECTION_KEYS, SCENARIO_KEYS + PEAK_KEYS + DETECTION_KEYS)
+        shapes = bases + tuple(base + PIPELINE_KEYS for base in bases)
         if tuple(entry) not in shapes:
             problems.append(f"scenario {entry.get('name')}: keys {list(entry)}")
         if entry.get("status") not in STATUSES:

@@ -116,6 +116,24 @@ class Driver(Protocol):
         """The whole search tier is unavailable (degraded-dependencies)."""
         ...
 
+    # order pipeline -------------------------------------------------------------
+    def stop_consumers(self) -> dict[str, Any]:
+        """Every back-office consumer stops (lab: SIGTERM each worker; AWS: the worker
+        group to 0): ``{"stopped": [...]}``."""
+        ...
+
+    def start_consumers(self) -> dict[str, Any]:
+        """Undo :meth:`stop_consumers` and wait until they consume again. Idempotent."""
+        ...
+
+    def queue_leader(self) -> dict[str, Any]:
+        """``{"id", "az"}`` of the broker node leading the order queue."""
+        ...
+
+    def fail_queue_leader(self) -> dict[str, Any]:
+        """The broker node leading the order queue dies (lab: kill -9 the node)."""
+        ...
+
     # rollback ----------------------------------------------------------------
     def restore(self) -> dict[str, Any]:
         """Bring every component back: thaw AZs, restart what was killed or stopped,

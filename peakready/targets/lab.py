@@ -24,9 +24,13 @@ from peakready.lab import control, health, observe, start
 from peakready.lab import proc as procmod
 from peakready.lab.assembly import COMPONENTS
 from peakready.lab.autoscaler import SCALING_FILE, SCALING_RESET
+from peakready.lab.components.backoffice import PRIMARY as PRIMARY_DB
+from peakready.lab.components.backoffice import REPORT as REPORT_DB
+from peakready.lab.components.backoffice import ready_worker
 from peakready.lab.components.monitoring import alertmanager_fetch
+from peakready.lab.components.queue import queue_leader
 from peakready.lab.health import LabStatus
-from peakready.lab.state import LabState
+from peakready.lab.state import LabState, Ports
 from peakready.load.rawhttp import Connection, Request
 from peakready.load.records import read_jsonl
 from peakready.monitoring.detection import Seen
@@ -236,6 +240,58 @@ class LabDriver:
 
     def stop_search(self) -> dict[str, Any]:
         return {"stopped": [self._kill_quietly(p["name"]) for p in self.state.by_kind("searchd")]}
+
+    # order pipeline -------------------------------------------------------------
+    def stop_consumers(self) -> dict[str, Any]:
+        workers = self._workers()
+        if not workers:
+            raise ActivityFailed("stop consumers: the lab has no back-office workers")
+        # SIGTERM: each worker finishes the delivery in hand, as a scale-in would.
+        left = control.stop_pids(self.state, [(int(w["pid"]), None) for w in workers], 10)
+        return {"stopped": [w["name"] for w in workers], "still_running": left}
+
+    def start_consumers(self, timeout_s: float = 30.0) -> dict[str, Any]:
+        started = []
+        for worker in self._workers():
+            if not procmod.alive(worker["pid"]):
+                try:
+                    control.restart_process(self.state, worker["name"])
+                except PeakreadyError as exc:
+                    raise ActivityFailed(f"start consumers: {exc}") from None
+                started.append(worker["name"])
+        deadline = time.monotonic() + timeout_s
+        while not all(ready_worker(int(w["port"])) for w in self._workers()):
+            if time.monotonic() > deadline:
+                raise ActivityFailed(f"back-office workers not consuming after {timeout_s:.0f}s")
+            time.sleep(0.2)
+        return {"started": started}
+
+    def queue_leader(self) -> dict[str, Any]:
+        queue = Topology.load(self.stack).queue
+        if queue is None:
+            raise ActivityFailed("queue leader: the stack has no queue tier")
+        ports = Ports(self.state.port_base)
+        leader = queue_leader(self.state.lab_dir, ports, self.state.azs, queue.queue_name)
+        node = next((p for p in self.state.by_kind("rabbitmq") if p.get("node") == leader), None)
+        if node is None:
+            raise ActivityFailed(f"queue leader: no lab broker node is {leader or 'leading'}")
+        return {"id": node["name"], "az": node.get("az"), "node": leader}
+
+    def fail_queue_leader(self) -> dict[str, Any]:
+        leader = self.queue_leader()
+        node = self.state.process(leader["id"])
+        # The node is the server script's child (beam.smp): kill both at once, as a
+        # lost machine would.
+        for pid in [*_children(int(node["pid"])), int(node["pid"])]:
+            control.signal_pid(self.state, pid, signal.SIGKILL, node.get("data_dir"))
+        return {**leader, "pid": node["pid"]}
+
+    def _workers(self) -> list[dict[str, Any]]:
+        return [
+            p
+            for p in self._fresh().by_kind("backoffice")
+            if p["name"] not in (PRIMARY_DB, REPORT_DB)
+        ]
 
     # rollback ----------------------------------------------------------------
     def restore(self, timeout_s: float = 120.0) -> dict[str, Any]:

@@ -37,7 +37,18 @@ AFFECTED_PATH: dict[str, str] = {
     "cache-primary-loss": "reads",
     "search-node-loss": "search",
     "degraded-dependencies": "writes",
+    # The order path must not notice the pipeline's faults at all.
+    "backoffice-outage": "writes",
+    "broker-node-loss": "writes",
 }
+#: Scenarios whose fault must leave every order attempt unaffected.
+ORDER_PATH_UNAFFECTED = (
+    "cache-primary-loss",
+    "search-node-loss",
+    "degraded-dependencies",
+    "backoffice-outage",
+    "broker-node-loss",
+)
 
 
 #: Degraded reads (cache and search down) must still answer within this (p95, ms).
@@ -64,6 +75,15 @@ class Figures:
     path: str = "writes"
     stale_primary_ok: bool | None = None
     cache_failover_s: float | None = None
+    order_p99_ms: float = 0.0  # successful orders after the fault
+    broker_election_s: float | None = None
+    # The order pipeline (None: the stack has none): DESIGN §7.
+    delivered_orders: int | None = None
+    missing_deliveries: int | None = None
+    applied_twice: int | None = None
+    outbox_pending: int | None = None
+    unexplained_dead_letters: int | None = None
+    drain_s: float | None = None
     ledger: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -101,6 +121,14 @@ def measure(
         cache_failover_s=next(
             (float(e["failover_s"]) for e in events if e.get("event") == "cache_failover"), None
         ),
+        broker_election_s=next(
+            (float(e["election_s"]) for e in events if e.get("event") == "queue_leader_elected"),
+            None,
+        ),
+        order_p99_ms=round(
+            percentile([r.latency * 1000 for r in window if r.kind in WRITE_KINDS and r.ok], 0.99),
+            1,
+        ),
     )
     if check is not None:
         figures.acked_orders = check.acked_orders
@@ -109,6 +137,13 @@ def measure(
         figures.oversold_units = check.oversold_units
         figures.mismatched_orders = check.mismatched_orders
         figures.ledger = check.as_dict()
+        if (delivery := check.delivery) is not None:
+            figures.delivered_orders = delivery.delivered_orders
+            figures.missing_deliveries = delivery.missing_deliveries
+            figures.applied_twice = delivery.applied_twice
+            figures.outbox_pending = delivery.outbox_pending
+            figures.unexplained_dead_letters = delivery.unexplained_dead_letters
+            figures.drain_s = delivery.drain_s
     return figures
 
 
@@ -123,14 +158,36 @@ def ledger_reasons(figures: Figures) -> list[str]:
         reasons.append(f"{figures.oversold_units} units oversold")
     if figures.mismatched_orders:
         reasons.append(f"{figures.mismatched_orders} orders differ from what was acknowledged")
+    if figures.missing_deliveries:
+        reasons.append(
+            f"{figures.missing_deliveries} acknowledged orders never reached the back office"
+        )
+    if figures.applied_twice:
+        reasons.append(f"{figures.applied_twice} orders applied twice in the back office")
+    if figures.outbox_pending:
+        reasons.append(f"{figures.outbox_pending} orders still in the outbox, never published")
+    if figures.unexplained_dead_letters:
+        reasons.append(f"{figures.unexplained_dead_letters} dead letters without a recorded reason")
     return reasons
 
 
 def judge(
-    scenario: str, figures: Figures, objective: Objective, rto_limit: float | None = None
+    scenario: str,
+    figures: Figures,
+    objective: Objective,
+    rto_limit: float | None = None,
+    order_p99_limit_ms: float | None = None,
+    drain_limit_s: float | None = None,
 ) -> list[str]:
-    """Why the figures break the scenario's rules (DESIGN §6, §8 and the policy); [] = pass."""
-    reasons = ledger_reasons(figures)
+    """Why the figures break the scenario's rules (DESIGN §6, §8 and the policy); [] = pass.
+
+    The pipeline's scenarios also hold the orders to the stack's p99 objective
+    (``order_p99_limit_ms``) and, after a back-office outage, the backlog to its drain
+    objective (``drain_limit_s``: the queue's ``max_backlog_age_s``).
+    """
+    reasons = ledger_reasons(figures) + pipeline_reasons(
+        scenario, figures, order_p99_limit_ms, drain_limit_s
+    )
     limit = float(objective.rto_s) if rto_limit is None else rto_limit
     if figures.fault_at is None:
         reasons.append("no fault was injected")
@@ -143,9 +200,7 @@ def judge(
         allowed = 0
     if allowed is not None and figures.failed_requests > allowed:
         reasons.append(f"{figures.failed_requests} failed requests (allowed {allowed})")
-    if scenario in ("cache-primary-loss", "search-node-loss", "degraded-dependencies") and (
-        figures.failed_orders
-    ):
+    if scenario in ORDER_PATH_UNAFFECTED and figures.failed_orders:
         reasons.append(f"order path affected: {figures.failed_orders} failed order attempts")
     if scenario == "degraded-dependencies" and figures.read_p95_ms > DEGRADED_READ_P95_MS:
         reasons.append(
@@ -157,4 +212,34 @@ def judge(
         )
     if figures.stale_primary_ok is False:
         reasons.append("the stale primary accepted a write")
+    return reasons
+
+
+def pipeline_reasons(
+    scenario: str,
+    figures: Figures,
+    order_p99_limit_ms: float | None,
+    drain_limit_s: float | None,
+) -> list[str]:
+    """The order pipeline's own rules for its two scenarios (DESIGN §6)."""
+    if scenario not in ("backoffice-outage", "broker-node-loss"):
+        return []
+    reasons = []
+    if figures.delivered_orders is None:
+        reasons.append("the back office was not checked (no order pipeline in this stack?)")
+    if order_p99_limit_ms is not None and figures.order_p99_ms > order_p99_limit_ms:
+        reasons.append(
+            f"order p99 {figures.order_p99_ms:.0f} ms > {order_p99_limit_ms:g} ms: the order "
+            "path waited for the pipeline"
+        )
+    if scenario == "backoffice-outage" and figures.delivered_orders is not None:
+        if figures.drain_s is None:
+            reasons.append("the back office's backlog never drained")
+        elif drain_limit_s is not None and figures.drain_s > drain_limit_s:
+            reasons.append(
+                f"backlog drained {figures.drain_s:.1f} s after the restart, objective "
+                f"{drain_limit_s:g} s"
+            )
+    if scenario == "broker-node-loss" and figures.broker_election_s is None:
+        reasons.append("no new leader of the order queue was seen")
     return reasons

@@ -57,12 +57,15 @@ def dev_plan() -> Plan:
 
 @pytest.fixture
 def plan_with(tmp_path: Path) -> Callable[..., Plan]:
-    """Record a copy of a real stack with some ``peakready:`` settings replaced."""
+    """Record a copy of a real stack with some ``peakready:`` settings replaced (or,
+    given None, removed)."""
 
     def make(base: str, now: str = NOW, **settings: Any) -> Plan:
         document = yaml.safe_load((REPO_ROOT / "stacks" / f"Pulumi.{base}.yaml").read_text())
-        for key, value in settings.items():
+        for key, value in settings.items():  # None: the setting goes
             document["config"][f"peakready:{key}"] = value
+            if value is None:
+                del document["config"][f"peakready:{key}"]
         (tmp_path / f"Pulumi.{base}.yaml").write_text(yaml.safe_dump(document))
         return _record(base, stacks=tmp_path, now=now)
 

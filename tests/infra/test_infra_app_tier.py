@@ -141,6 +141,6 @@ def test_render_user_data_quotes_the_package():
 
 
 def test_the_warm_up_the_lab_scales_is_the_groups_own(plan_with, q):
-    group = q.one(plan_with("dev", app={"instance_warmup_s": 90}), ASG)["inputs"]
+    group = q.one(plan_with("dev", app={"instance_warmup_s": 90}), ASG, "app-asg")["inputs"]
     assert group["defaultInstanceWarmup"] == 90
     assert group["instanceRefresh"]["preferences"]["instanceWarmup"] == "90"

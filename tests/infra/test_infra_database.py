@@ -50,7 +50,11 @@ def test_multi_az_db_cluster_by_choice(plan_with, q):
         "dev", database={"deployment": "multi-az-cluster", "instance_class": "db.m6gd.large"}
     )
     assert plan["error"] is None
-    assert q.of_type(plan, DB) == []
+    # The shop's database is the cluster; only the back office's stays an instance.
+    assert [r["name"] for r in q.of_type(plan, DB)] == [
+        "backoffice-db-primary",
+        "backoffice-db-replica-1",
+    ]
     cluster = q.one(plan, "aws:rds/cluster:Cluster")["inputs"]
     assert cluster["availabilityZones"] == ["eu-central-1a", "eu-central-1b", "eu-central-1c"]
     assert cluster["dbClusterInstanceClass"] == "db.m6gd.large"

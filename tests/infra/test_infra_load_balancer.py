@@ -31,7 +31,7 @@ def test_https_listener_and_http_redirect_when_a_certificate_is_set(prod_plan, q
 
 
 def test_plain_http_forward_without_a_certificate(dev_plan, q):
-    (listener,) = q.of_type(dev_plan, LISTENER)
+    (listener,) = [r for r in q.of_type(dev_plan, LISTENER) if r["name"].startswith("edge-")]
     assert listener["inputs"]["port"] == 80
     assert listener["inputs"]["defaultActions"][0]["type"] == "forward"
     assert dev_plan["outputs"]["endpoint"].startswith("http://")

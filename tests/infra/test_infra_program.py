@@ -7,10 +7,11 @@ from peakready.topology import OUTPUT_KEYS, QUEUE_OUTPUT_KEYS
 DESIGN_OUTPUTS = set(OUTPUT_KEYS)
 
 
-def test_outputs_are_exactly_design_section_3(prod_plan, dev_plan):
-    # prod has a queue tier, so its outputs name the broker and the back office too
+def test_outputs_are_exactly_design_section_3(prod_plan, dev_plan, plan_with):
+    # a stack with a queue tier names the broker and the back office too
     assert set(prod_plan["outputs"]) == DESIGN_OUTPUTS | set(QUEUE_OUTPUT_KEYS)
-    assert set(dev_plan["outputs"]) == DESIGN_OUTPUTS
+    assert set(dev_plan["outputs"]) == DESIGN_OUTPUTS | set(QUEUE_OUTPUT_KEYS)
+    assert set(plan_with("dev", queue=None)["outputs"]) == DESIGN_OUTPUTS
     assert prod_plan["outputs"]["queue_broker"]
     assert prod_plan["outputs"]["backoffice_group"] == "backoffice-prod"
     assert prod_plan["outputs"]["backoffice_endpoint"].startswith("http://")

@@ -78,6 +78,8 @@ def test_the_policy_pack_refuses_a_single_instance_broker(plan_with):
     ]
 
 
-def test_a_stack_without_a_queue_tier_has_no_broker_and_no_back_office(dev_plan, q):
-    assert q.of_type(dev_plan, BROKER) == []
-    assert [r["name"] for r in q.of_type(dev_plan, ASG)] == ["app-asg"]
+def test_a_stack_without_a_queue_tier_has_no_broker_and_no_back_office(plan_with, q):
+    plain = plan_with("dev", queue=None)
+    assert plain["error"] is None
+    assert q.of_type(plain, BROKER) == []
+    assert [r["name"] for r in q.of_type(plain, ASG)] == ["app-asg"]

@@ -38,8 +38,9 @@ def test_each_hop_accepts_only_the_hop_before_it(prod_plan):
     }
 
 
-def test_without_a_queue_tier_there_is_no_pipeline_hop(dev_plan):
-    groups = {r["name"] for r in dev_plan["resources"] if r["type"] == SG}
+def test_without_a_queue_tier_there_is_no_pipeline_hop(plan_with):
+    plain = plan_with("dev", queue=None)
+    groups = {r["name"] for r in plain["resources"] if r["type"] == SG}
     assert groups == {"sg-alb", "sg-app", "sg-db", "sg-cache", "sg-search"}
 
 

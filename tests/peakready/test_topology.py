@@ -78,6 +78,8 @@ def test_objective_falls_back_to_design_targets() -> None:
         "peak-surge",
         "flash-sale",
         "az-loss-at-peak",
+        "backoffice-outage",
+        "broker-node-loss",
     }
     assert topology.objective("az-loss-at-peak").rto_s == 30
 

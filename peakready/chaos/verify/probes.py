@@ -115,8 +115,15 @@ def scenario_verdict(configuration: Configuration = None, secrets: Secrets = Non
     figures = figures_of(run, scenario, configuration, secrets)
     if figures.fault_at is None:
         return figures.lost_orders == figures.duplicate_orders == figures.oversold_units == 0
-    objective = shared.topology(configuration).objective(scenario)
-    reasons = judge(scenario, figures, objective, shared.rto_limit(configuration, scenario))
+    model = shared.topology(configuration)
+    reasons = judge(
+        scenario,
+        figures,
+        model.objective(scenario),
+        shared.rto_limit(configuration, scenario),
+        order_p99_limit_ms=model.slo.order_p99_ms,
+        drain_limit_s=model.queue.max_backlog_age_s if model.queue else None,
+    )
     if reasons:
         shared.record(configuration, "check", "verdict", reasons=reasons)
     return not reasons

@@ -16,7 +16,14 @@ from chaoslib.types import Configuration, Secrets
 
 from peakready.chaos import shared
 from peakready.errors import PeakreadyError
-from peakready.load.ledger import LedgerCheck, compare, run_ledger
+from peakready.load.ledger import (
+    DeliveryCheck,
+    LedgerCheck,
+    LedgerEntry,
+    compare,
+    compare_deliveries,
+    run_ledger,
+)
 from peakready.load.records import read_events, run_records
 from peakready.load.shape import read_started_profile
 from peakready.planner import assess, requests_per_instance
@@ -71,19 +78,96 @@ def audit(endpoint: str, token: str, keys: list[str], timeout_s: float = 30.0) -
 def check_ledger(
     run: Path, configuration: Configuration, secrets: Secrets, attempts: int = 5
 ) -> LedgerCheck:
-    """Compare the run's ledger with the database through the storefront's audit."""
+    """Compare the run's ledger with the database through the storefront's audit, and,
+    with an order pipeline, with the back office (:func:`check_deliveries`)."""
     entries = run_ledger(run)
-    endpoint = str(shared.driver(configuration, secrets).outputs()["endpoint"])
+    outputs = shared.driver(configuration, secrets).outputs()
+    endpoint = str(outputs["endpoint"])
     token = audit_token(configuration, secrets)
     last: ActivityFailed | None = None
     for _ in range(attempts):  # the primary may be switching: a few tries, bounded
         try:
-            return compare(entries, audit(endpoint, token, [e.key for e in entries]))
+            answer = audit(endpoint, token, [e.key for e in entries])
+            break
         except ActivityFailed as exc:
             last = exc
-
             time.sleep(2)
-    raise last or ActivityFailed("audit: no answer")
+    else:
+        raise last or ActivityFailed("audit: no answer")
+    check = compare(entries, answer)
+    if outputs.get("backoffice_endpoint") and answer.get("outbox") is not None:
+        backoffice = str(outputs["backoffice_endpoint"])
+        model = shared.topology(configuration)
+        wait_s = (model.queue.max_backlog_age_s if model.queue else 60.0) + 30.0
+        since, drained = drain_events(run)
+        check.delivery = check_deliveries(entries, endpoint, backoffice, token, wait_s, since=since)
+        if since is not None and check.delivery.drain_s is not None:
+            # The first check after the restart measured the drain; later ones keep it.
+            if drained is None:
+                shared.record(
+                    configuration, "recovery", "backlog_drained", drain_s=check.delivery.drain_s
+                )
+            else:
+                check.delivery.drain_s = drained
+    return check
+
+
+def drain_events(run: Path) -> tuple[float | None, float | None]:
+    """When the drill last restarted the back office's consumers (its drain's start),
+    and the drain time recorded since then (None: not drained yet, or no restart)."""
+    events = read_events(run)
+    restarts = [float(e["at"]) for e in events if e.get("event") == "consumers_restarted"]
+    if not restarts:
+        return None, None
+    drained = [
+        float(e["drain_s"])
+        for e in events
+        if e.get("event") == "backlog_drained" and float(e["at"]) >= restarts[-1]
+    ]
+    return restarts[-1], (drained[0] if drained else None)
+
+
+def check_deliveries(
+    entries: list[LedgerEntry],
+    endpoint: str,
+    backoffice: str,
+    token: str,
+    wait_s: float,
+    since: float | None = None,
+) -> DeliveryCheck:
+    """Every acknowledged order in the back office exactly once, the outbox drained.
+
+    Orders still on their way are waited for, at most ``wait_s`` seconds: polled every
+    0.5 s until the outbox is empty and every order applied; ``drain_s`` is when that
+    happened, counted from ``since`` (the consumers' restart) or the start of the wait.
+    """
+    ids = [e.order_id for e in entries]
+    started = time.time()
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:  # the back office may be coming back (its front marks workers up)
+            pending = outbox_pending(endpoint, token)
+            answer = post_with_token(
+                backoffice, token, "/audit", {"order_ids": ids}, "back-office audit", 30.0
+            )
+        except ActivityFailed:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+            continue
+        check = compare_deliveries(entries, answer, pending)
+        drained = not check.outbox_pending and not check.missing_deliveries
+        if drained or time.monotonic() > deadline:
+            if drained:
+                check.drain_s = round(max(0.0, time.time() - (since or started)), 1)
+            return check
+        time.sleep(0.5)
+
+
+def outbox_pending(endpoint: str, token: str) -> int:
+    """Outbox rows the relays have not sent yet (the storefront's audit, no keys)."""
+    answer = audit(endpoint, token, [])
+    return int((answer.get("outbox") or {}).get("pending", 0))
 
 
 def figures_of(run: Path, scenario: str, configuration: Configuration, secrets: Secrets) -> Figures:

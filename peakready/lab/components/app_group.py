@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from peakready.lab import observe
 from peakready.lab.autoscaler import SCALING_FILE, lab_policy
 from peakready.lab.components.base import Component, ProcessSpec, Row, Targets, UpContext, Wave
+from peakready.lab.components.queue import amqp_url
 from peakready.lab.components.search import DIST_INDEX
 from peakready.lab.state import APP_SLOTS, cpu_cgroup_of
 from peakready.planner import requests_per_instance
@@ -93,6 +94,7 @@ class AppGroup(Component):
             # past 7 uncached reads, so that orders keep the instance's CPU.
             "storefront_shed_search_at": LAB_SHED_SEARCH_AT if protect else 0,
             "storefront_shed_reads_at": LAB_SHED_READS_AT if protect else 0,
+            **queue_vars(plan, secrets),
         }
 
     def progress_rows(self) -> list[str]:
@@ -134,6 +136,17 @@ class AppGroup(Component):
         group = state.app_group()
         instances = group.get("instances", []) + group.get("terminating", [])
         return super().stop_targets(state, wave) + [(int(i["pid"]), None) for i in instances]
+
+
+def queue_vars(plan: Plan, secrets: dict[str, str]) -> dict[str, Any]:
+    """Where the relay publishes (the stack's queue tier), or nothing."""
+    if plan.topology.queue is None:
+        return {}
+    return {
+        "storefront_queue_url": amqp_url(plan.ports, len(plan.azs)),
+        "storefront_queue_name": plan.topology.queue.queue_name,
+        "storefront_queue_password": secrets["rabbitmq_password"],
+    }
 
 
 def env_file(plan: Plan) -> Path:

@@ -85,6 +85,13 @@ class LoadBalancer(Component):
                 {"name": plan.member(i), "port": p.postgres(i), "rest_port": p.patroni(i)}
                 for i in plan.az_range
             ],
+            "haproxy_backoffice_port": p.backoffice_http,
+            "haproxy_backoffice_workers": [
+                {"name": f"backoffice-{az}", "port": p.backoffice(i)}
+                for i, az in enumerate(plan.azs)
+            ]
+            if plan.topology.queue is not None
+            else [],
         }
 
     def progress_rows(self) -> list[str]:

@@ -231,6 +231,9 @@ class Monitoring(Component):
             "prometheus_blackbox_exporter": f"127.0.0.1:{port(plan, 'blackbox')}",
             "prometheus_search_targets": [f"127.0.0.1:{p.search_sql(i)}" for i in plan.az_range],
             "prometheus_db_monitor_password": secrets["db_monitor_password"],
+            "prometheus_backoffice_targets": [f"127.0.0.1:{p.backoffice(i)}" for i in plan.az_range]
+            if plan.topology.queue is not None
+            else [],
             # HAProxy serves its exporter on its own port, behind the same credentials.
             "haproxy_metrics_port": port(plan, "haproxy"),
             "haproxy_metrics_user": MONITOR_USER,

@@ -63,6 +63,8 @@ __all__ = ["AwsDriver"]
 FIS_DONE = ("completed", "stopped", "failed", "cancelled")
 FIS_ACTIVE = ("pending", "initiating", "running")
 FAULT_AZ_POWER = "az-power"
+#: On the back-office group while its consumers are stopped: "<min>,<desired>" to restore.
+TAG_CONSUMERS_STOPPED = "peakready:consumers-stopped"
 #: ELB target health states that mean a target is not serving yet (or any more).
 TARGETS_NOT_READY = {"initial", "unhealthy", "unavailable"}
 
@@ -471,6 +473,83 @@ class AwsDriver:
             "domain; run degraded-dependencies on the lab"
         )
 
+    # order pipeline ---------------------------------------------------------------------
+    def stop_consumers(self) -> dict[str, Any]:
+        """The back-office group goes to 0 (its sizes kept in a tag on the group, so
+        that :meth:`start_consumers` and :meth:`restore` put them back from any process)."""
+        group = self._backoffice_group()
+        name = group["AutoScalingGroupName"]
+        if not _tag(group, TAG_CONSUMERS_STOPPED):
+            sizes = f"{group['MinSize']},{group['DesiredCapacity']}"
+            self._tag_group(name, sizes)
+        self.client("autoscaling").update_auto_scaling_group(
+            AutoScalingGroupName=name, MinSize=0, DesiredCapacity=0
+        )
+        return {"stopped": [i["InstanceId"] for i in group.get("Instances", [])], "group": name}
+
+    def start_consumers(self) -> dict[str, Any]:
+        """The back-office group back at the sizes :meth:`stop_consumers` kept, then
+        wait until that many instances are in service. Idempotent."""
+        group = self._backoffice_group()
+        name, kept = group["AutoScalingGroupName"], _tag(group, TAG_CONSUMERS_STOPPED)
+        if not kept:
+            return {"started": [], "group": name}
+        low, desired = (int(v) for v in kept.split(","))
+        autoscaling = self.client("autoscaling")
+        autoscaling.update_auto_scaling_group(
+            AutoScalingGroupName=name, MinSize=low, DesiredCapacity=desired
+        )
+        autoscaling.delete_tags(
+            Tags=[
+                {
+                    "ResourceId": name,
+                    "ResourceType": "auto-scaling-group",
+                    "Key": TAG_CONSUMERS_STOPPED,
+                }
+            ]
+        )
+
+        def in_service() -> list[str] | None:
+            found = self._backoffice_group().get("Instances", [])
+            ready = [i["InstanceId"] for i in found if i.get("LifecycleState") == "InService"]
+            return ready if len(ready) >= desired else None
+
+        ready = shared.wait_for(in_service, "back-office group in service", self.configuration)
+        return {"started": ready, "group": name}
+
+    def queue_leader(self) -> dict[str, Any]:
+        """Not available on AWS: Amazon MQ does not say which node leads a queue."""
+        raise ActivityFailed(
+            "queue leader: not supported on AWS: Amazon MQ has no API that names the node "
+            "leading a queue, nor one that stops one node; run broker-node-loss on the lab"
+        )
+
+    def fail_queue_leader(self) -> dict[str, Any]:
+        """Not supported on AWS (see :meth:`queue_leader`)."""
+        return self.queue_leader()
+
+    def _backoffice_group(self) -> dict[str, Any]:
+        name = self.stack_outputs.require("backoffice_group")
+        found = self.client("autoscaling").describe_auto_scaling_groups(
+            AutoScalingGroupNames=[name]
+        )["AutoScalingGroups"]
+        if not found:
+            raise ActivityFailed(f"back-office group {name}: not found")
+        return dict(found[0])
+
+    def _tag_group(self, name: str, value: str) -> None:
+        self.client("autoscaling").create_or_update_tags(
+            Tags=[
+                {
+                    "ResourceId": name,
+                    "ResourceType": "auto-scaling-group",
+                    "Key": TAG_CONSUMERS_STOPPED,
+                    "Value": value,
+                    "PropagateAtLaunch": False,
+                }
+            ]
+        )
+
     # zones and FIS experiments ------------------------------------------------------
     def check_az(self, az: str) -> None:
         zones = self.stack_outputs.require("availability_zones")
@@ -519,6 +598,7 @@ class AwsDriver:
         app group is at desired size, the database primary and the cache are available.
         Idempotent; safe after any fault."""
         stopped = self.stop_fault_experiments(None)
+        consumers = self.start_consumers() if self.stack_outputs.get("backoffice_group") else None
         waited_app = self._wait_app_group()
         db = shared.wait_for(
             lambda: _ready(self._db_primary_description()), "database available", self.configuration
@@ -535,6 +615,7 @@ class AwsDriver:
             "app_group": waited_app,
             "db_primary": {"id": db["id"], "az": db["az"], "status": db["status"]},
             "cache_group": cache,
+            "consumers": consumers,
         }
 
     # private ---------------------------------------------------------------------
@@ -780,3 +861,7 @@ def alarm_alert(alarm_name: str, prefix: str) -> str:
     """The catalogue alert an alarm renders: ``peakready-dev-CacheReplicationLag-redis-2``
     is ``CacheReplicationLag`` (alarms per member carry the member after the name)."""
     return alarm_name.removeprefix(prefix).split("-", 1)[0]
+
+
+def _tag(group: dict[str, Any], key: str) -> str | None:
+    return next((t["Value"] for t in group.get("Tags", []) if t.get("Key") == key), None)

@@ -18,6 +18,10 @@ from peakready.bench.cpu import kind_of, per_operation
         ("/usr/bin/etcd --name=etcd-a", "etcd"),
         ("/usr/bin/redis-sentinel 127.0.0.1:28060 [sentinel]", "redis"),
         ("/usr/bin/searchd --config /x/a.conf --nodetach", "search"),
+        ("/usr/bin/python3 -m peakready.backoffice --env-file /x/b.env", "backoffice"),
+        ("/usr/lib/erlang/erts-13.1.5/bin/beam.smp -W w -- -root /usr/lib/erlang", "rabbitmq"),
+        ("/bin/sh /usr/lib/rabbitmq/bin/rabbitmq-server", "rabbitmq"),
+        ("/usr/bin/epmd -port 20013 -address 127.0.0.1", "rabbitmq"),
         ("/usr/bin/python3 -m peakready.lab.supervisor /x/supervisor.json", "other"),
     ],
 )

@@ -182,3 +182,21 @@ def test_the_peak_table_checks_each_target_and_reports_the_generators_cost() -> 
     text = "\n".join(markdown(peak))
     assert "| **median** | 1.000 | 120 | 30 | | 5.0 | 450 | |" in text
     assert "| shed p99 <= 50 ms | **no** |" in text
+
+
+def test_the_pipeline_table_shows_cost_drain_and_its_ratio_to_the_objective() -> None:
+    pipeline = {
+        "tier_pss_mib": 352.4,
+        "lab_pss_mib": 1230.0,
+        "tier_idle_cpu_percent": 2.7,
+        "runs": [{"missing_deliveries": 0, "applied_twice": 0}] * 3,
+        "drain_orders_per_s": {"n": 3, "min": 310.0, "median": 350.0, "max": 372.0},
+        "lab_peak_orders_per_s": 20.0,
+        "drain_ratio": 17.5,
+        "drain_ratio_objective": 5.0,
+    }
+    table = report.markdown({"stack": "dev", "pipeline": pipeline})
+    assert "| queue tier PSS (MiB) / whole lab | 352 / 1230 | lab ≤ 1536 |" in table
+    assert "| 310 / 350 / 372 |" in table
+    assert "forecast peak order rate (20/s) | **17.50** | ≥ 5.00 |" in table
+    assert "| missing / applied twice, every run | 0 / 0 | 0 / 0 |" in table

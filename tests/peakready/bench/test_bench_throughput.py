@@ -78,5 +78,6 @@ def both_paths(lab: LabState) -> None:
     assert cpu["orders_haproxy"]["storefront"] > 0
     assert cpu["orders_haproxy"]["postgresql"] > 0
     assert cpu["orders_direct_db"]["postgresql"] > 0
-    # The direct path bypasses the storefront: it spends next to nothing there.
-    assert cpu["orders_direct_db"]["storefront"] < cpu["orders_haproxy"]["storefront"] / 10
+    # The direct path bypasses the storefront's HTTP side: only its relays work for those
+    # orders, publishing their outbox rows (measured 0.24 against 1.34 ms per order).
+    assert cpu["orders_direct_db"]["storefront"] < cpu["orders_haproxy"]["storefront"] / 3

@@ -346,3 +346,41 @@ def test_a_dry_run_on_a_running_lab_probes_without_load_or_fault(lab: LabState) 
     assert not (run / REQUESTS_FILE).exists() or not read_records(run / REQUESTS_FILE)
     assert first_fault_at(read_events(run)) is None  # no fault injected
     assert {p["name"]: p["pid"] for p in LabState.load("dev").processes} == pids
+
+
+def test_the_pipeline_drills_pass_with_every_order_applied_once(lab: LabState) -> None:
+    """backoffice-outage and broker-node-loss end to end: the shop never notices, the
+    back office gets every acknowledged order exactly once, QueueAge detects the outage."""
+    report = report_dir("pipeline")
+    done = peakready(
+        "drill",
+        "--target",
+        "lab",
+        "--stack",
+        "dev",
+        "--report-dir",
+        str(report),
+        "--scenario",
+        "backoffice-outage",
+        "--scenario",
+        "broker-node-loss",
+    )
+    output = done.stdout[-3000:] + done.stderr[-2000:] + reasons(report)
+    summary = summary_of(report)
+    assert validate(summary) == []
+    for name in ("backoffice-outage", "broker-node-loss"):
+        entry = scenario(summary, name)
+        assert entry["status"] == "passed", output
+        assert entry["failed_requests"] == 0, output
+        assert entry["acked_orders"] > 50, output
+        assert entry["delivered_orders"] == entry["acked_orders"], output
+        assert (entry["missing_deliveries"], entry["applied_twice"]) == (0, 0), output
+    outage = scenario(summary, "backoffice-outage")
+    assert outage["drain_s"] is not None and outage["drain_s"] <= 60, output
+    fired = {a["name"]: a["fired_after_s"] for a in outage["alerts"]}
+    assert fired.get("QueueAge") is not None and fired["QueueAge"] <= 15, output
+    details = json.loads((report / "details.json").read_text())
+    broker = next(s for s in details["scenarios"] if s["name"] == "broker-node-loss")
+    assert broker["broker_election_s"] is not None and broker["broker_election_s"] < 30
+    assert done.returncode == 0, output
+    assert lab_status() == 0

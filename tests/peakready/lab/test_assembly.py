@@ -20,6 +20,8 @@ def test_every_component_module_is_found() -> None:
         "haproxy",
         "supervisor",
         "monitoring",
+        "rabbitmq",
+        "backoffice",
     }
 
 
@@ -59,9 +61,10 @@ def test_the_playbook_renders_each_role_where_its_component_lives() -> None:
     plan.binaries = dict.fromkeys(assembly.packages(), "/usr/bin/true")
     variables = assembly.ansible_vars(plan, dict.fromkeys(assembly.secret_keys(), "x"))
     assert sorted(variables["lab_regional_roles"]) == [
+        "backoffice",
         "haproxy",
         "pgbackrest",
         "prometheus",
         "storefront",
     ]
-    assert sorted(variables["lab_az_roles"]) == ["patroni", "sentinel", "sphinx"]
+    assert sorted(variables["lab_az_roles"]) == ["patroni", "rabbitmq", "sentinel", "sphinx"]

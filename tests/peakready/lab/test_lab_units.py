@@ -14,7 +14,7 @@ from peakready.errors import PeakreadyError
 from peakready.lab import assembly, health, observe, plan, proc, state, stop
 from peakready.lab.components.load_balancer import haproxy_ready
 from peakready.lab.components.sentinel import sentinels_converged
-from peakready.topology import OUTPUT_KEYS, Topology
+from peakready.topology import OUTPUT_KEYS, QUEUE_OUTPUT_KEYS, Topology
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -36,21 +36,31 @@ def test_ports_follow_the_internals_table() -> None:
     assert (ports.redis(0), ports.sentinel(2)) == (20050, 20062)
     assert (ports.search_sql(1), ports.search_api(1)) == (20071, 20081)
     assert (ports.app(0), ports.app(49)) == (20100, 20149)
+    assert (ports.amqp(0), ports.amqp_dist(2), ports.epmd) == (20004, 20009, 20013)
+    assert (ports.backoffice(0), ports.backoffice_db, ports.backoffice_http) == (
+        20023,
+        20026,
+        20028,
+    )
     assert max(ports.block) == 20159 < 32768
 
 
 def test_every_server_port_is_distinct_and_named() -> None:
     named = assembly.server_ports(plan.make_plan(dev_topology()))
     # HAProxy 4; per AZ etcd 2, PostgreSQL + Patroni 2, Redis + Sentinel 2, searchd 2 and
-    # a postgres_exporter; Prometheus, Alertmanager and 4 more exporters; the app slots
-    assert len(named) == 4 + 3 * 9 + 6 + state.APP_SLOTS
+    # a postgres_exporter, RabbitMQ AMQP + distribution and a back-office worker;
+    # Prometheus, Alertmanager and 4 more exporters; the broker's epmd and CLI ports;
+    # the back office's database, report replica and HAProxy front; the app slots
+    assert len(named) == 4 + 3 * 12 + 6 + 1 + 6 + 3 + state.APP_SLOTS
     assert all(20000 <= port < 20160 for port in named)
 
 
 def test_outputs_carry_every_design_key() -> None:
     lab_plan = plan.make_plan(dev_topology())
     outputs = assembly.outputs(lab_plan, "pg-eu-central-1b")
-    assert set(outputs) == set(OUTPUT_KEYS)
+    assert set(outputs) == set(OUTPUT_KEYS) | set(QUEUE_OUTPUT_KEYS)
+    assert outputs["queue_broker"] == "peakready-dev"
+    assert outputs["backoffice_endpoint"] == "http://127.0.0.1:20028"
     assert outputs["db_primary"] == "pg-eu-central-1b"
     assert outputs["db_replicas"] == ["pg-eu-central-1a", "pg-eu-central-1c"]
     assert outputs["target"] == "lab"

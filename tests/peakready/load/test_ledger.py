@@ -1,7 +1,13 @@
 from pathlib import Path
 from typing import Any
 
-from peakready.load.ledger import LedgerEntry, LedgerWriter, compare, read_ledger
+from peakready.load.ledger import (
+    LedgerEntry,
+    LedgerWriter,
+    compare,
+    compare_deliveries,
+    read_ledger,
+)
 
 
 def entry(key: str, order_id: int, product: int = 1, quantity: int = 1) -> LedgerEntry:
@@ -65,3 +71,62 @@ def test_ledger_round_trip(tmp_path: Path) -> None:
     writer.append(entry("k1", 7, product=3, quantity=2))
     writer.close()
     assert read_ledger(tmp_path / "ledger.jsonl") == [entry("k1", 7, product=3, quantity=2)]
+
+
+# the back office's side (compare_deliveries) -------------------------------------
+
+
+def backoffice(orders: dict[str, Any], queued: int = 0, recorded: int = 0) -> dict[str, Any]:
+    return {
+        "orders": orders,
+        "dead_letter_messages": queued,
+        "dead_letters_recorded": recorded,
+        "dead_letters": [{"reason": "order_id: expected an integer"}] * recorded,
+    }
+
+
+def applied(count: int = 1) -> dict[str, Any]:
+    return {"applied_count": count, "applied_at": "2026-12-02T00:00:00+00:00"}
+
+
+def test_every_acknowledged_order_applied_once_passes() -> None:
+    check = compare_deliveries(
+        [entry("a", 1), entry("b", 2)], backoffice({"1": applied(), "2": applied()}), 0
+    )
+    assert (check.delivered_orders, check.missing_deliveries, check.applied_twice) == (2, 0, 0)
+    assert check.ok
+
+
+def test_an_order_the_back_office_never_got_is_a_missing_delivery() -> None:
+    check = compare_deliveries([entry("a", 1), entry("b", 2)], backoffice({"1": applied()}), 0)
+    assert (check.missing_deliveries, check.missing_ids) == (1, [2])
+    assert not check.ok
+
+
+def test_an_order_shipped_twice_is_applied_twice() -> None:
+    check = compare_deliveries([entry("a", 7)], backoffice({"7": applied(2)}), 0)
+    assert (check.applied_twice, check.twice_ids) == (1, [7])
+    assert not check.ok
+
+
+def test_rows_left_in_the_outbox_fail_the_check() -> None:
+    check = compare_deliveries([entry("a", 1)], backoffice({"1": applied()}), 3)
+    assert check.outbox_pending == 3
+    assert not check.ok
+
+
+def test_dead_letters_pass_only_when_each_has_a_recorded_reason() -> None:
+    explained = compare_deliveries([], backoffice({}, queued=2, recorded=2), 0)
+    assert (explained.dead_letters, explained.unexplained_dead_letters) == (2, 0)
+    assert explained.ok and explained.reasons == ["order_id: expected an integer"] * 2
+    expired = compare_deliveries([], backoffice({}, queued=3, recorded=2), 0)
+    assert expired.unexplained_dead_letters == 1
+    assert not expired.ok
+
+
+def test_a_failed_delivery_check_fails_the_whole_ledger() -> None:
+    check = compare([entry("a", 1)], audit_of({"a": order(1)}))
+    assert check.ok
+    check.delivery = compare_deliveries([entry("a", 1)], backoffice({}), 0)
+    assert not check.ok
+    assert check.as_dict()["delivery"]["missing_ids"] == [1]

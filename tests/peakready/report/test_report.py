@@ -7,6 +7,7 @@ from peakready.load.records import RequestRecord
 from peakready.report import html, timeline
 from peakready.report.summary import (
     DETECTION_KEYS,
+    PIPELINE_KEYS,
     SCENARIO_KEYS,
     DrillResult,
     ScenarioResult,
@@ -71,6 +72,20 @@ def test_summary_has_exactly_the_design_keys(tmp_path: Path) -> None:
     assert list(loaded["backup"]) == ["rto_s", "rpo_s", "verified_orders", "missing_orders"]
     assert loaded["passed"] is False  # one scenario failed
     assert validate(loaded) == []
+
+
+def test_a_pipeline_scenario_adds_the_back_offices_figures_after_the_others() -> None:
+    drill = result()
+    outage = ScenarioResult(name="backoffice-outage", status="passed")
+    outage.record({"delivered_orders": 694, "missing_deliveries": 0, "applied_twice": 0})
+    outage.record({"drain_s": 1.7, "order_p99_ms": 23.2})
+    drill.scenarios.append(outage)
+    entry = drill.summary()["scenarios"][-1]
+    assert tuple(entry) == SCENARIO_KEYS + DETECTION_KEYS + PIPELINE_KEYS
+    assert [entry[k] for k in PIPELINE_KEYS] == [694, 0, 0, 1.7]
+    # a stack without a pipeline keeps the plain entry
+    assert tuple(drill.summary()["scenarios"][0]) == SCENARIO_KEYS + DETECTION_KEYS
+    assert validate(drill.summary()) == []
 
 
 def test_validate_catches_a_summary_that_says_passed_when_a_scenario_failed() -> None:

@@ -110,3 +110,58 @@ def test_failures_before_the_fault_are_baseline_not_the_scenarios() -> None:
     result = measure("app-instance-loss", records, events, None)
     assert (result.requests, result.failed_requests) == (2, 1)
     assert (result.baseline_requests, result.baseline_failed_requests) == (2, 1)
+
+
+# the order pipeline's scenarios ------------------------------------------------------
+
+PIPELINE = Objective(rto_s=5, rpo_s=0, max_failed_requests=0)
+
+
+def pipeline_figures(**kw) -> Figures:
+    base = {"delivered_orders": 50, "missing_deliveries": 0, "applied_twice": 0}
+    return figures(rto_s=0.1, **{**base, **kw})
+
+
+def test_a_back_office_outage_that_drains_within_the_objective_passes() -> None:
+    ok = pipeline_figures(drain_s=12.0, order_p99_ms=40.0)
+    assert judge("backoffice-outage", ok, PIPELINE, order_p99_limit_ms=250, drain_limit_s=60) == []
+
+
+def test_a_backlog_that_drains_too_slowly_fails_the_outage() -> None:
+    slow = pipeline_figures(drain_s=75.5)
+    assert judge("backoffice-outage", slow, PIPELINE, drain_limit_s=60) == [
+        "backlog drained 75.5 s after the restart, objective 60 s"
+    ]
+    never = pipeline_figures(drain_s=None)
+    assert judge("backoffice-outage", never, PIPELINE, drain_limit_s=60) == [
+        "the back office's backlog never drained"
+    ]
+
+
+def test_orders_slowed_by_the_pipeline_fail_its_scenarios() -> None:
+    slow = pipeline_figures(drain_s=3.0, order_p99_ms=900.0, broker_election_s=1.2)
+    for scenario in ("backoffice-outage", "broker-node-loss"):
+        assert judge(scenario, slow, PIPELINE, order_p99_limit_ms=250) == [
+            "order p99 900 ms > 250 ms: the order path waited for the pipeline"
+        ]
+
+
+def test_missing_and_twice_applied_deliveries_fail_with_their_counts() -> None:
+    bad = pipeline_figures(missing_deliveries=2, applied_twice=1, broker_election_s=0.8)
+    assert judge("broker-node-loss", bad, PIPELINE) == [
+        "2 acknowledged orders never reached the back office",
+        "1 orders applied twice in the back office",
+    ]
+
+
+def test_a_broker_node_loss_without_a_new_leader_fails() -> None:
+    assert judge("broker-node-loss", pipeline_figures(), PIPELINE) == [
+        "no new leader of the order queue was seen"
+    ]
+
+
+def test_a_pipeline_scenario_without_a_back_office_check_fails() -> None:
+    unchecked = figures(rto_s=0.1, broker_election_s=0.5)
+    assert judge("broker-node-loss", unchecked, PIPELINE) == [
+        "the back office was not checked (no order pipeline in this stack?)"
+    ]

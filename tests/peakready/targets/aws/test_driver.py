@@ -673,3 +673,63 @@ def test_alert_history_turns_state_changes_into_episodes(
     with Stubber(client) as stub:
         stub.add_client_error("describe_alarm_history", "AccessDenied")
         assert driver.alert_history(t, t + 60) is None  # no history: the polls decide
+
+
+# order pipeline -----------------------------------------------------------------
+
+
+def _backoffice_world(world: Any) -> AwsDriver:
+    """The world with a back-office group of 2 (min 2) in its outputs."""
+    ec2 = boto3.client("ec2", region_name=REGION)
+    ec2.create_launch_template(
+        LaunchTemplateName="backoffice-lt",
+        LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "t3.small"},
+    )
+    boto3.client("autoscaling", region_name=REGION).create_auto_scaling_group(
+        AutoScalingGroupName="backoffice-test",
+        LaunchTemplate={"LaunchTemplateName": "backoffice-lt", "Version": "$Latest"},
+        MinSize=2,
+        MaxSize=4,
+        DesiredCapacity=2,
+        VPCZoneIdentifier=",".join(world.subnets.values()),
+    )
+    outputs = {**world.outputs, "backoffice_group": "backoffice-test"}
+    return AwsDriver(
+        {**world.configuration, "peakready_outputs": outputs, "peakready_aws_poll_s": 0}
+    )
+
+
+def _backoffice_sizes() -> tuple[int, int, list[str]]:
+    found = boto3.client("autoscaling", region_name=REGION).describe_auto_scaling_groups(
+        AutoScalingGroupNames=["backoffice-test"]
+    )["AutoScalingGroups"][0]
+    return found["MinSize"], found["DesiredCapacity"], [t["Key"] for t in found.get("Tags", [])]
+
+
+def test_stop_consumers_empties_the_back_office_group_and_start_puts_it_back(world: Any) -> None:
+    driver = _backoffice_world(world)
+
+    stopped = driver.stop_consumers()
+    assert len(stopped["stopped"]) == 2
+    assert _backoffice_sizes() == (0, 0, ["peakready:consumers-stopped"])
+    driver.stop_consumers()  # twice: the kept sizes stay the group's own, not 0
+    started = driver.start_consumers()
+
+    assert len(started["started"]) == 2
+    assert _backoffice_sizes() == (2, 2, [])
+    assert driver.start_consumers()["started"] == []  # idempotent: nothing kept, nothing done
+
+
+def test_restore_brings_stopped_consumers_back(world: Any) -> None:
+    driver = _backoffice_world(world)
+    driver.stop_consumers()
+
+    restored = driver.restore()
+
+    assert len(restored["consumers"]["started"]) == 2
+    assert _backoffice_sizes() == (2, 2, [])
+
+
+def test_the_queue_leader_cannot_be_failed_on_aws_and_says_why(world: Any) -> None:
+    with pytest.raises(ActivityFailed, match=r"not supported on AWS: Amazon MQ has no API"):
+        AwsDriver(world.configuration).fail_queue_leader()

@@ -1,0 +1,363 @@
+"""The back office: its own PostgreSQL (a primary and a report replica) and one worker
+per AZ draining the order queue (``python -m peakready.backoffice``), only when the
+stack has a ``queue`` tier.
+
+The back office never shares the shop's database. Its PostgreSQL is regional (it
+stands for a Multi-AZ RDS instance, which fails over by itself); the report replica
+streams from it and serves ``GET /orders/{id}``. The workers start once the broker's
+cluster formed and the database exists; HAProxy fronts them (``backoffice_endpoint``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from peakready.errors import PeakreadyError
+from peakready.lab import observe
+from peakready.lab import proc as procmod
+from peakready.lab.components.base import Component, ProcessSpec, Row, Targets, UpContext, Wave
+from peakready.lab.components.database import on_primary
+from peakready.lab.components.queue import amqp_url
+
+if TYPE_CHECKING:
+    from peakready.lab.plan import Plan
+    from peakready.lab.state import LabState
+
+DB_NAME = DB_USER = "backoffice"
+PRIMARY, REPORT = "backoffice-db", "backoffice-report-db"
+
+
+class Backoffice(Component):
+    kind = "backoffice"
+    role = "backoffice"
+    regional = True
+    after = ("rabbitmq", "haproxy")
+    secret_keys = ("backoffice_db_password", "backoffice_db_superuser_password")
+
+    def processes(self, plan: Plan) -> list[ProcessSpec]:
+        if plan.topology.queue is None:
+            return []
+        p = plan.ports
+        specs = [
+            postgres_spec(plan, PRIMARY, db_dir(plan), p.backoffice_db),
+            postgres_spec(plan, REPORT, report_dir(plan), p.backoffice_report_db),
+        ]
+        for i, az in enumerate(plan.azs):
+            name = f"backoffice-{az}"
+            specs.append(
+                ProcessSpec(
+                    name,
+                    self.kind,
+                    az,
+                    [
+                        sys.executable,
+                        "-m",
+                        "peakready.backoffice",
+                        "--env-file",
+                        str(env_file(plan)),
+                    ],
+                    port=p.backoffice(i),
+                    file=env_file(plan),
+                    env={
+                        "PEAKREADY_BACKOFFICE_PORT": str(p.backoffice(i)),
+                        "PEAKREADY_BACKOFFICE_AZ": az,
+                        "PEAKREADY_BACKOFFICE_INSTANCE_ID": name,
+                        "PYTHONUNBUFFERED": "1",
+                    },
+                )
+            )
+        return specs
+
+    def can_start(self, ctx: UpContext, spec: ProcessSpec) -> bool:
+        if spec.name == PRIMARY:
+            return ctx.job_done("backoffice-initdb")
+        if spec.name == REPORT:
+            return ctx.job_done("backoffice-basebackup")
+        return bool(ctx.facts.get("queue")) and ctx.job_done("backoffice-provision")
+
+    def ports(self, plan: Plan) -> dict[int, str]:
+        if plan.topology.queue is None:
+            return {}
+        p = plan.ports
+        found = {
+            p.backoffice_db: "the back office's PostgreSQL",
+            p.backoffice_report_db: "the back office's report replica",
+            p.backoffice_http: "HAProxy back-office front",
+        }
+        found.update({p.backoffice(i): f"back-office worker, AZ {i}" for i in plan.az_range})
+        return found
+
+    def directories(self, plan: Plan) -> list[tuple[Path, str, int]]:
+        if plan.topology.queue is None:
+            return []
+        return [
+            (folder(plan), "root", 0o755),
+            (db_dir(plan), "postgres", 0o700),
+            (report_dir(plan), "postgres", 0o700),
+        ]
+
+    def endpoints(self, plan: Plan) -> dict[str, Any]:
+        if plan.topology.queue is None:
+            return {}
+        p = plan.ports
+        return {
+            "backoffice_db": {"host": "127.0.0.1", "port": p.backoffice_db},
+            "backoffice_report_db": {"host": "127.0.0.1", "port": p.backoffice_report_db},
+            "backoffice_workers": [
+                {"name": f"backoffice-{az}", "port": p.backoffice(i), "az": az}
+                for i, az in enumerate(plan.azs)
+            ],
+        }
+
+    def outputs(self, plan: Plan, facts: dict[str, Any]) -> dict[str, Any]:
+        if plan.topology.queue is None:
+            return {}
+        return {
+            "backoffice_group": f"backoffice-{plan.stack}",
+            "backoffice_endpoint": f"http://127.0.0.1:{plan.ports.backoffice_http}",
+        }
+
+    def ansible_vars(self, plan: Plan, secrets: dict[str, str]) -> dict[str, Any]:
+        queue = plan.topology.queue
+        if queue is None:
+            return {"backoffice_settings": {}}
+        p = plan.ports
+        dsn = "host=127.0.0.1 port={} dbname=backoffice user=backoffice connect_timeout=2"
+        return {
+            "backoffice_env_path": str(env_file(plan)),
+            "backoffice_settings": {
+                "DB_DSN": dsn.format(p.backoffice_db),
+                "REPORT_DSN": dsn.format(p.backoffice_report_db),
+                "DB_PASSWORD": secrets["backoffice_db_password"],
+                "QUEUE_URL": amqp_url(p, len(plan.azs)),
+                "QUEUE_PASSWORD": secrets["rabbitmq_password"],
+                "QUEUE_NAME": queue.queue_name,
+                "QUEUE_MAX_LENGTH": str(queue.max_length),
+                "QUEUE_MESSAGE_TTL_S": str(queue.message_ttl_s),
+                "QUEUE_DEAD_LETTER": str(queue.dead_letter).lower(),
+                "AUDIT_TOKEN": secrets["audit_token"],
+            },
+        }
+
+    def progress_rows(self) -> list[str]:
+        return ["back-office database", "back-office workers"]
+
+    def step(self, ctx: UpContext) -> list[Row]:
+        plan = ctx.plan
+        if plan.topology.queue is None:
+            return [
+                Row("back-office database", True, "no queue tier"),
+                Row("back-office workers", True, "no queue tier"),
+            ]
+        secrets = ctx.secrets
+        ctx.launch("backoffice-initdb", lambda: initdb(plan, secrets))
+        super().step(ctx)
+        p = plan.ports
+        if ctx.started(PRIMARY):
+            ctx.launch("backoffice-provision", lambda: provision(p.backoffice_db, secrets))
+        if ctx.job_done("backoffice-provision"):
+            ctx.launch("backoffice-basebackup", lambda: basebackup(plan, secrets))
+        report_up = ctx.started(REPORT) and procmod.port_in_use(p.backoffice_report_db)
+        db_row = Row(
+            "back-office database",
+            report_up,
+            "primary + report replica" if report_up else "initialising",
+        )
+        ready = [w for w in worker_ports(plan) if ready_worker(w)]
+        n = len(plan.azs)
+        return [db_row, Row("back-office workers", len(ready) == n, f"{len(ready)}/{n} consuming")]
+
+    def health(self, state: LabState, outputs: dict[str, Any]) -> list[Row]:
+        endpoints = state.endpoints
+        if "backoffice_db" not in endpoints:
+            return []
+        rows = []
+        for key, what in (("backoffice_db", "primary"), ("backoffice_report_db", "report replica")):
+            port = int(endpoints[key]["port"])
+            up = procmod.port_in_use(port)
+            rows.append(
+                Row(f"back-office database {what} ({port})", up, "accepting" if up else "down")
+            )
+        workers = endpoints.get("backoffice_workers", [])
+        ready = [w["name"] for w in workers if ready_worker(int(w["port"]))]
+        rows.append(
+            Row(
+                "back-office workers",
+                len(ready) == len(workers),
+                f"{len(ready)}/{len(workers)} consuming: {', '.join(ready) or 'none'}",
+            )
+        )
+        return rows
+
+    def stop_targets(self, state: LabState, wave: Wave) -> Targets:
+        # The workers with the other servers; their database once they disconnected.
+        entries = state.by_kind(self.kind)
+        databases = (PRIMARY, REPORT)
+        if wave == Wave.SERVERS:
+            return [(int(e["pid"]), None) for e in entries if e["name"] not in databases]
+        if wave == Wave.CHILDREN:
+            return [(int(e["pid"]), e.get("data_dir")) for e in entries if e["name"] in databases]
+        return []
+
+
+def folder(plan: Plan) -> Path:
+    return plan.lab / "backoffice"
+
+
+def db_dir(plan: Plan) -> Path:
+    return folder(plan) / "db"
+
+
+def report_dir(plan: Plan) -> Path:
+    return folder(plan) / "report"
+
+
+def env_file(plan: Plan) -> Path:
+    return folder(plan) / "backoffice.env"
+
+
+def passfile(plan: Plan) -> Path:
+    return folder(plan) / "pgpass"
+
+
+def worker_ports(plan: Plan) -> list[int]:
+    return [plan.ports.backoffice(i) for i in plan.az_range]
+
+
+def ready_worker(port: int) -> bool:
+    status, _ = observe.http_get(f"http://127.0.0.1:{port}/readyz", timeout=0.5)
+    return status == 200
+
+
+def postgres_spec(plan: Plan, name: str, data: Path, port: int) -> ProcessSpec:
+    """A plain PostgreSQL server (no Patroni: the back office's RDS stand-in), small."""
+    settings = {
+        "port": port,
+        "listen_addresses": "127.0.0.1",
+        "unix_socket_directories": str(plan.socket_dir),
+        "shared_buffers": "16MB",
+        "max_connections": 40,
+        "wal_level": "replica",
+        "max_wal_senders": 4,
+        "hot_standby": "on",
+        "log_min_messages": "warning",
+    }
+    cmd = [plan.binaries["postgres"], "-D", str(data)]
+    for key, value in settings.items():
+        cmd += ["-c", f"{key}={value}"]
+    return ProcessSpec(
+        name,
+        Backoffice.kind,
+        None,
+        cmd,
+        port=port,
+        cwd=data,
+        as_postgres=True,
+        extra={"data_dir": str(data)},
+    )
+
+
+def _postgres_file(path: Path, content: str) -> None:
+    """A 0600 file the postgres user owns (a password file)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(content)
+    shutil.chown(path, "postgres", "postgres")
+
+
+def initdb(plan: Plan, secrets: dict[str, str]) -> None:
+    """A new cluster in the back office's folder (kept when one is there already)."""
+    data = db_dir(plan)
+    if (data / "PG_VERSION").exists():
+        return
+    pw = folder(plan) / "initdb.pw"
+    _postgres_file(pw, secrets["backoffice_db_superuser_password"])
+    try:
+        done = procmod.run_as_postgres(
+            [
+                str(Path(plan.pg_bin_dir) / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth-local=peer",
+                "--auth-host=scram-sha-256",
+                f"--pwfile={pw}",
+                "--no-sync",
+            ],
+            timeout=60,
+        )
+    finally:
+        pw.unlink(missing_ok=True)
+    if done.returncode != 0:
+        raise PeakreadyError(f"back-office initdb failed: {done.stderr.strip()[-300:]}")
+
+
+def provision(port: int, secrets: dict[str, str]) -> None:
+    """The back office's user and database on its primary (idempotent)."""
+
+    def create(conn: Any, sql: Any) -> None:
+        password = sql.Literal(secrets["backoffice_db_password"])
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (DB_USER,)).fetchone()
+        verb = "ALTER" if exists else "CREATE"
+        conn.execute(
+            sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(DB_USER), password)
+        )
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone():
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(DB_NAME), sql.Identifier(DB_USER)
+                )
+            )
+
+    on_primary([port], secrets["backoffice_db_superuser_password"], create, timeout_s=60)
+
+
+def basebackup(plan: Plan, secrets: dict[str, str]) -> None:
+    """The report replica: a base backup of the primary, streaming from it (kept when
+    one is there already)."""
+    data = report_dir(plan)
+    if (data / "PG_VERSION").exists():
+        return
+    port = plan.ports.backoffice_db
+    pgpass = passfile(plan)
+    _postgres_file(
+        pgpass, f"127.0.0.1:{port}:*:postgres:{secrets['backoffice_db_superuser_password']}\n"
+    )
+    cmd = procmod.as_postgres_user(
+        [
+            str(Path(plan.pg_bin_dir) / "pg_basebackup"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-U",
+            "postgres",
+            "-D",
+            str(data),
+            "-R",
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+            "--no-sync",
+        ]
+    )
+    done = subprocess.run(
+        cmd,
+        cwd="/",
+        env={"PATH": "/usr/bin:/bin", "PGPASSFILE": str(pgpass), "LANG": "C.UTF-8"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise PeakreadyError(
+            f"back-office report replica: pg_basebackup failed: {done.stderr.strip()[-300:]}"
+        )

@@ -1,0 +1,475 @@
+"""The order pipeline on a real lab: outbox, relay, a 3-node RabbitMQ cluster, the back
+office's workers and database, and the ledger's delivery check failing for the right
+reasons (a consumer that acks before it commits, one that is not idempotent).
+
+One lab for the module, ports 29000-29159 (``PEAKREADY_PIPELINE_TEST_PORT_BASE``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pika
+import psycopg
+import pytest
+from lab_run import PEAKREADY, lab_env, running_lab
+
+from peakready import pipeline
+from peakready.app import db
+from peakready.app.metrics import Metrics as AppMetrics
+from peakready.app.relay import Relay
+from peakready.backoffice.server import ORDERS_SQL, order_row
+from peakready.backoffice.settings import BackofficeSettings, load_settings
+from peakready.backoffice.worker import Applier, Metrics, Worker, connect
+from peakready.chaos.verify.shared import check_deliveries
+from peakready.lab import control, proc
+from peakready.lab.components.queue import queue_leader, rabbitmqctl
+from peakready.lab.state import LabState, Ports
+from peakready.load.ledger import LedgerEntry, compare_deliveries
+from peakready.targets.lab import LabDriver
+
+pytestmark = pytest.mark.lab
+
+REPO = Path(__file__).resolve().parents[3]
+BASE = int(os.environ.get("PEAKREADY_PIPELINE_TEST_PORT_BASE", "29000"))
+LAB_DIR = REPO / ".lab" / f"pytest-{BASE}"
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[LabState]:
+    with running_lab(BASE, LAB_DIR) as state:
+        yield state
+
+
+@pytest.fixture
+def driver(lab: LabState) -> Iterator[LabDriver]:
+    """The lab's driver; every test leaves the lab restored (workers and nodes back)."""
+    found = LabDriver("dev")
+    try:
+        yield found
+    finally:
+        found.restore()
+
+
+def eventually(check: Callable[[], Any], timeout: float = 20.0, every: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(every)
+
+
+def place(lab: LabState, product: int = 5) -> dict[str, Any]:
+    key = f"pipeline-{uuid.uuid4()}"
+    answer = httpx.post(
+        f"{lab.outputs['endpoint']}/orders",
+        json={"product_id": product, "quantity": 1},
+        headers={"Idempotency-Key": key},
+        timeout=10,
+    )
+    assert answer.status_code == 201, answer.text
+    return {**answer.json(), "key": key}
+
+
+def entry(order: dict[str, Any]) -> LedgerEntry:
+    return LedgerEntry(order["key"], order["id"], order["product_id"], 1, time.time())
+
+
+def backoffice_order(lab: LabState, order_id: int) -> httpx.Response:
+    return httpx.get(f"{lab.outputs['backoffice_endpoint']}/orders/{order_id}", timeout=5)
+
+
+def applied(lab: LabState, order_id: int, deliveries: int = 1) -> dict[str, Any] | None:
+    answer = backoffice_order(lab, order_id)
+    if answer.status_code != 200 or answer.json()["deliveries"] < deliveries:
+        return None
+    return dict(answer.json())
+
+
+def in_database(lab: LabState, order_id: int, deliveries: int = 1) -> dict[str, Any] | None:
+    """The order's row in the back office's database (while its front has no worker)."""
+    settings = worker_settings(lab)
+    with connect(settings.db_dsn, settings) as conn:
+        rows = conn.execute(ORDERS_SQL, ([order_id],)).fetchall()
+    found = order_row(rows[0]) if rows else None
+    return found if found and found["deliveries"] >= deliveries else None
+
+
+def audit(lab: LabState, ids: list[int]) -> dict[str, Any]:
+    answer = httpx.post(
+        f"{lab.outputs['backoffice_endpoint']}/audit",
+        json={"order_ids": ids},
+        headers={"Authorization": f"Bearer {lab.secrets()['audit_token']}"},
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+def outbox_pending(lab: LabState) -> int:
+    answer = httpx.post(
+        f"{lab.outputs['endpoint']}/audit",
+        json={"idempotency_keys": []},
+        headers={"Authorization": f"Bearer {lab.secrets()['audit_token']}"},
+        timeout=10,
+    )
+    return int(answer.json()["outbox"]["pending"])
+
+
+def worker_settings(lab: LabState) -> BackofficeSettings:
+    return load_settings(lab.lab_dir / "backoffice" / "backoffice.env")
+
+
+def channel(lab: LabState) -> tuple[pika.BlockingConnection, Any]:
+    settings = worker_settings(lab)
+    params = pipeline.connection_parameters(
+        pipeline.parse_urls(settings.queue_url, "QUEUE_URL"),
+        lab.secrets()["rabbitmq_password"],
+    )
+    connection = pika.BlockingConnection(params)
+    found = connection.channel()
+    found.confirm_delivery()
+    return connection, found
+
+
+def publish(lab: LabState, body: bytes, message_id: str, queue: str = "orders") -> None:
+    connection, ch = channel(lab)
+    try:
+        ch.basic_publish(
+            "", queue, body, pika.BasicProperties(delivery_mode=2, message_id=message_id)
+        )
+    finally:
+        connection.close()
+
+
+def order_message(order: dict[str, Any]) -> bytes:
+    return pipeline.encode(
+        {
+            "order_id": order["id"],
+            "idempotency_key": order["key"],
+            "product_id": order["product_id"],
+            "quantity": 1,
+            "created_at": order["created_at"],
+        }
+    )
+
+
+class InTest:
+    """A worker run in the test process (the lab's own workers stopped meanwhile)."""
+
+    def __init__(self, lab: LabState, worker_class: type[Worker], applier: Applier) -> None:
+        self.worker = worker_class(worker_settings(lab), Metrics(), applier)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.worker.run, args=(self.stopping,))
+
+    def __enter__(self) -> Worker:
+        self.thread.start()
+        assert eventually(lambda: self.worker.ready), "the in-test worker never consumed"
+        return self.worker
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.thread.join(10)
+
+
+# --------------------------------------------------------------------------- the tier
+
+
+def test_status_names_the_broker_and_the_back_office(lab: LabState) -> None:
+    result = subprocess.run(
+        [PEAKREADY, "lab", "status", "--stack", "dev", "--json"],
+        env=lab_env(BASE, LAB_DIR),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    report = json.loads(result.stdout)
+    assert result.returncode == 0, [c for c in report["components"] if not c["healthy"]]
+    outputs = report["outputs"]
+    assert outputs["queue_broker"] == "peakready-dev"
+    assert outputs["backoffice_group"] == "backoffice-dev"
+    assert outputs["backoffice_endpoint"] == f"http://127.0.0.1:{BASE + 28}"
+    names = {c["name"] for c in report["components"]}
+    assert {f"rabbitmq-{az} (AMQP {BASE + 4 + i})" for i, az in enumerate(lab.azs)} <= names
+
+
+def test_orders_flow_through_a_quorum_queue_on_every_node(lab: LabState) -> None:
+    done = rabbitmqctl(
+        lab.lab_dir,
+        Ports(BASE),
+        lab.azs[0],
+        "list_queues",
+        "name",
+        "type",
+        "members",
+        "--formatter",
+        "json",
+    )
+    queues = {q["name"]: q for q in json.loads(done.stdout)}
+    assert queues["orders"]["type"] == "quorum"
+    assert sorted(queues["orders"]["members"]) == sorted(f"rabbit-{az}@localhost" for az in lab.azs)
+    assert queues["orders.dead"]["type"] == "quorum"
+
+
+def test_every_listener_of_the_lab_binds_loopback_only(lab: LabState) -> None:
+    pids = {
+        pid
+        for group in [lab.cgroup, *(lab.cgroup / az for az in lab.azs)]
+        for pid in proc.cgroup_pids(group)
+    }
+    lines = subprocess.run(
+        ["ss", "-ltnupH"], capture_output=True, text=True, timeout=10, check=True
+    ).stdout.splitlines()
+    ours = [line for line in lines if {int(p) for p in re.findall(r"pid=(\d+)", line)} & pids]
+    assert any("beam.smp" in line for line in ours) and any("epmd" in line for line in ours)
+    wide = [line for line in ours if not re.search(r"\s(127\.0\.0\.1|\[::1\]):\d+\s", line)]
+    assert wide == []
+
+
+def test_the_broker_refuses_clients_without_the_lab_password(lab: LabState) -> None:
+    amqp = lab.endpoints["rabbitmq"][0]
+    for user, password in (("guest", "guest"), ("peakready", "wrong")):
+        params = pika.ConnectionParameters(
+            "127.0.0.1",
+            amqp["port"],
+            credentials=pika.PlainCredentials(user, password),
+            connection_attempts=1,
+        )
+        with pytest.raises(pika.exceptions.ProbableAuthenticationError):
+            pika.BlockingConnection(params)
+
+
+def test_secrets_of_the_pipeline_stay_in_private_files(lab: LabState) -> None:
+    private = [
+        lab.lab_dir / "backoffice" / "backoffice.env",
+        *(lab.lab_dir / "rabbitmq").glob("*/rabbitmq.conf"),
+        *(lab.lab_dir / "rabbitmq").glob("*/home/.erlang.cookie"),
+    ]
+    assert len(private) == 1 + 2 * len(lab.azs)
+    for path in private:
+        assert path.stat().st_mode & 0o077 == 0, path
+    secrets = lab.secrets()
+    for entry_ in lab.processes:
+        recorded = " ".join(entry_["cmd"]) + json.dumps(entry_.get("env", {}))
+        assert not any(value in recorded for value in secrets.values()), entry_["name"]
+
+
+# --------------------------------------------------------------------------- exactly once
+
+
+def test_an_order_reaches_the_back_office_once_and_an_unknown_one_is_404(lab: LabState) -> None:
+    order = place(lab)
+    found = eventually(lambda: applied(lab, order["id"]))
+    assert found is not None, "the order never reached the back office"
+    assert (found["applied_count"], found["deliveries"]) == (1, 1)
+    assert backoffice_order(lab, 10**15).status_code == 404
+    text = httpx.get(f"http://127.0.0.1:{BASE + 23}/metrics", timeout=5).text
+    assert "backoffice_consumer_up 1.0" in text
+
+
+def test_a_redelivered_order_is_counted_not_applied_again(lab: LabState) -> None:
+    order = place(lab)
+    assert eventually(lambda: applied(lab, order["id"]))
+    publish(lab, order_message(order), str(order["id"]))
+    again = eventually(lambda: applied(lab, order["id"], deliveries=2))
+    assert again is not None and again["applied_count"] == 1
+
+
+def test_a_poison_message_is_dead_lettered_with_its_reason(lab: LabState) -> None:
+    publish(lab, b'{"order_id": "seven"}', "poison-1")
+
+    def dead() -> dict[str, Any] | None:
+        answer = audit(lab, [])
+        return answer if answer["dead_letters_recorded"] >= 1 else None
+
+    answer = eventually(dead)
+    assert answer is not None
+    assert answer["dead_letters"][0] == {
+        **answer["dead_letters"][0],
+        "message_id": "poison-1",
+        "reason": "order_id: expected an integer",
+    }
+    assert eventually(lambda: audit(lab, [])["dead_letter_messages"] == 1)
+    assert compare_deliveries([], audit(lab, []), 0).unexplained_dead_letters == 0
+    # a dead letter nobody recorded (an expired message, say) is unexplained
+    publish(lab, b"{}", "expired-1", queue="orders.dead")
+    assert eventually(lambda: audit(lab, [])["dead_letter_messages"] == 2)
+    assert compare_deliveries([], audit(lab, []), 0).unexplained_dead_letters == 1
+    connection, ch = channel(lab)
+    ch.queue_purge("orders.dead")
+    connection.close()
+
+
+# --------------------------------------------------------------------------- faults
+
+
+def test_a_broker_outage_grows_the_outbox_not_the_order_path(
+    lab: LabState, driver: LabDriver
+) -> None:
+    nodes = [p for p in lab.by_kind("rabbitmq") if p["name"] != "epmd"]
+    control.stop_pids(lab, [(int(p["pid"]), p.get("data_dir")) for p in nodes], timeout=20)
+    orders = [place(lab, product=6) for _ in range(20)]  # each one a 201 (place asserts it)
+    assert outbox_pending(lab) == 20
+
+    driver.restore()  # the nodes back, one cluster again
+
+    assert eventually(lambda: outbox_pending(lab) == 0, timeout=60)
+    check = check_deliveries(
+        [entry(o) for o in orders],
+        lab.outputs["endpoint"],
+        lab.outputs["backoffice_endpoint"],
+        lab.secrets()["audit_token"],
+        wait_s=30,
+    )
+    assert (check.delivered_orders, check.missing_deliveries, check.applied_twice) == (20, 0, 0)
+
+
+class _DiesAfter:
+    """A channel that loses its connection after ``n`` confirmed publishes."""
+
+    def __init__(self, real: Any, n: int) -> None:
+        self.real, self.left = real, n
+
+    def basic_publish(self, *args: Any, **kwargs: Any) -> None:
+        if self.left == 0:
+            raise pika.exceptions.StreamLostError("the relay died")
+        self.left -= 1
+        self.real.basic_publish(*args, **kwargs)
+
+
+def test_a_relay_that_dies_mid_batch_loses_nothing_and_ships_nothing_twice(
+    lab: LabState,
+) -> None:
+    """Its rows go out again (3 of them twice on the wire); the back office absorbs it."""
+    settings = worker_settings(lab)
+    dsn = f"host=127.0.0.1 port={BASE + 1} dbname=shop user=shop connect_timeout=2"
+    relay = Relay(
+        dsn,
+        lab.secrets()["db_app_password"],
+        pipeline.parse_urls(settings.queue_url, "QUEUE_URL"),
+        lab.secrets()["rabbitmq_password"],
+        "orders",
+        AppMetrics("test", "relay-test"),
+    )
+    connection, ch = channel(lab)
+    orders = []
+    with psycopg.connect(dsn, password=lab.secrets()["db_app_password"]) as conn:
+        # The orders and the dying batch in one transaction: no other relay sees the
+        # rows before this one has published part of them.
+        for _ in range(5):
+            key = f"pipeline-{uuid.uuid4()}"
+            result = db.place_order(conn, key, 7, 1, True)
+            orders.append({**result.order, "key": key})
+        with pytest.raises(pika.exceptions.StreamLostError):
+            relay.relay_batch(conn, _DiesAfter(ch, 3))
+        conn.commit()
+    connection.close()
+
+    check = check_deliveries(
+        [entry(o) for o in orders],
+        lab.outputs["endpoint"],
+        lab.outputs["backoffice_endpoint"],
+        lab.secrets()["audit_token"],
+        wait_s=30,
+    )
+    assert (check.delivered_orders, check.missing_deliveries, check.applied_twice) == (5, 0, 0)
+    twice = [o for o in orders if eventually(lambda o=o: applied(lab, o["id"], deliveries=2), 5)]
+    assert len(twice) == 3
+
+
+class _AcksFirst(Worker):
+    """A defective consumer: it acknowledges, then dies before it commits."""
+
+    def handle(self, db: Any, channel: Any, method: Any, properties: Any, body: bytes) -> None:
+        channel.basic_ack(method.delivery_tag)
+        self.metrics.deliveries.inc()  # … and the process is gone before the commit
+
+
+def test_a_consumer_that_acks_before_it_commits_loses_orders_and_the_ledger_says_so(
+    lab: LabState, driver: LabDriver
+) -> None:
+    driver.stop_consumers()
+    with InTest(lab, _AcksFirst, Applier()) as worker:
+        order = place(lab)
+        deliveries = worker.metrics.registry.get_sample_value
+        assert eventually(lambda: (deliveries("backoffice_deliveries_total") or 0) >= 1)
+    driver.start_consumers()
+
+    check = check_deliveries(
+        [entry(order)],
+        lab.outputs["endpoint"],
+        lab.outputs["backoffice_endpoint"],
+        lab.secrets()["audit_token"],
+        wait_s=5,
+    )
+    assert (check.missing_deliveries, check.missing_ids) == (1, [order["id"]])
+    assert not check.ok
+
+
+class _ShipsEveryDelivery(Applier):
+    """A defective apply: no idempotency, every delivery ships."""
+
+    def apply(self, conn: psycopg.Connection[Any], order: dict[str, Any]) -> bool:
+        conn.execute(
+            "INSERT INTO applied_orders AS a (order_id, idempotency_key, product_id, quantity)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT (order_id) DO UPDATE"
+            " SET deliveries = a.deliveries + 1",
+            (order["order_id"], order["idempotency_key"], order["product_id"], order["quantity"]),
+        )
+        self.ship(conn, order)
+        return True
+
+
+def test_a_consumer_without_idempotency_ships_a_redelivery_and_the_ledger_says_so(
+    lab: LabState, driver: LabDriver
+) -> None:
+    driver.stop_consumers()
+    with InTest(lab, Worker, _ShipsEveryDelivery()):
+        order = place(lab)
+        assert eventually(lambda: in_database(lab, order["id"]))
+        publish(lab, order_message(order), str(order["id"]))  # the relay sent it twice
+        row = eventually(lambda: in_database(lab, order["id"], deliveries=2))
+    assert row is not None and row["applied_count"] == 2
+    driver.start_consumers()
+
+    check = check_deliveries(
+        [entry(order)],
+        lab.outputs["endpoint"],
+        lab.outputs["backoffice_endpoint"],
+        lab.secrets()["audit_token"],
+        wait_s=10,
+    )
+    assert (check.applied_twice, check.twice_ids) == (1, [order["id"]])
+
+
+def test_losing_the_queues_leader_moves_it_and_loses_nothing(
+    lab: LabState, driver: LabDriver
+) -> None:
+    before = driver.queue_leader()
+    failed = driver.fail_queue_leader()
+    orders = [place(lab, product=8) for _ in range(10)]
+    ports, azs = Ports(BASE), lab.azs
+    moved = eventually(
+        lambda: queue_leader(lab.lab_dir, ports, azs, "orders") not in (None, before["node"]), 30
+    )
+    assert moved and failed["node"] == before["node"]
+    check = check_deliveries(
+        [entry(o) for o in orders],
+        lab.outputs["endpoint"],
+        lab.outputs["backoffice_endpoint"],
+        lab.secrets()["audit_token"],
+        wait_s=30,
+    )
+    assert (check.delivered_orders, check.missing_deliveries, check.applied_twice) == (10, 0, 0)
