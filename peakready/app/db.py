@@ -90,8 +90,8 @@ MIGRATIONS: list[tuple[int, str]] = [
         3,
         # The transactional outbox (DESIGN §4): with p_outbox, the order and its outbox
         # row commit together, so an acknowledged order always reaches the relay; the
-        # relay (peakready.app.relay) marks rows sent once the broker confirmed them;
-        # NOTIFY outbox wakes the relays when the order commits.
+        # relay (peakready.app.relay) marks rows sent once the broker confirmed them.
+        # No NOTIFY: it takes a database-wide lock at commit and serialises orders.
         # Migrations are append-only: version 2's body is repeated here with the insert.
         """
         CREATE TABLE IF NOT EXISTS outbox (
@@ -134,7 +134,6 @@ MIGRATIONS: list[tuple[int, str]] = [
                     'order_id', v_order.id, 'idempotency_key', v_order.idempotency_key,
                     'product_id', v_order.product_id, 'quantity', v_order.quantity,
                     'created_at', v_order.created_at));
-                PERFORM pg_notify('outbox', '');  -- wakes the relays at commit
             END IF;
             RETURN QUERY SELECT v_order.id, v_order.product_id, v_order.quantity,
                                 v_order.created_at, true, v_stock;

@@ -226,7 +226,10 @@ def pipeline_reasons(
         return []
     reasons = []
     if figures.delivered_orders is None:
-        reasons.append("the back office was not checked (no order pipeline in this stack?)")
+        reasons.append(
+            "the back office was not checked (no queue tier, or on AWS no "
+            "peakready_backoffice_endpoint that reaches it)"
+        )
     if order_p99_limit_ms is not None and figures.order_p99_ms > order_p99_limit_ms:
         reasons.append(
             f"order p99 {figures.order_p99_ms:.0f} ms > {order_p99_limit_ms:g} ms: the order "

@@ -21,7 +21,7 @@ from peakready.errors import PeakreadyError
 from peakready.lab import observe
 from peakready.lab import proc as procmod
 from peakready.lab.components.base import Component, ProcessSpec, Row, Targets, UpContext, Wave
-from peakready.lab.components.database import on_primary
+from peakready.lab.components.database import create_owned_database, on_primary
 from peakready.lab.components.queue import amqp_url
 
 if TYPE_CHECKING:
@@ -300,22 +300,14 @@ def initdb(plan: Plan, secrets: dict[str, str]) -> None:
 
 def provision(port: int, secrets: dict[str, str]) -> None:
     """The back office's user and database on its primary (idempotent)."""
-
-    def create(conn: Any, sql: Any) -> None:
-        password = sql.Literal(secrets["backoffice_db_password"])
-        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (DB_USER,)).fetchone()
-        verb = "ALTER" if exists else "CREATE"
-        conn.execute(
-            sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(DB_USER), password)
-        )
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone():
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                    sql.Identifier(DB_NAME), sql.Identifier(DB_USER)
-                )
-            )
-
-    on_primary([port], secrets["backoffice_db_superuser_password"], create, timeout_s=60)
+    on_primary(
+        [port],
+        secrets["backoffice_db_superuser_password"],
+        lambda conn, sql: create_owned_database(
+            conn, sql, DB_USER, secrets["backoffice_db_password"], DB_NAME
+        ),
+        timeout_s=60,
+    )
 
 
 def basebackup(plan: Plan, secrets: dict[str, str]) -> None:

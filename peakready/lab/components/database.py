@@ -229,7 +229,9 @@ def setup_database(ports: list[int], secrets: dict[str, str], timeout_s: float =
     on_primary(
         ports,
         secrets["db_superuser_password"],
-        lambda conn, sql: _create_shop(conn, secrets, sql),
+        lambda conn, sql: create_owned_database(
+            conn, sql, DB_USER, secrets["db_app_password"], DATABASE
+        ),
         timeout_s,
     )
 
@@ -272,16 +274,18 @@ def on_primary(
             time.sleep(0.5)
 
 
-def _create_shop(conn: Any, secrets: dict[str, str], sql: Any) -> None:
-    password = sql.Literal(secrets["db_app_password"])
-    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (DB_USER,)).fetchone()
+def create_owned_database(conn: Any, sql: Any, user: str, password: str, database: str) -> None:
+    """Role ``user`` (created, or re-passworded) and its own ``database`` (idempotent)."""
+    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone()
     verb = "ALTER" if exists else "CREATE"
     conn.execute(
-        sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(DB_USER), password)
+        sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(
+            sql.Identifier(user), sql.Literal(password)
+        )
     )
-    if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone():
+    if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone():
         conn.execute(
             sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                sql.Identifier(DATABASE), sql.Identifier(DB_USER)
+                sql.Identifier(database), sql.Identifier(user)
             )
         )

@@ -15,14 +15,18 @@ Every fault goes through chaostoolkit-aws or AWS FIS; nothing here re-implements
                           (Multi-AZ instance) or ``failover_db_cluster`` (Multi-AZ cluster)
 ``fail_cache_primary``    ``chaosaws.elasticache.actions.test_failover``
 ``app_group_at_desired``  ``chaosaws.asg.probes`` + ``chaosaws.elbv2.probes``
+``stop_consumers``        the back-office group's ``UpdateAutoScalingGroup`` to 0 (its
+                          sizes kept in a tag; ``start_consumers`` and ``restore`` put
+                          them back): chaostoolkit-aws has no capacity action
 ========================  ==============================================================
 
-``stop_cache``, ``stop_search`` and ``kill_search_node`` raise ActivityFailed: ElastiCache
-and OpenSearch are managed services with no API that stops a whole tier or a single node,
-and cutting them off with security-group changes is not a real outage (already tracked
-connections survive a rule removal). The ``degraded-dependencies`` and
-``search-node-loss`` scenarios therefore run on the lab only; the AZ power interruption
-covers losing the cache and search nodes of one AZ on AWS.
+``stop_cache``, ``stop_search``, ``kill_search_node`` and ``fail_queue_leader`` raise
+ActivityFailed: ElastiCache, OpenSearch and Amazon MQ are managed services with no API
+that stops a whole tier or a single node, and cutting them off with security-group
+changes is not a real outage (already tracked connections survive a rule removal). The
+``degraded-dependencies``, ``search-node-loss`` and ``broker-node-loss`` scenarios
+therefore run on the lab only; the AZ power interruption covers losing the cache and search
+nodes of one AZ on AWS.
 
 Resources come from the stack outputs (DESIGN §3, see :mod:`peakready.targets.aws.shared`);
 the rest (group ARN, target groups, subnets, ARNs) is looked up from them.

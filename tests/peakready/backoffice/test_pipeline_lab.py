@@ -35,7 +35,7 @@ from peakready.chaos.verify.shared import check_deliveries
 from peakready.lab import control, proc
 from peakready.lab.components.queue import queue_leader, rabbitmqctl
 from peakready.lab.state import LabState, Ports
-from peakready.load.ledger import LedgerEntry, compare_deliveries
+from peakready.load.ledger import DeliveryCheck, LedgerEntry, compare_deliveries
 from peakready.targets.lab import LabDriver
 
 pytestmark = pytest.mark.lab
@@ -84,6 +84,17 @@ def place(lab: LabState, product: int = 5) -> dict[str, Any]:
 
 def entry(order: dict[str, Any]) -> LedgerEntry:
     return LedgerEntry(order["key"], order["id"], order["product_id"], 1, time.time())
+
+
+def deliveries(lab: LabState, orders: list[dict[str, Any]], wait_s: float) -> DeliveryCheck:
+    """The ledger's delivery check of ``orders``, as a drill makes it."""
+    return check_deliveries(
+        [entry(o) for o in orders],
+        lab.outputs["endpoint"],
+        lab.outputs["backoffice_endpoint"],
+        lab.secrets()["audit_token"],
+        wait_s=wait_s,
+    )
 
 
 def backoffice_order(lab: LabState, order_id: int) -> httpx.Response:
@@ -326,13 +337,7 @@ def test_a_broker_outage_grows_the_outbox_not_the_order_path(
     driver.restore()  # the nodes back, one cluster again
 
     assert eventually(lambda: outbox_pending(lab) == 0, timeout=60)
-    check = check_deliveries(
-        [entry(o) for o in orders],
-        lab.outputs["endpoint"],
-        lab.outputs["backoffice_endpoint"],
-        lab.secrets()["audit_token"],
-        wait_s=30,
-    )
+    check = deliveries(lab, orders, wait_s=30)
     assert (check.delivered_orders, check.missing_deliveries, check.applied_twice) == (20, 0, 0)
 
 
@@ -377,13 +382,7 @@ def test_a_relay_that_dies_mid_batch_loses_nothing_and_ships_nothing_twice(
         conn.commit()
     connection.close()
 
-    check = check_deliveries(
-        [entry(o) for o in orders],
-        lab.outputs["endpoint"],
-        lab.outputs["backoffice_endpoint"],
-        lab.secrets()["audit_token"],
-        wait_s=30,
-    )
+    check = deliveries(lab, orders, wait_s=30)
     assert (check.delivered_orders, check.missing_deliveries, check.applied_twice) == (5, 0, 0)
     twice = [o for o in orders if eventually(lambda o=o: applied(lab, o["id"], deliveries=2), 5)]
     assert len(twice) == 3
@@ -403,17 +402,11 @@ def test_a_consumer_that_acks_before_it_commits_loses_orders_and_the_ledger_says
     driver.stop_consumers()
     with InTest(lab, _AcksFirst, Applier()) as worker:
         order = place(lab)
-        deliveries = worker.metrics.registry.get_sample_value
-        assert eventually(lambda: (deliveries("backoffice_deliveries_total") or 0) >= 1)
+        sample = worker.metrics.registry.get_sample_value
+        assert eventually(lambda: (sample("backoffice_deliveries_total") or 0) >= 1)
     driver.start_consumers()
 
-    check = check_deliveries(
-        [entry(order)],
-        lab.outputs["endpoint"],
-        lab.outputs["backoffice_endpoint"],
-        lab.secrets()["audit_token"],
-        wait_s=5,
-    )
+    check = deliveries(lab, [order], wait_s=5)
     assert (check.missing_deliveries, check.missing_ids) == (1, [order["id"]])
     assert not check.ok
 
@@ -444,13 +437,7 @@ def test_a_consumer_without_idempotency_ships_a_redelivery_and_the_ledger_says_s
     assert row is not None and row["applied_count"] == 2
     driver.start_consumers()
 
-    check = check_deliveries(
-        [entry(order)],
-        lab.outputs["endpoint"],
-        lab.outputs["backoffice_endpoint"],
-        lab.secrets()["audit_token"],
-        wait_s=10,
-    )
+    check = deliveries(lab, [order], wait_s=10)
     assert (check.applied_twice, check.twice_ids) == (1, [order["id"]])
 
 
@@ -465,11 +452,25 @@ def test_losing_the_queues_leader_moves_it_and_loses_nothing(
         lambda: queue_leader(lab.lab_dir, ports, azs, "orders") not in (None, before["node"]), 30
     )
     assert moved and failed["node"] == before["node"]
-    check = check_deliveries(
-        [entry(o) for o in orders],
-        lab.outputs["endpoint"],
-        lab.outputs["backoffice_endpoint"],
-        lab.secrets()["audit_token"],
-        wait_s=30,
-    )
+    check = deliveries(lab, orders, wait_s=30)
     assert (check.delivered_orders, check.missing_deliveries, check.applied_twice) == (10, 0, 0)
+
+
+def test_the_lab_comes_back_on_its_data_with_its_cluster_and_back_office(lab: LabState) -> None:
+    """down, then up on the data kept: the nodes start together (each waits for the one
+    that stopped last), and the back office still knows the orders it applied."""
+    order = place(lab)
+    assert eventually(lambda: applied(lab, order["id"]))
+    for command in ("down", "up"):
+        done = subprocess.run(
+            [PEAKREADY, "lab", command, "--stack", "dev"],
+            env=lab_env(BASE, LAB_DIR),
+            capture_output=True,
+            text=True,
+            timeout=200,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr
+    again = LabState.load("dev")
+    assert applied(again, order["id"]) is not None
+    assert place(again)["id"] > order["id"]

@@ -163,5 +163,6 @@ def test_a_broker_node_loss_without_a_new_leader_fails() -> None:
 def test_a_pipeline_scenario_without_a_back_office_check_fails() -> None:
     unchecked = figures(rto_s=0.1, broker_election_s=0.5)
     assert judge("broker-node-loss", unchecked, PIPELINE) == [
-        "the back office was not checked (no order pipeline in this stack?)"
+        "the back office was not checked (no queue tier, or on AWS no "
+        "peakready_backoffice_endpoint that reaches it)"
     ]
