@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 
 class PeakreadyError(Exception):
     """A mistake in input or environment that the user can fix.
@@ -23,3 +28,11 @@ class PeakreadyError(Exception):
 
 class ConfigError(PeakreadyError):
     """A stack file or stack setting is wrong: one line per bad field."""
+
+
+def env_error(exc: ValidationError, prefix: str) -> PeakreadyError:
+    """A settings model's first validation error as one line naming its variable
+    (``<prefix><FIELD>: <what is wrong>``)."""
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first["loc"])
+    return PeakreadyError(f"{prefix}{field.upper()}: {first['msg']}" if field else first["msg"])

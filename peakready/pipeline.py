@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import ssl
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
@@ -115,7 +114,7 @@ def connection_parameters(
 
 
 def encode(order: dict[str, Any]) -> bytes:
-    return json.dumps(order, separators=(",", ":"), default=_json_default).encode()
+    return json.dumps(order, separators=(",", ":")).encode()
 
 
 def decode(body: bytes) -> dict[str, Any]:
@@ -132,9 +131,3 @@ def decode(body: bytes) -> dict[str, Any]:
     if not isinstance(order.get("idempotency_key"), str):
         raise ValueError("idempotency_key: expected a string")
     return order
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"cannot encode {type(value).__name__}")

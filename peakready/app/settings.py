@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from peakready.errors import PeakreadyError
+from peakready.errors import PeakreadyError, env_error
 from peakready.pipeline import parse_urls
 
 
@@ -103,11 +103,7 @@ def load_settings() -> AppSettings:
     try:
         settings = AppSettings()
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "settings"
-        raise PeakreadyError(
-            f"PEAKREADY_APP_{field.upper()}: {first['msg']}" if first["loc"] else first["msg"]
-        ) from None
+        raise env_error(exc, "PEAKREADY_APP_") from None
     settings.sentinel_addresses()
     settings.search_addresses()
     if settings.queue_url is not None:

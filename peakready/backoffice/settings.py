@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from peakready.errors import PeakreadyError
+from peakready.errors import PeakreadyError, env_error
 from peakready.pipeline import QueueSpec, parse_urls
 
 PREFIX = "PEAKREADY_BACKOFFICE_"
@@ -54,9 +54,7 @@ def load_settings(env_file: Path | None = None) -> BackofficeSettings:
     try:
         settings = BackofficeSettings(_env_file=env_file)  # type: ignore[call-arg]
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "settings"
-        raise PeakreadyError(f"{PREFIX}{field.upper()}: {first['msg']}") from None
+        raise env_error(exc, PREFIX) from None
     parse_urls(settings.queue_url, f"{PREFIX}QUEUE_URL")
     if settings.queue_password is None:
         raise PeakreadyError(f"{PREFIX}QUEUE_PASSWORD: required")

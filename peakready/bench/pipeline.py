@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from peakready.bench import cpu
+import peakready.bench.cpu as cpu
 from peakready.bench.stats import summarise
 from peakready.chaos.verify.shared import check_deliveries
 from peakready.errors import PeakreadyError

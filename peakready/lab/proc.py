@@ -80,10 +80,19 @@ def as_postgres_user(cmd: list[str]) -> list[str]:
     ]
 
 
-def run_as_postgres(cmd: list[str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    """Run ``cmd`` to its end as the postgres user, from ``/`` (a folder it can read)."""
+def run_as_postgres(
+    cmd: list[str], timeout: float = 30, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``cmd`` to its end as the postgres user, from ``/`` (a folder it can read);
+    ``env``: its whole environment (default: this process's)."""
     return subprocess.run(
-        as_postgres_user(cmd), cwd="/", capture_output=True, text=True, timeout=timeout, check=False
+        as_postgres_user(cmd),
+        cwd="/",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 

@@ -28,9 +28,9 @@ from peakready.lab.components.backoffice import PRIMARY as PRIMARY_DB
 from peakready.lab.components.backoffice import REPORT as REPORT_DB
 from peakready.lab.components.backoffice import ready_worker
 from peakready.lab.components.monitoring import alertmanager_fetch
-from peakready.lab.components.queue import queue_leader
+from peakready.lab.components.queue import Cluster
 from peakready.lab.health import LabStatus
-from peakready.lab.state import LabState, Ports
+from peakready.lab.state import LabState
 from peakready.load.rawhttp import Connection, Request
 from peakready.load.records import read_jsonl
 from peakready.monitoring.detection import Seen
@@ -270,8 +270,10 @@ class LabDriver:
         queue = Topology.load(self.stack).queue
         if queue is None:
             raise ActivityFailed("queue leader: the stack has no queue tier")
-        ports = Ports(self.state.port_base)
-        leader = queue_leader(self.state.lab_dir, ports, self.state.azs, queue.queue_name)
+        try:
+            leader = Cluster.of_state(self.state).leader(queue.queue_name)
+        except PeakreadyError as exc:
+            raise ActivityFailed(f"queue leader: {exc}") from None
         node = next((p for p in self.state.by_kind("rabbitmq") if p.get("node") == leader), None)
         if node is None:
             raise ActivityFailed(f"queue leader: no lab broker node is {leader or 'leading'}")

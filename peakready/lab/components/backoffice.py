@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -321,7 +320,7 @@ def basebackup(plan: Plan, secrets: dict[str, str]) -> None:
     _postgres_file(
         pgpass, f"127.0.0.1:{port}:*:postgres:{secrets['backoffice_db_superuser_password']}\n"
     )
-    cmd = procmod.as_postgres_user(
+    done = procmod.run_as_postgres(
         [
             str(Path(plan.pg_bin_dir) / "pg_basebackup"),
             "-h",
@@ -338,16 +337,9 @@ def basebackup(plan: Plan, secrets: dict[str, str]) -> None:
             "-c",
             "fast",
             "--no-sync",
-        ]
-    )
-    done = subprocess.run(
-        cmd,
-        cwd="/",
-        env={"PATH": "/usr/bin:/bin", "PGPASSFILE": str(pgpass), "LANG": "C.UTF-8"},
-        capture_output=True,
-        text=True,
+        ],
         timeout=120,
-        check=False,
+        env={"PATH": "/usr/bin:/bin", "PGPASSFILE": str(pgpass), "LANG": "C.UTF-8"},
     )
     if done.returncode != 0:
         raise PeakreadyError(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from peakready.errors import PeakreadyError
@@ -65,7 +66,11 @@ class Broker(Component):
                     port=p.amqp(i),
                     file=node_dir(plan.lab, az) / "rabbitmq.conf",
                     cwd=node_dir(plan.lab, az),
-                    extra={"node": node_name(az), "data_dir": str(node_dir(plan.lab, az))},
+                    extra={
+                        "node": node_name(az),
+                        "data_dir": str(node_dir(plan.lab, az)),
+                        "ctl": plan.binaries["rabbitmqctl"],
+                    },
                     env=node_env(plan.lab, p, az, i),
                 )
             )
@@ -158,7 +163,7 @@ class Broker(Component):
         listening = sum(1 for i in plan.az_range if procmod.port_in_use(plan.ports.amqp(i)))
         if listening < n:
             return [Row("RabbitMQ cluster", False, f"{listening}/{n} nodes accept AMQP")]
-        ctx.launch("rabbitmq-cluster", lambda: wait_clustered(plan.lab, plan.ports, plan.azs))
+        ctx.launch("rabbitmq-cluster", Cluster.of_plan(plan).wait_clustered)
         if not ctx.job_done("rabbitmq-cluster"):
             return [Row("RabbitMQ cluster", False, f"{n} nodes up, clustering")]
         ctx.facts["queue"] = True
@@ -246,30 +251,69 @@ def cli_env(lab: Path, ports: Ports, az: str) -> dict[str, str]:
     }
 
 
-def rabbitmqctl(
-    lab: Path, ports: Ports, az: str, *args: str, timeout_s: float = 10.0
-) -> subprocess.CompletedProcess[str]:
-    """``rabbitmqctl -n <node of az> <args>`` (bounded)."""
-    from peakready.lab.plan import FIXED_BINARIES
+@dataclass(frozen=True)
+class Cluster:
+    """The lab's RabbitMQ nodes as ``rabbitmqctl`` reaches them (the stack's own
+    ``rabbitmqctl`` when ``lab.binaries`` overrides it)."""
 
-    return subprocess.run(
-        [str(FIXED_BINARIES["rabbitmqctl"]), "-n", node_name(az), *args],
-        env=cli_env(lab, ports, az),
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-    )
+    ctl: str
+    lab: Path
+    ports: Ports
+    azs: list[str]
 
+    @classmethod
+    def of_plan(cls, plan: Plan) -> Cluster:
+        return cls(plan.binaries["rabbitmqctl"], plan.lab, plan.ports, plan.azs)
 
-def running_nodes(lab: Path, ports: Ports, az: str) -> list[str]:
-    """The cluster's running nodes as the node of ``az`` sees them ([] when it is down)."""
-    try:
-        done = rabbitmqctl(lab, ports, az, "cluster_status", "--formatter", "json", timeout_s=5)
-        status = json.loads(done.stdout) if done.returncode == 0 else {}
-    except (subprocess.TimeoutExpired, json.JSONDecodeError):
-        return []
-    return list(status.get("running_nodes", []))
+    @classmethod
+    def of_state(cls, state: LabState) -> Cluster:
+        nodes = [e for e in state.by_kind(Broker.kind) if e.get("ctl")]
+        if not nodes:
+            raise PeakreadyError(f"lab {state.lab_dir}: no RabbitMQ node recorded")
+        return cls(str(nodes[0]["ctl"]), state.lab_dir, Ports(state.port_base), state.azs)
+
+    def run(self, az: str, *args: str, timeout_s: float = 10.0) -> subprocess.CompletedProcess[str]:
+        """``rabbitmqctl -n <node of az> <args>`` (bounded)."""
+        return subprocess.run(
+            [self.ctl, "-n", node_name(az), *args],
+            env=cli_env(self.lab, self.ports, az),
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+
+    def running_nodes(self, az: str) -> list[str]:
+        """The running nodes as the node of ``az`` sees them ([] when it is down)."""
+        status = self._json(az, "cluster_status")
+        return list(status.get("running_nodes", [])) if isinstance(status, dict) else []
+
+    def wait_clustered(self, timeout_s: float = 60.0) -> None:
+        """Until every node runs in one cluster; PeakreadyError after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while len(running := self.running_nodes(self.azs[0])) < len(self.azs):
+            if time.monotonic() > deadline:
+                raise PeakreadyError(
+                    f"RabbitMQ: {len(running)}/{len(self.azs)} nodes clustered after "
+                    f"{timeout_s:.0f}s (logs in {self.lab / 'logs'})"
+                )
+            time.sleep(0.5)
+
+    def leader(self, queue: str) -> str | None:
+        """The node leading quorum queue ``queue`` (asked of the first node that answers)."""
+        for az in self.azs:
+            rows = self._json(az, "list_queues", "name", "leader")
+            if isinstance(rows, list):
+                return next((str(r.get("leader")) for r in rows if r.get("name") == queue), None)
+        return None
+
+    def _json(self, az: str, *args: str) -> Any:
+        """A JSON answer of ``rabbitmqctl``, or None when the node does not give one."""
+        try:
+            done = self.run(az, *args, "--formatter", "json", timeout_s=5)
+            return json.loads(done.stdout) if done.returncode == 0 else None
+        except (subprocess.TimeoutExpired, json.JSONDecodeError):
+            return None
 
 
 def serves_queue(port: int, password: str, queue: str, timeout_s: float = 1.0) -> tuple[bool, str]:
@@ -299,34 +343,3 @@ def serves_queue(port: int, password: str, queue: str, timeout_s: float = 1.0) -
     finally:
         if connection.is_open:
             connection.close()
-
-
-def wait_clustered(lab: Path, ports: Ports, azs: list[str], timeout_s: float = 60.0) -> None:
-    """Until every node runs in one cluster; PeakreadyError after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while len(running := running_nodes(lab, ports, azs[0])) < len(azs):
-        if time.monotonic() > deadline:
-            raise PeakreadyError(
-                f"RabbitMQ: {len(running)}/{len(azs)} nodes clustered after {timeout_s:.0f}s"
-                f" (logs in {lab / 'logs'})"
-            )
-        time.sleep(0.5)
-
-
-def queue_leader(lab: Path, ports: Ports, azs: list[str], queue: str) -> str | None:
-    """The node leading quorum queue ``queue`` (asked of the first node that answers)."""
-    for az in azs:
-        try:
-            done = rabbitmqctl(
-                lab, ports, az, "list_queues", "name", "leader", "--formatter", "json", timeout_s=5
-            )
-            rows = json.loads(done.stdout) if done.returncode == 0 else None
-        except (subprocess.TimeoutExpired, json.JSONDecodeError):
-            rows = None
-        if rows is None:
-            continue
-        for row in rows:
-            if row.get("name") == queue:
-                return str(row.get("leader"))
-        return None
-    return None

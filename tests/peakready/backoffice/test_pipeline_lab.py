@@ -33,8 +33,8 @@ from peakready.backoffice.settings import BackofficeSettings, load_settings
 from peakready.backoffice.worker import Applier, Metrics, Worker, connect
 from peakready.chaos.verify.shared import check_deliveries
 from peakready.lab import control, proc
-from peakready.lab.components.queue import queue_leader, rabbitmqctl
-from peakready.lab.state import LabState, Ports
+from peakready.lab.components.queue import Cluster
+from peakready.lab.state import LabState
 from peakready.load.ledger import DeliveryCheck, LedgerEntry, compare_deliveries
 from peakready.targets.lab import LabDriver
 
@@ -217,9 +217,7 @@ def test_status_names_the_broker_and_the_back_office(lab: LabState) -> None:
 
 
 def test_orders_flow_through_a_quorum_queue_on_every_node(lab: LabState) -> None:
-    done = rabbitmqctl(
-        lab.lab_dir,
-        Ports(BASE),
+    done = Cluster.of_state(lab).run(
         lab.azs[0],
         "list_queues",
         "name",
@@ -447,10 +445,8 @@ def test_losing_the_queues_leader_moves_it_and_loses_nothing(
     before = driver.queue_leader()
     failed = driver.fail_queue_leader()
     orders = [place(lab, product=8) for _ in range(10)]
-    ports, azs = Ports(BASE), lab.azs
-    moved = eventually(
-        lambda: queue_leader(lab.lab_dir, ports, azs, "orders") not in (None, before["node"]), 30
-    )
+    cluster = Cluster.of_state(lab)
+    moved = eventually(lambda: cluster.leader("orders") not in (None, before["node"]), 30)
     assert moved and failed["node"] == before["node"]
     check = deliveries(lab, orders, wait_s=30)
     assert (check.delivered_orders, check.missing_deliveries, check.applied_twice) == (10, 0, 0)

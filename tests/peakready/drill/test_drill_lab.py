@@ -352,19 +352,8 @@ def test_the_pipeline_drills_pass_with_every_order_applied_once(lab: LabState) -
     """backoffice-outage and broker-node-loss end to end: the shop never notices, the
     back office gets every acknowledged order exactly once, QueueAge detects the outage."""
     report = report_dir("pipeline")
-    done = peakready(
-        "drill",
-        "--target",
-        "lab",
-        "--stack",
-        "dev",
-        "--report-dir",
-        str(report),
-        "--scenario",
-        "backoffice-outage",
-        "--scenario",
-        "broker-node-loss",
-    )
+    scenarios = ("--scenario", "backoffice-outage", "--scenario", "broker-node-loss")
+    done = peakready("drill", *scenarios, "--report-dir", str(report))
     output = done.stdout[-3000:] + done.stderr[-2000:] + reasons(report)
     summary = summary_of(report)
     assert validate(summary) == []
