@@ -164,6 +164,21 @@ def remove_group(group: Path) -> None:
             return
 
 
+def children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (a postmaster's backends, a server script's VM)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds ``pid`` has used; 0.0 when it is gone."""
     try:

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import signal
 import time
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -186,7 +185,7 @@ class LabDriver:
         if patroni is None:
             raise ActivityFailed(f"fail database primary: no Patroni process in {primary['az']}")
         postmaster = control.postmaster_pid(patroni)
-        backends = _children(postmaster) if postmaster else []
+        backends = procmod.children(postmaster) if postmaster else []
         # The whole node at once: Patroni, its postmaster and every backend.
         self._signal(patroni["name"])
         for pid in [postmaster, *backends]:
@@ -284,7 +283,7 @@ class LabDriver:
         node = self.state.process(leader["id"])
         # The node is the server script's child (beam.smp): kill both at once, as a
         # lost machine would.
-        for pid in [*_children(int(node["pid"])), int(node["pid"])]:
+        for pid in [*procmod.children(int(node["pid"])), int(node["pid"])]:
             control.signal_pid(self.state, pid, signal.SIGKILL, node.get("data_dir"))
         return {**leader, "pid": node["pid"]}
 
@@ -362,21 +361,6 @@ async def _closed_loop(port: int, clients: int, requests: list[Request], seconds
 
 def _in(az: str | None) -> str:
     return f" in {az}" if az else ""
-
-
-def _children(pid: int) -> list[int]:
-    """Direct children of ``pid`` (PostgreSQL backends of a postmaster)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.append(int(entry.name))
-    return found
 
 
 def _try_write(host: str, port: int, password: str) -> str:
