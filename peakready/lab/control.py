@@ -83,6 +83,16 @@ def kill_process(state: LabState, name: str, sig: int = signal.SIGKILL) -> int:
     return pid
 
 
+def signal_tree(state: LabState, name: str, sig: int) -> list[int]:
+    """Send ``sig`` to the named lab process and its direct children at once (a server
+    script and its VM, as a lost machine would); the PIDs signalled."""
+    proc = state.process(name)
+    pid = int(proc["pid"])
+    return [
+        p for p in [*procmod.children(pid), pid] if signal_pid(state, p, sig, proc.get("data_dir"))
+    ]
+
+
 def signal_pid(state: LabState, pid: int, sig: int, data_dir: str | Path | None = None) -> bool:
     """Signal ``pid`` if it belongs to the lab; False when it is gone or not the lab's."""
     if not procmod.belongs(pid, state.lab_dir, data_dir) and not _in_lab_cgroup(state, pid):

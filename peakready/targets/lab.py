@@ -280,12 +280,9 @@ class LabDriver:
 
     def fail_queue_leader(self) -> dict[str, Any]:
         leader = self.queue_leader()
-        node = self.state.process(leader["id"])
-        # The node is the server script's child (beam.smp): kill both at once, as a
-        # lost machine would.
-        for pid in [*procmod.children(int(node["pid"])), int(node["pid"])]:
-            control.signal_pid(self.state, pid, signal.SIGKILL, node.get("data_dir"))
-        return {**leader, "pid": node["pid"]}
+        # The node is the server script's child (beam.smp): both die at once.
+        control.signal_tree(self.state, leader["id"], signal.SIGKILL)
+        return {**leader, "pid": self.state.process(leader["id"])["pid"]}
 
     def _workers(self) -> list[dict[str, Any]]:
         return [

@@ -319,6 +319,16 @@ class Cluster:
 def serves_queue(port: int, password: str, queue: str, timeout_s: float = 1.0) -> tuple[bool, str]:
     """Whether the node on ``port`` logs the lab's user in and serves ``queue`` (a node
     out of the cluster would not know it; a frozen one does not answer in time)."""
+    try:
+        depth = queue_depth(port, password, queue, timeout_s)
+    except PeakreadyError as exc:
+        return False, str(exc)
+    return True, f"serves queue {queue} ({depth} waiting)"
+
+
+def queue_depth(port: int, password: str, queue: str, timeout_s: float = 1.0) -> int:
+    """The messages waiting in ``queue``, as the node on ``port`` reports them;
+    PeakreadyError saying what failed."""
     import pika
     import pika.exceptions
 
@@ -334,12 +344,11 @@ def serves_queue(port: int, password: str, queue: str, timeout_s: float = 1.0) -
     try:
         connection = pika.BlockingConnection(params)
     except (pika.exceptions.AMQPError, OSError) as exc:
-        return False, f"no AMQP session: {type(exc).__name__}"
+        raise PeakreadyError(f"no AMQP session: {type(exc).__name__}") from None
     try:
-        depth = connection.channel().queue_declare(queue, passive=True).method.message_count
-        return True, f"serves queue {queue} ({depth} waiting)"
+        return int(connection.channel().queue_declare(queue, passive=True).method.message_count)
     except pika.exceptions.AMQPError as exc:
-        return False, f"queue {queue}: {type(exc).__name__}"
+        raise PeakreadyError(f"queue {queue}: {type(exc).__name__}") from None
     finally:
         if connection.is_open:
             connection.close()

@@ -387,17 +387,6 @@ def test_a_relay_that_dies_mid_batch_loses_nothing_and_ships_nothing_twice(
     assert len(twice) == 3
 
 
-def _node_pids(lab: LabState, name: str) -> list[int]:
-    """The node's server script and its Erlang VM (beam.smp), signalled together."""
-    pid = int(lab.process(name)["pid"])
-    return [*proc.children(pid), pid]
-
-
-def _signal_node(lab: LabState, name: str, sig: int) -> None:
-    for pid in _node_pids(lab, name):
-        control.signal_pid(lab, pid, sig, lab.process(name).get("data_dir"))
-
-
 @pytest.mark.parametrize("confirms", [False, True], ids=["fire-and-forget", "confirmed"])
 def test_a_relay_without_confirms_loses_what_a_dying_node_had_not_read(
     lab: LabState, driver: LabDriver, confirms: bool
@@ -420,8 +409,8 @@ def test_a_relay_without_confirms_loses_what_a_dying_node_had_not_read(
     if confirms:
         ch.confirm_delivery()
     orders = []
-    _signal_node(lab, leader["id"], signal.SIGSTOP)
-    dies = threading.Timer(1.0, _signal_node, (lab, leader["id"], signal.SIGKILL))
+    control.signal_tree(lab, leader["id"], signal.SIGSTOP)
+    dies = threading.Timer(1.0, control.signal_tree, (lab, leader["id"], signal.SIGKILL))
     try:
         with psycopg.connect(dsn, password=password) as conn:
             for _ in range(5):  # in the relay's transaction: no other relay sees them
@@ -437,7 +426,7 @@ def test_a_relay_without_confirms_loses_what_a_dying_node_had_not_read(
         dies.join()
     finally:
         dies.cancel()
-        _signal_node(lab, leader["id"], signal.SIGKILL)  # never leave it stopped
+        control.signal_tree(lab, leader["id"], signal.SIGKILL)  # never leave it stopped
     driver.restore()
 
     check = deliveries(lab, orders, wait_s=30 if confirms else 10)

@@ -7,6 +7,7 @@ PostgreSQL alike.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from lab_run import running_lab
 
 from peakready.bench import throughput
 from peakready.bench.load import db_step, http_step
+from peakready.lab import proc
 from peakready.lab.state import LabState
 from peakready.lab.supervisor import scaling_suspended
 
@@ -81,3 +83,36 @@ def both_paths(lab: LabState) -> None:
     # The direct path bypasses the storefront's HTTP side: only its relays work for those
     # orders, publishing their outbox rows (measured 0.24 against 1.34 ms per order).
     assert cpu["orders_direct_db"]["storefront"] < cpu["orders_haproxy"]["storefront"] / 3
+
+
+def stopped(lab: LabState) -> list[bool]:
+    """Per broker node: whether its Erlang VM is stopped (state T in /proc)."""
+    found = []
+    for node in lab.by_kind("rabbitmq"):
+        if node.get("node"):
+            vms = proc.children(int(node["pid"]))
+            found.append(all(Path(f"/proc/{p}/stat").read_text().split()[2] == "T" for p in vms))
+    return found
+
+
+def test_the_broker_is_held_during_an_order_step_and_drained_after_it(lab: LabState) -> None:
+    """Orders of the step wait in the outbox while the broker is stopped, the nodes run
+    again after it, also when the step fails, and the outbox is empty before the next."""
+    db = throughput._Database(lab)
+    db.ensure_products()
+    assert db.outbox, "the bench lab runs a stack with a queue tier"
+    with db.broker_held(lambda _: None):
+        assert stopped(lab) == [True, True, True]
+        with db.connect() as conn:
+            assert all(db.order(conn, i) for i in range(20))
+            time.sleep(0.5)  # the relays had time to send them, had the broker run
+            row = conn.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()
+        assert row is not None and row[0] >= 20
+    assert stopped(lab) == [False, False, False]
+    with db.connect() as conn:
+        row = conn.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()
+    assert row == (0,)
+
+    with pytest.raises(RuntimeError), db.broker_held(lambda _: None):
+        raise RuntimeError("the step failed")
+    assert stopped(lab) == [False, False, False]
