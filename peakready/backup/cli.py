@@ -152,6 +152,13 @@ def drill(
     for part in ("redis", "search"):
         if summary.get(part):
             console.print(f"{part}: {'passed' if summary[part].get('passed') else 'FAILED'}")
+    if office := summary.get("backoffice"):
+        console.print(
+            f"back office: {'passed' if office.get('passed') else 'FAILED'},"
+            f" {office['verified_orders']}/{office['expected_orders']} orders restored,"
+            f" RTO {office['rto_s']} s",
+            highlight=False,
+        )
     for reason in summary["reasons"]:
         console.print(f"[red]{reason}[/]", highlight=False)
     for check in summary.get("checks_needing_live_account") or []:

@@ -22,6 +22,9 @@
 4. **Redis** — BGSAVE on the primary, the RDB restored into a scratch redis-server
    (base+151…), keys compared. **Search** — the catalogue rebuilt from the database
    into a scratch searchd (base+152…), document count compared, rebuild timed.
+5. **Back office** (a stack with a queue tier) — a base backup of its database restored
+   into a scratch PostgreSQL (base+153…), every acknowledged order of both batches
+   counted there, shipped once (:mod:`peakready.backup.backoffice_restore`).
 
 Nothing here trusts an exit code alone: pgBackRest's ``verify`` misses WAL gaps and a
 "latest" restore with a gap comes up healthy with rows missing (LAB-NOTES).
@@ -43,6 +46,7 @@ from typing import Any
 import httpx
 import psycopg
 
+from peakready.backup.backoffice_restore import drill_backoffice
 from peakready.backup.lab_view import DATABASE, LabView, state_field
 from peakready.backup.ledger import HttpOrderClient, Ledger, OrderClient, place_batch
 from peakready.backup.pgbackrest import BackupInfo, Segment
@@ -76,6 +80,7 @@ def run_backup_drill(
     check_timeout_s: int = 30,
     redis_drill: bool = True,
     search_drill: bool = True,
+    backoffice_drill: bool = True,
 ) -> BackupResult:
     """Run the whole backup drill against the lab described by ``state``.
 
@@ -98,6 +103,7 @@ def run_backup_drill(
             check_timeout_s,
             redis_drill,
             search_drill,
+            backoffice_drill,
         )
 
 
@@ -111,6 +117,7 @@ def _run(
     check_timeout_s: int,
     redis_drill: bool,
     search_drill: bool,
+    backoffice_drill: bool,
 ) -> BackupResult:
     result = BackupResult(started=iso_time(time.time()), work_dir=str(work_dir))
     objective = topology.objective(SCENARIO)
@@ -196,6 +203,9 @@ def _run(
                     lab.search_index,
                     lab.binary("searchd"),
                 )
+        if backoffice_drill and "backoffice_db" in lab.endpoints:
+            placed = ledger.as_load_entries("before") + ledger.as_load_entries("after")
+            result.backoffice = drill_backoffice(lab.state, placed, lab.ports(153))
         return result
     except (psycopg.Error, httpx.HTTPError, OSError) as exc:
         line = (str(exc).strip().splitlines() or [""])[0][:300]

@@ -127,6 +127,7 @@ class BackupResult:
     policy: list[Policy] = field(default_factory=list)
     redis: dict[str, Any] = field(default_factory=dict)
     search: dict[str, Any] = field(default_factory=dict)
+    backoffice: dict[str, Any] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
     backups_taken: list[dict[str, Any]] = field(default_factory=list)
     orders_before_target: int = 0
@@ -141,7 +142,7 @@ class BackupResult:
         reasons = list(self.reasons)
         reasons += [p.breach for p in self.policy if p.breach]
         reasons += [f"repo{r.repo}: {r.reason}" for r in self.repositories if not r.passed]
-        for part in (self.redis, self.search):
+        for part in (self.redis, self.search, self.backoffice):
             if part and not part.get("passed") and part.get("reason"):
                 reasons.append(str(part["reason"]))
         return reasons
@@ -172,6 +173,7 @@ class BackupResult:
             "backups_taken": self.backups_taken,
             "redis": self.redis,
             "search": self.search,
+            "backoffice": self.backoffice,
             "started": self.started,
             "finished": self.finished,
         }

@@ -261,7 +261,7 @@ def postgres_spec(plan: Plan, name: str, data: Path, port: int) -> ProcessSpec:
     )
 
 
-def _postgres_file(path: Path, content: str) -> None:
+def postgres_file(path: Path, content: str) -> None:
     """A 0600 file the postgres user owns (a password file)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
@@ -275,7 +275,7 @@ def initdb(plan: Plan, secrets: dict[str, str]) -> None:
     if (data / "PG_VERSION").exists():
         return
     pw = folder(plan) / "initdb.pw"
-    _postgres_file(pw, secrets["backoffice_db_superuser_password"])
+    postgres_file(pw, secrets["backoffice_db_superuser_password"])
     try:
         done = procmod.run_as_postgres(
             [
@@ -317,7 +317,7 @@ def basebackup(plan: Plan, secrets: dict[str, str]) -> None:
         return
     port = plan.ports.backoffice_db
     pgpass = passfile(plan)
-    _postgres_file(
+    postgres_file(
         pgpass, f"127.0.0.1:{port}:*:postgres:{secrets['backoffice_db_superuser_password']}\n"
     )
     done = procmod.run_as_postgres(

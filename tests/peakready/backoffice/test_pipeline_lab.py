@@ -32,6 +32,7 @@ from peakready.app.relay import Relay
 from peakready.backoffice.server import ORDERS_SQL, order_row
 from peakready.backoffice.settings import BackofficeSettings, load_settings
 from peakready.backoffice.worker import Applier, Metrics, Worker, connect
+from peakready.backup.backoffice_restore import drill_backoffice
 from peakready.chaos.verify.shared import check_deliveries
 from peakready.lab import control, proc
 from peakready.lab.components.queue import Cluster
@@ -521,3 +522,31 @@ def test_the_lab_comes_back_on_its_data_with_its_cluster_and_back_office(lab: La
     again = LabState.load("dev")
     assert applied(again, order["id"]) is not None
     assert place(again)["id"] > order["id"]
+
+
+# --------------------------------------------------------------------------- backup
+
+
+def test_the_back_offices_backup_restores_every_acknowledged_order_once(lab: LabState) -> None:
+    orders = [place(lab, product=10) for _ in range(10)]
+    found = drill_backoffice(lab, [entry(o) for o in orders], range(BASE + 153, BASE + 160))
+    assert found["passed"], found["reason"]
+    assert (found["verified_orders"], found["missing_orders"], found["applied_twice"]) == (10, 0, 0)
+    assert 0 < found["backup_s"] < found["rto_s"] < 120
+    assert not list(Path("/tmp").glob("peakready-backoffice-*"))  # the scratch is gone
+
+
+def test_a_back_office_that_lost_an_order_fails_its_restore_naming_it(lab: LabState) -> None:
+    orders = [place(lab, product=10) for _ in range(3)]
+    assert eventually(lambda: all(applied(lab, o["id"]) for o in orders))
+    lost, twice = orders[0]["id"], orders[1]["id"]
+    settings = worker_settings(lab)
+    with connect(settings.db_dsn, settings) as conn:  # the back office's own primary
+        conn.execute("DELETE FROM shipments WHERE order_id = %s", (lost,))
+        conn.execute("DELETE FROM applied_orders WHERE order_id = %s", (lost,))
+        conn.execute("INSERT INTO shipments (order_id) VALUES (%s)", (twice,))
+        conn.commit()
+    found = drill_backoffice(lab, [entry(o) for o in orders], range(BASE + 153, BASE + 160), 2)
+    assert not found["passed"]
+    assert (found["missing_orders"], found["applied_twice"]) == (1, 1)
+    assert f"missing from the restored database (1 never delivered): {lost}" in found["reason"]
