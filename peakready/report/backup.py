@@ -66,7 +66,11 @@ def backup_html(summary: dict[str, Any] | None) -> str:
         "<h3>RPO policy, as found</h3>",
         _table(POLICY_COLUMNS, summary.get("policy") or []),
     ]
-    for name, title in (("redis", "Cache snapshot restore"), ("search", "Search index rebuild")):
+    for name, title in (
+        ("redis", "Cache snapshot restore"),
+        ("search", "Search index rebuild"),
+        ("backoffice", "Back-office database restore"),
+    ):
         part = summary.get(name) or {}
         if part:
             rows = "".join(

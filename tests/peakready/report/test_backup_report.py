@@ -22,6 +22,7 @@ SUMMARY = {
     "policy": [{"repo": 1, "backup_age_s": 12.5, "breach": None}],
     "redis": {"passed": True, "rto_s": 0.213},
     "search": {},
+    "backoffice": {"passed": True, "verified_orders": 25, "missing_orders": 0, "rto_s": 6.471},
     "reasons": ["repo2: WAL gap: 000000010000000000000005 <missing>"],
 }
 
@@ -35,6 +36,8 @@ def test_each_repository_gets_a_row_with_its_rto_and_rpo() -> None:
     assert "&lt;missing&gt;" in html and "<missing>" not in html  # escaped
     assert "<h3>Cache snapshot restore</h3>" in html
     assert "Search index rebuild" not in html  # empty part left out
+    assert "<h3>Back-office database restore</h3>" in html
+    assert "<td>verified_orders</td><td>25</td>" in html
     assert html.endswith("</ul></section>")
 
 
