@@ -17,6 +17,7 @@ from infra.app_tier import AppTier, AppTierArgs, PeakCapacity
 from infra.backoffice import BackOffice, BackOfficeArgs
 from infra.backup import Backup, BackupArgs
 from infra.cache import Cache, CacheArgs
+from infra.canary import CanaryArgs, CheckoutCanary
 from infra.chaos_access import ChaosAccess, ChaosAccessArgs
 from infra.database import Database, DatabaseArgs, dsn
 from infra.load_balancer import LoadBalancer, LoadBalancerArgs
@@ -202,6 +203,8 @@ app_settings = pulumi.Output.all(
         "STACK": stack,
     }
 )
+# The synthetic checkout; its token (the storefront's audit token) flags its orders.
+canary = CheckoutCanary("checkout", CanaryArgs(stack=stack, endpoint=entry.endpoint, tags=tags))
 app = topology.app
 app_tier = AppTier(
     "app",
@@ -225,11 +228,13 @@ app_tier = AppTier(
             database.master_secret_arn,
             cache.auth_secret_arn,
             queue.password_secret_arn if queue is not None else "",
+            canary.token_secret_arn,
         ).apply(
             lambda arns: {
                 "DB_PASSWORD": arns[0],
                 "REDIS_PASSWORD": arns[1],
                 **({"QUEUE_PASSWORD": arns[2]} if arns[2] else {}),
+                "AUDIT_TOKEN": arns[3],
             }
         ),
         package=app.package,
@@ -316,6 +321,7 @@ Alarms(
         email=topology.alarms.email,
         queue_broker=queue.broker_name if queue is not None else None,
         queue_name=qt.queue_name if qt is not None else None,
+        canary_name=canary.name,
         tags=tags,
     ),
 )

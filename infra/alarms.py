@@ -38,6 +38,8 @@ class AlarmsArgs:
     #: The order pipeline, when the stack has one: broker name and queue.
     queue_broker: pulumi.Input[str] | None = None
     queue_name: str | None = None
+    #: The synthetic checkout's canary (``CheckoutProbe``).
+    canary_name: pulumi.Input[str] | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -205,6 +207,8 @@ def _dimension_sets(
         return [("", {"DomainName": args.search_domain, "ClientId": args.account_id}, 1.0)]
     if kind in ("storefront", "backoffice"):
         return [("", {"Stack": args.stack}, 1.0)]
+    if kind == "canary" and args.canary_name is not None:
+        return [("", {"CanaryName": args.canary_name}, 1.0)]
     if kind == "queue" and args.queue_broker is not None and args.queue_name:
         queue = {"Broker": args.queue_broker, "VirtualHost": "/", "Queue": args.queue_name}
         return [("", queue, 1.0)]

@@ -12,6 +12,7 @@ import pulumi_aws.s3 as s3
 import pulumi_aws.wafv2 as wafv2
 
 from infra.security import APP_PORT
+from infra.storage import private_bucket
 
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 
@@ -46,31 +47,7 @@ class LoadBalancer(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         tags = args.tags
 
-        logs = s3.Bucket(
-            f"{name}-access-logs", force_destroy=not args.protected, tags=tags, opts=child
-        )
-        s3.BucketPublicAccessBlock(
-            f"{name}-access-logs",
-            bucket=logs.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=child,
-        )
-        # ALB access logs support SSE-S3 only (not SSE-KMS).
-        s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-access-logs",
-            bucket=logs.id,
-            rules=[
-                s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                    apply_server_side_encryption_by_default=s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                        sse_algorithm="AES256"
-                    )
-                )
-            ],
-            opts=child,
-        )
+        logs = private_bucket(f"{name}-access-logs", not args.protected, tags, child)
         log_writer = elb.get_service_account_output()
         policy = s3.BucketPolicy(
             f"{name}-access-logs",

@@ -145,6 +145,18 @@ MIGRATIONS: list[tuple[int, str]] = [
 
 OUT_OF_STOCK_SQLSTATE = "PR409"
 
+#: The synthetic checkout's product (DESIGN §4): the probes order it, never a real one,
+#: so no real stock (a flash sale's least of all) moves for a probe.
+SYNTHETIC_PRODUCT_ID = 999_999
+#: What customers see of the products: all but the synthetic one (the catalogue, the
+#: search index, the audit's stock figures).
+ON_SALE = f"id <> {SYNTHETIC_PRODUCT_ID}"
+SYNTHETIC_PRODUCT_SQL = (
+    "INSERT INTO products (id, name, price, stock, initial_stock)"
+    " VALUES (%s, 'Synthetic checkout probe item', 0.01, 1000000000, 1000000000)"
+    " ON CONFLICT (id) DO NOTHING"
+)
+
 COLOURS = ["red", "blue", "green", "black", "white", "yellow", "orange", "purple"]
 NOUNS = ["Widget", "Gadget", "Gizmo", "Sprocket", "Lamp", "Kettle", "Backpack", "Mug"]
 
@@ -272,6 +284,7 @@ def _migrate_once(conninfo: str, password: str | None, seed_products: int, stock
                             ],
                         )
                     log.info("seeded %d products with %d each", seed_products, stock)
+                conn.execute(SYNTHETIC_PRODUCT_SQL, (SYNTHETIC_PRODUCT_ID,))
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
 
@@ -306,7 +319,7 @@ class Store:
     # reads
 
     def list_products(self) -> list[dict[str, Any]]:
-        return self._read(f"SELECT {PRODUCT_COLUMNS} FROM products ORDER BY id", ())
+        return self._read(f"SELECT {PRODUCT_COLUMNS} FROM products WHERE {ON_SALE} ORDER BY id", ())
 
     def get_product(self, product_id: int) -> dict[str, Any] | None:
         rows = self._read(f"SELECT {PRODUCT_COLUMNS} FROM products WHERE id = %s", (product_id,))
@@ -353,15 +366,20 @@ class Store:
 
     # writes
 
-    async def place_order(self, key: str, product_id: int, quantity: int) -> OrderResult:
-        """Create the order for ``key`` and take its stock, in one transaction; or replay it."""
+    async def place_order(
+        self, key: str, product_id: int, quantity: int, synthetic: bool = False
+    ) -> OrderResult:
+        """Create the order for ``key`` and take its stock, in one transaction; or replay it.
+        A ``synthetic`` order (a probe's) is not handed to the back office."""
         try:
             async with (
                 self.write_pool.connection(deadline_s=self.query_timeout_s) as conn,
                 conn.cursor(row_factory=dict_row) as cur,
             ):
                 try:
-                    await cur.execute(PLACE_ORDER_SQL, (key, product_id, quantity, self.outbox))
+                    await cur.execute(
+                        PLACE_ORDER_SQL, (key, product_id, quantity, self.outbox and not synthetic)
+                    )
                 except pg_errors.ReadOnlySqlTransaction as exc:
                     await conn.close()  # a standby (mid-failover): never hand it out again
                     raise DatabaseUnavailable(f"database is read-only: {exc}") from exc
@@ -393,7 +411,7 @@ class Store:
                     "SELECT p.id, p.stock, p.initial_stock,"
                     " coalesce(sum(o.quantity), 0)::bigint AS sold"
                     " FROM products p LEFT JOIN orders o ON o.product_id = p.id"
-                    " GROUP BY p.id ORDER BY p.id"
+                    f" WHERE p.{ON_SALE} GROUP BY p.id ORDER BY p.id"
                 )
                 products = await cur.fetchall()
                 await cur.execute(

@@ -160,14 +160,22 @@ class Storefront:
         self.db_log.warn(" ".join(str(exc).split()))
         return unavailable("database unavailable, retry with the same Idempotency-Key")
 
-    async def create_order(self, key: str | None, body: bytes) -> JSONResponse:
-        """``POST /orders``: one order, idempotent per key (DESIGN §4)."""
+    async def create_order(
+        self, key: str | None, body: bytes, synthetic: str | None = None
+    ) -> JSONResponse:
+        """``POST /orders``: one order, idempotent per key (DESIGN §4). ``synthetic``: the
+        ``X-Peakready-Synthetic`` header, the audit token of a checkout probe; its order
+        is left out of the business figures and of the back office."""
         if key is None or not 1 <= len(key) <= KEY_MAX:
             return _invalid("header", "idempotency-key", f"required, 1 to {KEY_MAX} characters")
+        if synthetic is not None and not self.is_probe(synthetic):
+            return _error(401, "X-Peakready-Synthetic: expected the audit token")
         try:
             order = OrderIn.model_validate_json(body)
         except ValidationError as exc:
             return JSONResponse({"detail": _body_errors(exc)}, status_code=422)
+        if synthetic is not None and order.product_id != db.SYNTHETIC_PRODUCT_ID:
+            return _invalid("body", "product_id", f"{db.SYNTHETIC_PRODUCT_ID} for a probe")
         # Fail fast while the primary is out: one order at a time tries the database
         # (the probe that finds it back); the others get a 503 at once instead of each
         # holding a connection slot for seconds on a server that does not answer.
@@ -176,7 +184,9 @@ class Storefront:
         if guard.degraded and not probing:
             return unavailable("database unavailable, retry with the same Idempotency-Key")
         try:
-            result = await self.store.place_order(key, order.product_id, order.quantity)
+            result = await self.store.place_order(
+                key, order.product_id, order.quantity, synthetic is not None
+            )
         except db.DatabaseUnavailable as exc:
             # Busy here (a full pool) is not down there; and one slow answer is not an
             # outage: the guard trips on the third failure in a row.
@@ -200,12 +210,20 @@ class Storefront:
         guard.mark_up()
         self.write_failures = 0
         self.db_degraded = False
-        if result.created:
+        if result.created and synthetic is not None:
+            self.metrics.synthetic_orders.inc()
+        elif result.created:
             self.metrics.orders_created.inc()
             self.cache.delete(f"product:{order.product_id}", "products:all")
         else:
             self.metrics.order_replays.inc()
         return JSONResponse(db.to_json(result.order), status_code=201 if result.created else 200)
+
+    def is_probe(self, token: str) -> bool:
+        expected = self.settings.audit_token
+        return expected is not None and hmac.compare_digest(
+            token.encode(), expected.get_secret_value().encode()
+        )
 
     def update_gauges(self) -> None:
         for pool in (self.write_pool, self.read_pool):
@@ -353,7 +371,8 @@ class StorefrontAPI(FastAPI):
                 response = _error(413, f"request body over {ORDER_BODY_MAX} bytes")
                 break
         else:
-            response = await self._sf.create_order(key, body)
+            synthetic = headers.get("x-peakready-synthetic")
+            response = await self._sf.create_order(key, body, synthetic)
         await response(scope, receive, send)
 
 

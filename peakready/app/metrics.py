@@ -33,6 +33,11 @@ class Metrics:
             "Orders created (not replays)",
             registry=self.registry,
         )
+        self.synthetic_orders = Counter(
+            "storefront_synthetic_orders_total",
+            "Orders of the synthetic checkout probes (not in the business figures)",
+            registry=self.registry,
+        )
         self.order_replays = Counter(
             "storefront_order_replays_total",
             "Requests answered with an existing order",

@@ -19,6 +19,7 @@ import httpx
 import psycopg
 import pymysql  # type: ignore[import-untyped]
 
+from peakready.app.db import ON_SALE
 from peakready.app.guard import BoundedRunner, DependencyDown, DependencyGuard
 
 MAX_HITS = 20
@@ -294,7 +295,9 @@ def feed_sphinx(
     """
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", index):
         raise ValueError(f"search index name {index!r}: expected letters, digits, _")
-    rows = conn.execute("SELECT id, name, price FROM products ORDER BY id").fetchall()
+    rows = conn.execute(
+        f"SELECT id, name, price FROM products WHERE {ON_SALE} ORDER BY id"
+    ).fetchall()
     for host, port in hosts:
         sphinx = sphinx_connect(host, port, timeout_s, autocommit=True)
         try:

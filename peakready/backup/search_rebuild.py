@@ -22,6 +22,7 @@ def drill_search(
 ) -> dict[str, Any]:
     """Rebuild ``index`` from the catalogue into a scratch searchd; compare document counts."""
     # Imported here: pymysql only when the search drill runs.
+    from peakready.app.db import ON_SALE
     from peakready.app.search import feed_sphinx
 
     result: dict[str, Any] = {"passed": False, "reason": None, "index": index}
@@ -32,7 +33,9 @@ def drill_search(
             psycopg.connect(db_conninfo) as conn,
             ScratchSearchd(work, port, api_port, index, binary) as searchd,
         ):
-            row = conn.execute("SELECT count(*), min(name) FROM products").fetchone()
+            row = conn.execute(
+                f"SELECT count(*), min(name) FROM products WHERE {ON_SALE}"
+            ).fetchone()
             catalogue, sample = (int(row[0]), str(row[1] or "")) if row else (0, "")
             if not wait_for(lambda: _answers(port), timeout=20):
                 result["reason"] = f"search: scratch searchd on port {port} did not answer"

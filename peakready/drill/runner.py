@@ -130,6 +130,8 @@ def run_scenario(
     if target == "aws":
         configuration["aws_region"] = topology.region  # chaostoolkit-aws reads it
     started = time.monotonic()
+    if not dry_run:
+        settle(configuration, topology.alarms.resolve_s, say)
     watcher = None if dry_run else _alert_watcher(configuration)
     try:
         with Runner(Strategy.DEFAULT) as runner:
@@ -173,6 +175,26 @@ def run_scenario(
             timeline_png.plot(records, events, scenario, out, result.rto_s)
         result.timeline = f"timelines/{scenario}.png"
     return result, journal
+
+
+def settle(
+    configuration: dict[str, Any],
+    timeout_s: float,
+    say: Callable[[str], None],
+    poll_s: float = 1.0,
+) -> list[str]:
+    """Until no page alert is pending or firing (an earlier scenario's, still in a rule's
+    window), at most ``timeout_s``: a steady state starts steady. Returns what was still
+    unsettled at the deadline (the scenario's noise check then reports it)."""
+    try:
+        drv = shared.driver(configuration)
+    except ActivityFailed:
+        return []
+    deadline = time.monotonic() + timeout_s
+    while (unsettled := drv.unsettled_alerts()) and time.monotonic() < deadline:
+        say(f"waiting for {', '.join(unsettled)} to settle")
+        time.sleep(poll_s)
+    return unsettled or []
 
 
 def _alert_watcher(configuration: dict[str, Any]) -> AlertWatcher | None:

@@ -29,7 +29,8 @@ _NOT_TRAFFIC = 'route!~"/healthz|/readyz|/metrics"'
 class CloudWatchSignal:
     """The alarm's metric on AWS. ``dimensions`` names a dimension set that
     ``infra/alarms.py`` knows (``alb``, ``target_group``, ``db``, ``db_replica``,
-    ``cache_member``, ``search``, ``storefront``, ``queue``, ``backoffice``); one alarm
+    ``cache_member``, ``search``, ``storefront``, ``queue``, ``backoffice``, ``canary``);
+    one alarm
     per member for the
     ``db_replica`` and ``cache_member`` sets."""
 
@@ -269,6 +270,27 @@ def catalogue(topology: Topology) -> list[Alert]:
             slo.order_p99_ms,
             30,
             CloudWatchSignal(shop, "OrderLatency", "p99", "storefront", above, True),
+        ),
+        Alert(
+            "CheckoutProbe",
+            "experience",
+            "page",
+            "the synthetic checkout (a flagged order placed, then read back) fails",
+            # Percent of the last round, as CloudWatch Synthetics' SuccessPercent; a probe
+            # that stopped reporting is an alarm too (CloudWatch: missing data breaches).
+            "min(peakready_checkout_probe_success) * 100 < {threshold}"
+            ' or absent(up{{job="checkout-probe"}} == 1)',
+            100,
+            4,
+            CloudWatchSignal(
+                "CloudWatchSynthetics",
+                "SuccessPercent",
+                "Average",
+                "canary",
+                below,
+                missing_is_breaching=True,
+            ),
+            ("db-primary-loss",),
         ),
         *_queue_alerts(topology),
     ]

@@ -160,12 +160,32 @@ def _load_mocks() -> tuple[Any, Any]:
                         "parent_urn": request.parent,
                         "custom": bool(request.custom),
                         "protect": bool(request.protect),
-                        "inputs": rpc.deserialize_properties(request.object),
+                        "inputs": _plain(rpc.deserialize_properties(request.object)),
                     }
                 )
             return super().RegisterResource(request)
 
     return Mocks, RecordingMonitor
+
+
+def _plain(value: Any) -> Any:
+    """Inputs as JSON: an asset becomes the SHA-256 of its text, an archive the map of
+    its members (a changed canary script shows in the diff, not its whole text)."""
+    import hashlib
+
+    import pulumi
+
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, pulumi.StringAsset):
+        return {"asset_sha256": hashlib.sha256(value.text.encode()).hexdigest()}
+    if isinstance(value, pulumi.AssetArchive):
+        return {"archive": {name: _plain(member) for name, member in value.assets.items()}}
+    if isinstance(value, pulumi.Asset | pulumi.Archive):
+        return {"asset": type(value).__name__}
+    return value
 
 
 class _Collector(logging.Handler):

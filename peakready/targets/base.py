@@ -65,6 +65,12 @@ class Driver(Protocol):
         alarms in state ALARM)."""
         ...
 
+    def unsettled_alerts(self) -> list[str] | None:
+        """Names of the page alerts pending or firing now: a drill's steady state begins
+        only once there is none (lab: Prometheus's rule states, pending included; AWS:
+        alarms in ALARM, CloudWatch has no pending state); None: nobody to ask."""
+        ...
+
     def alert_history(self, since: float, until: float) -> list[Seen] | None:
         """The firing episodes the target itself recorded between ``since`` and
         ``until`` (epoch s): exact to the second, and complete where a poll missed

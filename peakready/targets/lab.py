@@ -26,7 +26,7 @@ from peakready.lab.autoscaler import SCALING_FILE, SCALING_RESET
 from peakready.lab.components.backoffice import PRIMARY as PRIMARY_DB
 from peakready.lab.components.backoffice import REPORT as REPORT_DB
 from peakready.lab.components.backoffice import ready_worker
-from peakready.lab.components.monitoring import alertmanager_fetch
+from peakready.lab.components.monitoring import alertmanager_fetch, unsettled_alerts
 from peakready.lab.components.queue import Cluster
 from peakready.lab.health import LabStatus
 from peakready.lab.state import LabState
@@ -142,6 +142,11 @@ class LabDriver:
         if "alertmanager" not in self.state.endpoints:
             return None  # a lab started before it had a monitoring tier
         return alertmanager_fetch(self.state)()
+
+    def unsettled_alerts(self) -> list[str] | None:
+        if "prometheus" not in self.state.endpoints:
+            return None
+        return unsettled_alerts(self.state)
 
     def alert_history(self, since: float, until: float) -> list[Seen] | None:
         return None  # Alertmanager keeps no history: the watcher's polls are the record

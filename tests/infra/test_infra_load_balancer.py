@@ -51,7 +51,8 @@ def test_deletion_protection_only_on_the_protected_stack(prod_plan, dev_plan, q)
 
 
 def test_access_log_bucket_blocks_public_access(prod_plan, q):
-    block = q.one(prod_plan, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")["inputs"]
+    kind = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
+    block = q.one(prod_plan, kind, "edge-access-logs")["inputs"]
     assert all(
         block[k]
         for k in (

@@ -27,7 +27,8 @@ def test_outputs_are_exactly_design_section_3(prod_plan, dev_plan, plan_with):
 
 def test_every_child_has_a_component_parent(prod_plan):
     components = {r["key"] for r in prod_plan["resources"] if r["type"].startswith("peakready:")}
-    assert len(components) == 14  # 10, the queue, the back office, its database and workers
+    # 10, the queue, the back office, its database and workers, the checkout canary
+    assert len(components) == 15
     for resource in prod_plan["resources"]:
         if not resource["type"].startswith("peakready:"):
             assert resource["parent"] in components, resource["key"]

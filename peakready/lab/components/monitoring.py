@@ -3,8 +3,9 @@
 Prometheus scrapes every storefront instance (file-based discovery from the supervisor's
 app group: a scaled-out instance is scraped without a restart), HAProxy's own exporter,
 Patroni's ``/metrics``, PostgreSQL (one ``postgres_exporter`` per member), Redis (one
-``redis_exporter``, multi-target), each ``searchd`` (a ``blackbox_exporter`` TCP probe)
-and the host (``node_exporter``, with the supervisor's group figures). Its rules are
+``redis_exporter``, multi-target), each ``searchd`` (a ``blackbox_exporter`` TCP probe),
+the synthetic checkout probe (:mod:`peakready.monitoring.probe`) and the host
+(``node_exporter``, with the supervisor's group figures). Its rules are
 :func:`peakready.monitoring.alerts.prometheus_rules` of the stack, the same catalogue
 ``infra/alarms.py`` renders as CloudWatch alarms. Prometheus and Alertmanager demand
 basic credentials (bcrypt in their web configuration); the drills read Alertmanager's
@@ -14,6 +15,7 @@ API (:mod:`peakready.monitoring.detection`).
 from __future__ import annotations
 
 import json
+import sys
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import yaml
@@ -41,10 +43,11 @@ SCRAPE_INTERVAL_S = 2
 
 
 def port(plan: Plan, what: str, i: int = 0) -> int:
-    """Ports 90-98 of the lab's block: ``postgres`` is one exporter per member (``i``)."""
+    """Ports 90-99 of the lab's block: ``postgres`` is one exporter per member (``i``)."""
     offsets = {"prometheus": 90, "alertmanager": 91, "blackbox": 92, "redis": 93, "node": 94}
     offsets["haproxy"] = 95
     offsets["postgres"] = 96 + i
+    offsets["probe"] = 99
     return plan.ports.base + offsets[what]
 
 
@@ -142,6 +145,22 @@ class Monitoring(Component):
                 port=port(plan, "blackbox"),
                 file=d / "blackbox.yml",
             ),
+            ProcessSpec(
+                "checkout-probe",
+                self.kind,
+                None,
+                [
+                    sys.executable,
+                    "-m",
+                    "peakready.monitoring.probe",
+                    f"--endpoint=http://127.0.0.1:{plan.ports.http}",
+                    f"--token-file={d / 'checkout-probe.token'}",
+                    f"--listen=127.0.0.1:{port(plan, 'probe')}",
+                ],
+                port=port(plan, "probe"),
+                file=d / "checkout-probe.token",
+                env={"PYTHONUNBUFFERED": "1"},
+            ),
         ] + [
             # One per member, on its AZ's host (0.11 cannot scrape several servers at once:
             # its collectors report duplicates), frozen with it.
@@ -167,7 +186,11 @@ class Monitoring(Component):
         ]
 
     def can_start(self, ctx: UpContext, spec: ProcessSpec) -> bool:
-        # The exporter's role exists once the shop's database does (see step).
+        # The exporter's role exists once the shop's database does (see step); the probe
+        # starts once the storefront migrated (its synthetic product exists), as a
+        # canary is deployed after the service it watches.
+        if spec.name == "checkout-probe":
+            return bool(ctx.facts.get("app_seeded"))
         return not spec.name.startswith("postgres-exporter") or ctx.job_done("db-monitor")
 
     def ports(self, plan: Plan) -> dict[int, str]:
@@ -178,6 +201,7 @@ class Monitoring(Component):
             port(plan, "node"): "node_exporter",
             port(plan, "blackbox"): "blackbox_exporter",
             port(plan, "haproxy"): "HAProxy Prometheus exporter",
+            port(plan, "probe"): "synthetic checkout probe",
         }
         for i in plan.az_range:
             names[port(plan, "postgres", i)] = f"postgres_exporter, AZ {i}"
@@ -229,6 +253,8 @@ class Monitoring(Component):
             "prometheus_redis_password": secrets["redis_password"],
             "prometheus_node_exporter": f"127.0.0.1:{port(plan, 'node')}",
             "prometheus_blackbox_exporter": f"127.0.0.1:{port(plan, 'blackbox')}",
+            "prometheus_checkout_probe": f"127.0.0.1:{port(plan, 'probe')}",
+            "prometheus_audit_token": secrets["audit_token"],
             "prometheus_search_targets": [f"127.0.0.1:{p.search_sql(i)}" for i in plan.az_range],
             "prometheus_db_monitor_password": secrets["db_monitor_password"],
             "prometheus_backoffice_targets": [f"127.0.0.1:{p.backoffice(i)}" for i in plan.az_range]
@@ -338,3 +364,19 @@ def create_monitor_role(ports: list[int], superuser: str, password: str) -> None
         conn.execute(sql.SQL("GRANT pg_monitor TO {}").format(role))
 
     on_primary(ports, superuser, work)
+
+
+def unsettled_alerts(state: LabState) -> list[str] | None:
+    """Page alerts Prometheus holds pending or firing now (None: it did not answer)."""
+    url = f"{state.endpoints['prometheus']}/api/v1/alerts"
+    status, body = observe.http_get(url, 2.0, credentials(state))
+    if status != 200:
+        return None
+    alerts = json.loads(body).get("data", {}).get("alerts", [])
+    return sorted(
+        {
+            str(a["labels"].get("alertname"))
+            for a in alerts
+            if a.get("labels", {}).get("severity") != "ticket"
+        }
+    )

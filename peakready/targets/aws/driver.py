@@ -142,6 +142,14 @@ class AwsDriver:
     def reset_app_group(self) -> dict[str, Any]:
         return {"reset": False, "reason": "an AWS group keeps the size its operators set"}
 
+    def unsettled_alerts(self) -> list[str] | None:
+        firing = self.alerts()
+        if firing is None:
+            return None
+        return sorted(
+            {str(a["labels"]["alertname"]) for a in firing if a["labels"]["severity"] != "ticket"}
+        )
+
     def alerts(self) -> list[dict[str, Any]] | None:
         """The stack's alarms (``infra/alarms.py`` names them ``peakready-<stack>-<alert>``)
         in state ALARM, shaped like Alertmanager's: the alarm's name is its fingerprint,
@@ -155,11 +163,17 @@ class AwsDriver:
                     if alarm.get("StateValue") != "ALARM":  # (moto ignores the filter)
                         continue
                     name = alarm["AlarmName"]
+                    # infra/alarms.py ends each description with "(<severity>)".
+                    described = str(alarm.get("AlarmDescription", ""))
+                    severity = described.rpartition("(")[2].rstrip(")") or "page"
                     firing.append(
                         {
                             "fingerprint": name,
                             "startsAt": alarm["StateUpdatedTimestamp"].isoformat(),
-                            "labels": {"alertname": alarm_alert(name, prefix)},
+                            "labels": {
+                                "alertname": alarm_alert(name, prefix),
+                                "severity": severity,
+                            },
                             "status": {"state": "active"},
                         }
                     )

@@ -14,7 +14,7 @@ import pytest
 import redis
 from redis.sentinel import Sentinel
 
-from peakready.app.db import seed_name
+from peakready.app.db import SYNTHETIC_PRODUCT_ID, seed_name
 
 if TYPE_CHECKING:
     from conftest import App, Postgres, Redis
@@ -377,3 +377,45 @@ def test_json_with_a_charset_or_a_json_suffix_is_accepted(app_server: App) -> No
 @pytest.mark.parametrize("path", ["/docs", "/redoc", "/openapi.json"])
 def test_the_api_docs_are_off_unless_asked_for(app_server: App, path: str) -> None:
     assert httpx.get(f"{app_server.url}{path}").status_code == 404
+
+
+def counter(app_server: App, name: str) -> float:
+    text = httpx.get(f"{app_server.url}/metrics").text
+    values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " ")]
+    return values[0] if values else 0.0
+
+
+def synthetic(
+    app_server: App, token: str, product_id: int = SYNTHETIC_PRODUCT_ID
+) -> httpx.Response:
+    return httpx.post(
+        f"{app_server.url}/orders",
+        json={"product_id": product_id, "quantity": 1},
+        headers={"Idempotency-Key": key(), "X-Peakready-Synthetic": token},
+        timeout=15,
+    )
+
+
+def test_a_probes_order_is_placed_and_left_out_of_the_business_figures(app_server: App) -> None:
+    created = counter(app_server, "storefront_orders_created_total")
+    probes = counter(app_server, "storefront_synthetic_orders_total")
+    answer = synthetic(app_server, app_server.audit_token)
+    assert answer.status_code == 201, answer.text
+    assert httpx.get(f"{app_server.url}/orders/{answer.json()['id']}").status_code == 200
+    assert counter(app_server, "storefront_synthetic_orders_total") == probes + 1
+    assert counter(app_server, "storefront_orders_created_total") == created
+    assert order(app_server.url, 10, k=key()).status_code == 201  # a customer's counts
+    assert counter(app_server, "storefront_orders_created_total") == created + 1
+
+
+def test_a_probe_flag_without_the_audit_token_or_for_a_real_product_is_refused(
+    app_server: App, postgres: Postgres
+) -> None:
+    before = postgres.execute("SELECT count(*) FROM orders")[0][0]
+    wrong = synthetic(app_server, "not-the-token")
+    assert wrong.status_code == 401
+    assert "X-Peakready-Synthetic" in wrong.json()["detail"]
+    real = synthetic(app_server, app_server.audit_token, product_id=5)
+    assert real.status_code == 422
+    assert real.json()["detail"][0]["loc"] == ["body", "product_id"]
+    assert postgres.execute("SELECT count(*) FROM orders")[0][0] == before

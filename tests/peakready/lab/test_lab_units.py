@@ -49,9 +49,10 @@ def test_every_server_port_is_distinct_and_named() -> None:
     named = assembly.server_ports(plan.make_plan(dev_topology()))
     # HAProxy 4; per AZ etcd 2, PostgreSQL + Patroni 2, Redis + Sentinel 2, searchd 2 and
     # a postgres_exporter, RabbitMQ AMQP + distribution and a back-office worker;
-    # Prometheus, Alertmanager and 4 more exporters; the broker's epmd and CLI ports;
-    # the back office's database, report replica and HAProxy front; the app slots
-    assert len(named) == 4 + 3 * 12 + 6 + 1 + 6 + 3 + state.APP_SLOTS
+    # Prometheus, Alertmanager, 4 more exporters and the checkout probe; the broker's
+    # epmd and CLI ports; the back office's database, report replica and HAProxy front;
+    # the app slots
+    assert len(named) == 4 + 3 * 12 + 7 + 1 + 6 + 3 + state.APP_SLOTS
     assert all(20000 <= port < 20160 for port in named)
 
 

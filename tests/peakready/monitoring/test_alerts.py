@@ -96,6 +96,29 @@ def test_order_rate_drop_fires_when_orders_stop_while_attempts_hold(tmp_path: Pa
 
 
 @needs_promtool
+def test_checkout_probe_fires_on_a_failed_round_and_on_a_probe_gone_silent(
+    tmp_path: Path,
+) -> None:
+    def series(success: str, up: str = "1x30") -> list[dict]:
+        return [
+            {"series": "peakready_checkout_probe_success", "values": success},
+            {"series": 'up{job="checkout-probe"}', "values": up},
+        ]
+
+    fire = {"eval_time": "40s", "alertname": "CheckoutProbe", "exp_alerts": [_exp("CheckoutProbe")]}
+    silent = {**fire, "exp_alerts": []}
+    assert _promtool_test(tmp_path, series("1x30"), [silent]) == ""
+    # Rounds fail from 30 s on: firing once that held 4 s.
+    assert _promtool_test(tmp_path, series("1x14 0x15"), [fire]) == ""
+    # One failed round, then passes again: not for 4 s, silent.
+    assert _promtool_test(tmp_path, series("1x14 0 1x14"), [silent]) == ""
+    # The probe stopped answering its scrapes: firing too.
+    assert _promtool_test(tmp_path, series("1x14", "1x14 0x15"), [fire]) == ""
+    # And the check can fail: expecting silence while rounds fail is reported.
+    assert "CheckoutProbe" in _promtool_test(tmp_path, series("1x14 0x15"), [silent])
+
+
+@needs_promtool
 def test_order_errors_fire_above_the_stacks_ratio_only(tmp_path: Path) -> None:
     def series(errors_per_step: int) -> list[dict]:
         base = 'storefront_http_requests_total{route="/orders",method="POST",status='
@@ -116,7 +139,7 @@ def test_order_errors_fire_above_the_stacks_ratio_only(tmp_path: Path) -> None:
 
 def test_each_fault_scenario_expects_the_alerts_that_see_its_fault() -> None:
     dev = Topology.load("dev")
-    assert expected(dev, "db-primary-loss") == ["DatabaseNoWriter", "OrderErrors"]
+    assert expected(dev, "db-primary-loss") == ["DatabaseNoWriter", "OrderErrors", "CheckoutProbe"]
     assert expected(dev, "cache-primary-loss") == ["CacheUnavailable"]
     assert "UnhealthyHosts" in expected(dev, "app-instance-loss")
     assert expected(dev, "backup-restore") == []
