@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from peakready.app.db import MIGRATIONS, migrate
+from peakready.app.db import MIGRATIONS, ON_SALE, migrate
 
 if TYPE_CHECKING:
     from conftest import Postgres
@@ -35,7 +35,7 @@ def test_concurrent_starts_migrate_and_seed_once(postgres: Postgres) -> None:
         # A later start on a populated catalogue changes nothing.
         migrate(dsn, postgres.app_password, 99, 1, 20)
         count = postgres.execute(
-            "SELECT count(*), sum(stock), min(initial_stock) FROM products",
+            f"SELECT count(*), sum(stock), min(initial_stock) FROM products WHERE {ON_SALE}",
             dbname="shop_migrations",
         )
         assert count == [(25, 25 * 7, 7)]

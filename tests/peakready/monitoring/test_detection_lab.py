@@ -82,10 +82,12 @@ def test_an_alert_firing_in_the_steady_state_fails_the_drill_as_noise(lab: LabSt
     rules.write_text(NOISY_RULE)
     try:
         os.kill(int(lab.process("prometheus")["pid"]), signal.SIGHUP)
-        # Loaded. The runner itself waits until no page rule is pending or firing (the
-        # last test's slow orders in OrderLatency's 30 s window, its orders in this one's
-        # 10 s): what fires after that is this steady state's noise.
+        # Loaded, and every rule quiet once its window holds no earlier test's orders:
+        # a rule still pending on the last test's slow orders (OrderLatency's 30 s window
+        # after a failover) would fire in this steady state, and be that test's noise.
         _wait_for_rule(lab, "OrdersFlowing", ("inactive", "pending", "firing"))
+        time.sleep(12)
+        _wait_for_quiet(lab)
         # A short surge whose 20 s baseline is the steady state.
         peak = {"surge": 1.0, "baseline_s": 20, "ramp_s": 5, "hold_s": 5}
         result, _ = run_scenario(
@@ -102,6 +104,18 @@ def test_an_alert_firing_in_the_steady_state_fails_the_drill_as_noise(lab: LabSt
     )
     (flowing,) = [a for a in result.alerts or [] if a["name"] == "OrdersFlowing"]
     assert flowing["fired_after_s"] < 20
+
+
+def _wait_for_quiet(state: LabState, timeout_s: float = 90) -> None:
+    """Until every rule Prometheus has loaded is inactive (none pending, none firing)."""
+    deadline = time.monotonic() + timeout_s
+    busy: list[str] = []
+    while time.monotonic() < deadline:
+        busy = [r["name"] for r in _rules(state) if r["state"] != "inactive"]
+        if not busy:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"Prometheus rules {busy} still pending or firing after {timeout_s:g} s")
 
 
 def _rules(state: LabState) -> list[dict[str, Any]]:
