@@ -23,7 +23,7 @@ import psycopg
 
 from peakready.backup.scratch import ScratchPostgres, free_port, postgres_owned_dir, remove_tree
 from peakready.lab import proc
-from peakready.lab.components.backoffice import DB_NAME, PRIMARY, postgres_file
+from peakready.lab.components.backoffice import DB_NAME, PRIMARY, pg_basebackup
 from peakready.load.ledger import LedgerEntry, compare_deliveries
 
 APPLIED_SQL = (
@@ -62,16 +62,9 @@ def drill_backoffice(
     backup, data = root / "backup", root / "pgdata"
     scratch: ScratchPostgres | None = None
     try:
-        postgres_file(root / "pgpass", f"127.0.0.1:{source['port']}:*:postgres:{secret}\n")
         started = time.monotonic()
-        done = proc.run_as_postgres(
-            [
-                str(binaries / "pg_basebackup"),
-                *("-h", "127.0.0.1", "-p", str(source["port"]), "-U", "postgres"),
-                *("-D", str(backup), "-F", "tar", "-z", "-X", "stream", "-c", "fast"),
-            ],
-            timeout=120,
-            env={"PATH": "/usr/bin:/bin", "PGPASSFILE": str(root / "pgpass"), "LANG": "C.UTF-8"},
+        done = pg_basebackup(
+            binaries, int(source["port"]), secret, root / "pgpass", backup, "-F", "tar", "-z"
         )
         result["backup_s"] = round(time.monotonic() - started, 3)
         if done.returncode != 0:

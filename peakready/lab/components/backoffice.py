@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -309,37 +310,39 @@ def provision(port: int, secrets: dict[str, str]) -> None:
     )
 
 
+def pg_basebackup(
+    bin_dir: Path, port: int, password: str, pgpass: Path, dest: Path, *options: str
+) -> subprocess.CompletedProcess[str]:
+    """``pg_basebackup`` of the back office's primary on ``port`` into ``dest`` as
+    postgres (WAL streamed with it, a fast checkpoint), its password in ``pgpass``
+    (0600, written here); ``options`` add to that. The report replica and the backup
+    drill make theirs with it."""
+    postgres_file(pgpass, f"127.0.0.1:{port}:*:postgres:{password}\n")
+    return procmod.run_as_postgres(
+        [
+            str(bin_dir / "pg_basebackup"),
+            *("-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-D", str(dest)),
+            *("-X", "stream", "-c", "fast", *options),
+        ],
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PGPASSFILE": str(pgpass), "LANG": "C.UTF-8"},
+    )
+
+
 def basebackup(plan: Plan, secrets: dict[str, str]) -> None:
     """The report replica: a base backup of the primary, streaming from it (kept when
     one is there already)."""
     data = report_dir(plan)
     if (data / "PG_VERSION").exists():
         return
-    port = plan.ports.backoffice_db
-    pgpass = passfile(plan)
-    postgres_file(
-        pgpass, f"127.0.0.1:{port}:*:postgres:{secrets['backoffice_db_superuser_password']}\n"
-    )
-    done = procmod.run_as_postgres(
-        [
-            str(Path(plan.pg_bin_dir) / "pg_basebackup"),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-U",
-            "postgres",
-            "-D",
-            str(data),
-            "-R",
-            "-X",
-            "stream",
-            "-c",
-            "fast",
-            "--no-sync",
-        ],
-        timeout=120,
-        env={"PATH": "/usr/bin:/bin", "PGPASSFILE": str(pgpass), "LANG": "C.UTF-8"},
+    done = pg_basebackup(
+        Path(plan.pg_bin_dir),
+        plan.ports.backoffice_db,
+        secrets["backoffice_db_superuser_password"],
+        passfile(plan),
+        data,
+        "-R",
+        "--no-sync",
     )
     if done.returncode != 0:
         raise PeakreadyError(
