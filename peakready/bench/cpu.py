@@ -26,6 +26,7 @@ KINDS = (
     "redis",
     "search",
     "rabbitmq",
+    "monitoring",
     "other",
 )
 #: The Erlang VM and its helpers, which RabbitMQ runs as.
@@ -44,6 +45,9 @@ def kind_of(cmdline: str) -> str:
         return "rabbitmq"
     if first == "postgres" or cmdline.startswith("postgres:"):
         return "postgresql"
+    # Prometheus, Alertmanager and the exporters (before redis: prometheus-redis-exporter)
+    if first.startswith("prometheus") or "peakready.monitoring" in cmdline:
+        return "monitoring"
     for kind, marker in (
         ("haproxy", "haproxy"),
         ("patroni", "patroni"),

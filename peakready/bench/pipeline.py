@@ -14,16 +14,14 @@ from __future__ import annotations
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-import peakready.bench.cpu as cpu
+import peakready.bench.tiers as tiers
 from peakready.bench.stats import summarise
 from peakready.chaos.verify.shared import check_deliveries
 from peakready.errors import PeakreadyError
-from peakready.lab.observe import memory_pss_kib
 from peakready.lab.state import LabState
 from peakready.load.ledger import LedgerEntry
 from peakready.load.rawhttp import check_loopback
@@ -67,27 +65,9 @@ def measure(topology: Topology, say: Any) -> dict[str, Any]:
 
 
 def idle_cost(state: LabState) -> dict[str, Any]:
-    """PSS (MiB) of the tier and of the lab, and the tier's CPU over ``IDLE_S`` (% of a core)."""
-    tier_kib = 0
-    for pid in cpu.lab_pids(state):
-        try:
-            text = Path(f"/proc/{pid}/smaps_rollup").read_text()
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        kib = sum(int(line.split()[1]) for line in text.splitlines() if line.startswith("Pss:"))
-        in_tier = cpu.kind_of(cmdline.strip()) in TIER or "/backoffice/" in cmdline
-        tier_kib += kib if in_tier else 0
-    lab_kib = sum(memory_pss_kib(state).values())
-    before = cpu.snapshot(state)
-    time.sleep(IDLE_S)
-    after = cpu.snapshot(state)
-    idle = sum(after[k] - before[k] for k in TIER)
-    return {
-        "tier_pss_mib": round(tier_kib / 1024, 1),
-        "lab_pss_mib": round(lab_kib / 1024, 1),
-        "tier_idle_cpu_percent": round(idle * 100 / IDLE_S, 2),
-    }
+    """PSS (MiB) of the tier (with the back office's PostgreSQL) and of the lab, and the
+    tier's CPU over ``IDLE_S`` (% of a core)."""
+    return tiers.cost(state, TIER, IDLE_S, also=lambda cmdline: "/backoffice/" in cmdline)
 
 
 def drain_once(driver: Any, state: LabState) -> dict[str, Any]:

@@ -129,6 +129,7 @@ def markdown(results: dict[str, Any]) -> str:
             out.append(f"\nCPU ms per operation ({path}): {parts}")
     out += peak_tables(results.get("peak") or {})
     out += pipeline_table(results.get("pipeline") or {})
+    out += monitoring_table(results.get("monitoring") or {})
     wall = results.get("wall_s") or {}
     if wall:
         out += ["", "| wall time | seconds | exit | target |", "| --- | ---: | ---: | ---: |"]
@@ -165,6 +166,21 @@ def pipeline_table(p: dict[str, Any]) -> list[str]:
     ]
 
 
+def monitoring_table(m: dict[str, Any]) -> list[str]:
+    """The monitoring tier's cost (``peakready.bench.tiers``, phase ``monitoring``)."""
+    if not m:
+        return []
+    return [
+        "",
+        "| monitoring tier (Prometheus, Alertmanager, exporters, probe) | figure | target |",
+        "| --- | ---: | ---: |",
+        f"| PSS (MiB) / whole lab | {_n(m.get('tier_pss_mib'))} / {_n(m.get('lab_pss_mib'))} | — |",
+        f"| PSS added to the rest of the lab | **{_1(m.get('tier_adds_pss_percent'))} %** "
+        "| ≤ 10 % |",
+        f"| CPU, steady (% of one core) | {_1(m.get('tier_idle_cpu_percent'))} | — |",
+    ]
+
+
 # private
 
 
@@ -182,6 +198,10 @@ def _n(value: Any) -> str:
     if value is None:
         return "—"
     return f"{value:g}" if isinstance(value, int) else f"{float(value):.0f}"
+
+
+def _1(value: Any) -> str:
+    return "—" if value is None else f"{float(value):.1f}"
 
 
 def _x(value: Any) -> str:

@@ -32,9 +32,21 @@ from peakready.lab.health import status as lab_status
 from peakready.logs import log_to
 from peakready.topology import REPO_ROOT, Topology
 
-PHASES = ("preview", "lab-up", "throughput", "drill", "failover", "peak", "pipeline")
+PHASES = (
+    "preview",
+    "lab-up",
+    "throughput",
+    "drill",
+    "failover",
+    "peak",
+    "pipeline",
+    "monitoring",
+)
 BENCH_DIR = REPO_ROOT / "bench"
 
+
+#: Seconds over which the monitoring tier's CPU is measured: 10 scrape and rule rounds.
+MONITORING_IDLE_S = 20.0
 
 #: Runs of peak-surge at 2x (DESIGN §8: the scale-out reaction is the median of >= 3).
 PEAK_RUNS = 3
@@ -234,6 +246,15 @@ class _Bench:
             self.note(f"pipeline: stack {self.o.stack} has no queue tier; not measured")
             return
         self.results["pipeline"] = pipeline.measure(self.topology, say)
+
+    def _monitoring(self, say: Callable[[str], None]) -> None:
+        """Last, once the bench's runs have grown Prometheus's series: its worst case."""
+        import peakready.bench.tiers as tiers
+        from peakready.lab.state import LabState
+
+        say(f"monitoring: the tier's PSS and its CPU over {MONITORING_IDLE_S:g} s")
+        state = LabState.load(self.o.stack)
+        self.results["monitoring"] = tiers.cost(state, ("monitoring",), MONITORING_IDLE_S)
 
     # helpers
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import yaml
@@ -40,6 +41,10 @@ DB_MONITOR_USER = "monitor"
 #: Scrape and rule evaluation interval: an alert ``for: 0s`` fires within about two of
 #: them after its signal changes (LAB-NOTES, "Monitoring").
 SCRAPE_INTERVAL_S = 2
+#: The Go runtime of Prometheus, Alertmanager and the exporters: one P each (the lab has 2
+#: cores: fewer per-P caches and GC workers) and a collection at 50 % heap growth instead
+#: of 100 %. Measured: the tier's PSS after ``up`` 171 MiB instead of 183.5.
+GO_RUNTIME = {"GOMAXPROCS": "1", "GOGC": "50"}
 
 
 def port(plan: Plan, what: str, i: int = 0) -> int:
@@ -72,7 +77,7 @@ class Monitoring(Component):
         def listen(what: str, i: int = 0) -> str:
             return f"--web.listen-address=127.0.0.1:{port(plan, what, i)}"
 
-        return [
+        specs = [
             ProcessSpec(
                 "prometheus",
                 self.kind,
@@ -183,6 +188,9 @@ class Monitoring(Component):
                 },
             )
             for i, az in enumerate(plan.azs)
+        ]
+        return [
+            s if s.name == "checkout-probe" else replace(s, env=GO_RUNTIME | s.env) for s in specs
         ]
 
     def can_start(self, ctx: UpContext, spec: ProcessSpec) -> bool:

@@ -22,6 +22,11 @@ from peakready.bench.cpu import kind_of, per_operation
         ("/usr/lib/erlang/erts-13.1.5/bin/beam.smp -W w -- -root /usr/lib/erlang", "rabbitmq"),
         ("/bin/sh /usr/lib/rabbitmq/bin/rabbitmq-server", "rabbitmq"),
         ("/usr/bin/epmd -port 20013 -address 127.0.0.1", "rabbitmq"),
+        ("/usr/bin/prometheus --config.file=/x/prometheus.yml", "monitoring"),
+        ("/usr/bin/prometheus-alertmanager --config.file=/x/alertmanager.yml", "monitoring"),
+        ("/usr/bin/prometheus-redis-exporter --redis.addr=redis://127.0.0.1:28040", "monitoring"),
+        ("/usr/bin/prometheus-postgres-exporter --web.listen-address=127.0.0.1:1", "monitoring"),
+        ("/work/main/.venv/bin/python3 -m peakready.monitoring.probe /x/p.json", "monitoring"),
         ("/usr/bin/python3 -m peakready.lab.supervisor /x/supervisor.json", "other"),
     ],
 )

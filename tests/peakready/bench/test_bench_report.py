@@ -200,3 +200,17 @@ def test_the_pipeline_table_shows_cost_drain_and_its_ratio_to_the_objective() ->
     assert "| 310 / 350 / 372 |" in table
     assert "forecast peak order rate (20/s) | **17.50** | ≥ 5.00 |" in table
     assert "| missing / applied twice, every run | 0 / 0 | 0 / 0 |" in table
+
+
+def test_the_monitoring_table_shows_what_the_tier_adds_to_the_lab() -> None:
+    monitoring = {
+        "tier_pss_mib": 101.3,
+        "lab_pss_mib": 1180.0,
+        "tier_adds_pss_percent": 9.4,
+        "tier_idle_cpu_percent": 3.1,
+    }
+    table = report.markdown({"stack": "dev", "monitoring": monitoring})
+    assert "| PSS (MiB) / whole lab | 101 / 1180 | — |" in table
+    assert "| PSS added to the rest of the lab | **9.4 %** | ≤ 10 % |" in table
+    assert "| CPU, steady (% of one core) | 3.1 | — |" in table
+    assert "monitoring tier" not in report.markdown({"stack": "dev"})
