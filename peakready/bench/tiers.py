@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import peakready.bench.cpu as cpu
-from peakready.lab.observe import memory_pss_kib
+from peakready.lab import proc
+from peakready.lab.observe import memory_pss_kib, pss_kib
 from peakready.lab.state import LabState
 
 
@@ -27,15 +27,9 @@ def cost(
     line) and of the whole lab, and the CPU ``kinds`` spend over ``idle_s`` (% of a core)."""
     tier_kib = 0
     for pid in cpu.lab_pids(state):
-        try:
-            text = Path(f"/proc/{pid}/smaps_rollup").read_text()
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue  # gone meanwhile
-        if cpu.kind_of(cmdline.strip()) in kinds or also(cmdline):
-            tier_kib += sum(
-                int(line.split()[1]) for line in text.splitlines() if line.startswith("Pss:")
-            )
+        cmdline = " ".join(proc.cmdline(pid))  # empty once it is gone
+        if cpu.kind_of(cmdline) in kinds or also(cmdline):
+            tier_kib += pss_kib(pid) or 0
     lab_kib = sum(memory_pss_kib(state).values())
     before = cpu.snapshot(state)
     time.sleep(idle_s)

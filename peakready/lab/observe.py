@@ -262,14 +262,15 @@ def memory_pss_kib(state: LabState) -> dict[str, int]:
 
     totals: dict[str, int] = {}
     for group in [state.cgroup, *(state.cgroup / az for az in state.azs)]:
-        total = 0
-        for pid in procmod.cgroup_pids(group):
-            try:
-                text = Path(f"/proc/{pid}/smaps_rollup").read_text()
-            except OSError:
-                continue
-            for line in text.splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1])
+        total = sum(pss_kib(pid) or 0 for pid in procmod.cgroup_pids(group))
         totals[group.name if group != state.cgroup else "regional"] = total
     return totals
+
+
+def pss_kib(pid: int) -> int | None:
+    """Proportional set size (KiB) of one process; None once it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return None
+    return sum(int(line.split()[1]) for line in text.splitlines() if line.startswith("Pss:"))
