@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -328,8 +329,9 @@ def test_a_poison_message_is_dead_lettered_with_its_reason(lab: LabState) -> Non
 def test_a_broker_outage_grows_the_outbox_not_the_order_path(
     lab: LabState, driver: LabDriver
 ) -> None:
-    nodes = [p for p in lab.by_kind("rabbitmq") if p["name"] != "epmd"]
-    control.stop_pids(lab, [(int(p["pid"]), p.get("data_dir")) for p in nodes], timeout=20)
+    state = LabState.load("dev")  # today's PIDs (a restore records new ones)
+    nodes = [p for p in state.by_kind("rabbitmq") if p["name"] != "epmd"]
+    control.stop_pids(state, [(int(p["pid"]), p.get("data_dir")) for p in nodes], timeout=20)
     orders = [place(lab, product=6) for _ in range(20)]  # each one a 201 (place asserts it)
     assert outbox_pending(lab) == 20
 
@@ -385,6 +387,59 @@ def test_a_relay_that_dies_mid_batch_loses_nothing_and_ships_nothing_twice(
     assert (check.delivered_orders, check.missing_deliveries, check.applied_twice) == (5, 0, 0)
     twice = [o for o in orders if eventually(lambda o=o: applied(lab, o["id"], deliveries=2), 5)]
     assert len(twice) == 3
+
+
+@pytest.mark.parametrize("confirms", [False, True], ids=["fire-and-forget", "confirmed"])
+def test_a_relay_without_confirms_loses_what_a_dying_node_had_not_read(
+    lab: LabState, driver: LabDriver, confirms: bool
+) -> None:
+    """The node the relay publishes to hangs, then dies (a lost machine). Without
+    confirms the relay marks its 5 rows sent once they are in the socket: the back
+    office never gets them, and the ledger names them. With confirms the same batch
+    waits, fails when the node dies, rolls back, and the lab's relays send it again."""
+    # Today's PIDs: earlier tests restarted nodes, and the module's state still names
+    # the ones they killed (signalling those would stop nothing).
+    state = LabState.load("dev")
+    leader = driver.queue_leader()
+    port = int(state.process(leader["id"])["port"])
+    settings = worker_settings(lab)
+    url = next(u for u in pipeline.parse_urls(settings.queue_url, "QUEUE_URL") if f":{port}" in u)
+    dsn = f"host=127.0.0.1 port={BASE + 1} dbname=shop user=shop connect_timeout=2"
+    password = lab.secrets()["db_app_password"]
+    relay = Relay(
+        dsn, password, [url], lab.secrets()["rabbitmq_password"], "orders", AppMetrics("t", "r")
+    )
+    amqp = pika.BlockingConnection(relay.params[0])
+    ch = amqp.channel()
+    if confirms:
+        ch.confirm_delivery()
+    orders = []
+    assert control.signal_tree(state, leader["id"], signal.SIGSTOP)
+    dies = threading.Timer(1.0, control.signal_tree, (state, leader["id"], signal.SIGKILL))
+    try:
+        with psycopg.connect(dsn, password=password) as conn:
+            for _ in range(5):  # in the relay's transaction: no other relay sees them
+                key = f"pipeline-{uuid.uuid4()}"
+                orders.append({**db.place_order(conn, key, 9, 1, True).order, "key": key})
+            dies.start()
+            if confirms:
+                with pytest.raises(pika.exceptions.AMQPError):
+                    relay.relay_batch(conn, ch)
+            else:
+                assert relay.relay_batch(conn, ch) == 5  # "sent", unread by the node
+            conn.commit()
+        dies.join()
+    finally:
+        dies.cancel()
+        control.signal_tree(state, leader["id"], signal.SIGKILL)  # never leave it stopped
+    driver.restore()
+
+    check = deliveries(lab, orders, wait_s=30 if confirms else 10)
+    if confirms:
+        assert (check.delivered_orders, check.missing_deliveries) == (5, 0)
+    else:
+        assert (check.missing_deliveries, check.missing_ids) == (5, [o["id"] for o in orders])
+        assert not check.ok
 
 
 class _AcksFirst(Worker):
