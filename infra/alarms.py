@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws.cloudwatch as cloudwatch
@@ -67,17 +68,13 @@ class Alarms(pulumi.ComponentResource):
         for alert in args.alerts:
             for suffix, dimensions, scale in _dimension_sets(alert, args):
                 alarm_name = f"peakready-{args.stack}-{alert.name}{suffix}"
-                statistic = alert.cloudwatch.statistic
-                percentile = statistic.startswith("p")
+                insights = alert.cloudwatch.insights
+                metric = {} if insights else _metric(alert, dimensions)
                 cloudwatch.MetricAlarm(
                     f"{name}-{alert.name}{suffix}",
                     name=alarm_name,
-                    namespace=alert.cloudwatch.namespace,
-                    metric_name=alert.cloudwatch.metric,
-                    dimensions=dimensions,
-                    statistic=None if percentile else statistic,
-                    extended_statistic=statistic if percentile else None,
-                    period=alert.period_s(),
+                    **metric,
+                    metric_queries=[_insights_query(alert, dimensions)] if insights else None,
                     evaluation_periods=alert.evaluation_periods(),
                     datapoints_to_alarm=alert.evaluation_periods(),
                     comparison_operator=alert.cloudwatch.comparison,
@@ -103,6 +100,32 @@ class Alarms(pulumi.ComponentResource):
 
         self.topic_arn = topic.arn
         self.register_outputs({"topic_arn": self.topic_arn})
+
+
+def _metric(alert: Alert, dimensions: Mapping[str, pulumi.Input[str]]) -> dict[str, Any]:
+    """The alarm's one metric: namespace, name, dimensions, statistic and period."""
+    statistic = alert.cloudwatch.statistic
+    percentile = statistic.startswith("p")
+    return {
+        "namespace": alert.cloudwatch.namespace,
+        "metric_name": alert.cloudwatch.metric,
+        "dimensions": dimensions,
+        "statistic": None if percentile else statistic,
+        "extended_statistic": statistic if percentile else None,
+        "period": alert.period_s(),
+    }
+
+
+def _insights_query(
+    alert: Alert, dimensions: Mapping[str, pulumi.Input[str]]
+) -> cloudwatch.MetricAlarmMetricQueryArgs:
+    """The alarm's Metrics Insights query, the broker's name in it."""
+    query = pulumi.Output.from_input(dimensions["Broker"]).apply(
+        lambda broker: alert.cloudwatch.insights.format(broker=broker)
+    )
+    return cloudwatch.MetricAlarmMetricQueryArgs(
+        id="q", expression=query, period=alert.period_s(), return_data=True
+    )
 
 
 def _dashboard(
@@ -209,6 +232,8 @@ def _dimension_sets(
         return [("", {"Stack": args.stack}, 1.0)]
     if kind == "canary" and args.canary_name is not None:
         return [("", {"CanaryName": args.canary_name}, 1.0)]
+    if kind == "broker" and args.queue_broker is not None:
+        return [("", {"Broker": args.queue_broker}, 1.0)]
     if kind == "queue" and args.queue_broker is not None and args.queue_name:
         queue = {"Broker": args.queue_broker, "VirtualHost": "/", "Queue": args.queue_name}
         return [("", queue, 1.0)]

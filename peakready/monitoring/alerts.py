@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from peakready.topology import Topology
+from peakready.topology import QueueDeployment, Topology
 
 Kind = Literal["system", "experience", "business"]
 Severity = Literal["page", "ticket"]
@@ -29,10 +29,10 @@ _NOT_TRAFFIC = 'route!~"/healthz|/readyz|/metrics"'
 class CloudWatchSignal:
     """The alarm's metric on AWS. ``dimensions`` names a dimension set that
     ``infra/alarms.py`` knows (``alb``, ``target_group``, ``db``, ``db_replica``,
-    ``cache_member``, ``search``, ``storefront``, ``queue``, ``backoffice``, ``canary``);
-    one alarm
-    per member for the
-    ``db_replica`` and ``cache_member`` sets."""
+    ``cache_member``, ``search``, ``storefront``, ``queue``, ``broker``, ``backoffice``,
+    ``canary``); one alarm per member for the ``db_replica`` and ``cache_member`` sets.
+    With ``insights`` the alarm watches that CloudWatch Metrics Insights query
+    (``{broker}`` in it: the broker's name) instead of one metric."""
 
     namespace: str
     metric: str
@@ -49,6 +49,12 @@ class CloudWatchSignal:
     per_second: bool = False
     #: No data is itself an alarm (the publishers are the thing that failed).
     missing_is_breaching: bool = False
+    #: A Metrics Insights query over every member's metric (an AWS metric per node
+    #: whose names the stack does not know ahead), ``{broker}`` in it.
+    insights: str = ""
+    #: The alarm's own threshold when its signal counts the other way round (members
+    #: reporting, where the lab's rule counts members lost).
+    threshold: float | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,8 @@ class Alert:
 
     def cloudwatch_threshold(self) -> float:
         signal = self.cloudwatch
+        if signal.threshold is not None:
+            return signal.threshold
         value = self.threshold * signal.scale
         return value * self.period_s() if signal.per_second else value
 
@@ -297,10 +305,12 @@ def catalogue(topology: Topology) -> list[Alert]:
 
 
 def _queue_alerts(topology: Topology) -> list[Alert]:
-    """The order pipeline's alerts, when the stack has one: depth and age of the backlog."""
+    """The order pipeline's alerts, when the stack has one: depth and age of the backlog,
+    and a broker node lost."""
     queue = topology.queue
     if queue is None:
         return []
+    brokers = 3 if queue.deployment == QueueDeployment.CLUSTER_MULTI_AZ else 1
     # Deeper than the smallest worker group clears within the age objective.
     depth = queue.consumer_min_size * queue.consumer_orders_per_s * queue.max_backlog_age_s
     return [
@@ -339,6 +349,31 @@ def _queue_alerts(topology: Topology) -> list[Alert]:
                 missing_is_breaching=True,
             ),
             ("backoffice-outage",),
+        ),
+        Alert(
+            "QueueNodeLost",
+            "system",
+            "ticket",
+            "a broker node does not answer: the quorum queue runs on fewer replicas (one "
+            "more loss and it stops taking orders)",
+            # The lab's blackbox exporter connects to each node's AMQP port. Amazon MQ
+            # publishes per-node metrics under names the stack cannot know ahead: the
+            # alarm counts the nodes still reporting one.
+            'count(probe_success{{job="queue"}} == 0) > {threshold}',
+            0,
+            0,
+            CloudWatchSignal(
+                "AWS/AmazonMQ",
+                "SystemCpuUtilization",
+                "SampleCount",
+                "broker",
+                "LessThanThreshold",
+                missing_is_breaching=True,
+                insights='SELECT COUNT(SystemCpuUtilization) FROM SCHEMA("AWS/AmazonMQ", '
+                "Broker, Node) WHERE Broker = '{broker}'",
+                threshold=brokers,
+            ),
+            ("broker-node-loss",),
         ),
     ]
 

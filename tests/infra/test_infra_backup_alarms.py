@@ -30,7 +30,7 @@ def test_dev_has_no_copy_region(dev_plan, q):
 
 def test_alarms_that_matter_at_peak_notify_the_topic(prod_plan, q):
     alarms = [r["inputs"] for r in q.of_type(prod_plan, ALARM)]
-    metrics = {a["metricName"] for a in alarms}
+    metrics = {a.get("metricName") for a in alarms}
     assert {
         "HTTPCode_ELB_5XX_Count",
         "UnHealthyHostCount",
@@ -46,7 +46,7 @@ def test_alarms_that_matter_at_peak_notify_the_topic(prod_plan, q):
         a["alarmActions"] == [f"arn:aws:mock:eu-central-1:123456789012:Topic/{topic['name']}"]
         for a in alarms
     )
-    lag = [a for a in alarms if a["metricName"] == "ReplicaLag"]
+    lag = [a for a in alarms if a.get("metricName") == "ReplicaLag"]
     assert sorted(a["dimensions"]["DBInstanceIdentifier"] for a in lag) == [
         "peakready-prod-replica-1",
         "peakready-prod-replica-2",
@@ -68,14 +68,39 @@ def test_every_cloudwatch_alarm_has_its_prometheus_twin_and_the_reverse(prod_pla
         twins = [a for a in alarms if a["tags"]["peakready:alert"] == alert.name]
         assert all(a["name"].startswith(f"peakready-prod-{alert.name}") for a in twins)
         # the same condition, held as long: CloudWatch's periods cover the rule's `for`
-        assert all(a["period"] * a["evaluationPeriods"] >= alert.for_s for a in twins)
+        assert all(_period(a) * a["evaluationPeriods"] >= alert.for_s for a in twins)
         assert rules[alert.name]["for"] == f"{alert.for_s:g}s"
         assert all(a["comparisonOperator"] == alert.cloudwatch.comparison for a in twins)
 
 
+def _period(alarm: dict) -> int:
+    """An alarm's period: its metric's, or its one query's."""
+    return alarm.get("period") or alarm["metricQueries"][0]["period"]
+
+
+def test_a_lost_broker_node_is_counted_by_a_metrics_insights_query(prod_plan, q):
+    """Amazon MQ's per-node metrics carry node names the stack cannot know: the alarm
+    counts the nodes of the broker still reporting, fewer than its three is an alarm,
+    and so is none at all."""
+    (alarm,) = [
+        r["inputs"]
+        for r in q.of_type(prod_plan, ALARM)
+        if r["inputs"]["tags"]["peakready:alert"] == "QueueNodeLost"
+    ]
+    (query,) = alarm["metricQueries"]
+    assert query["expression"] == (
+        'SELECT COUNT(SystemCpuUtilization) FROM SCHEMA("AWS/AmazonMQ", Broker, Node) '
+        "WHERE Broker = 'peakready-prod'"
+    )
+    assert (query["period"], query["returnData"]) == (60, True)
+    assert "metricName" not in alarm and "namespace" not in alarm
+    assert (alarm["comparisonOperator"], alarm["threshold"]) == ("LessThanThreshold", 3)
+    assert alarm["treatMissingData"] == "breaching"
+
+
 def test_custom_storefront_metrics_alarm_at_10_s_periods(prod_plan, q):
     alarms = [r["inputs"] for r in q.of_type(prod_plan, ALARM)]
-    custom = [a for a in alarms if a["namespace"] == "peakready/Storefront"]
+    custom = [a for a in alarms if a.get("namespace") == "peakready/Storefront"]
     assert {a["metricName"] for a in custom} >= {"OrderErrorRatio", "OrderLatency"}
     assert all(a["period"] == 10 and a["dimensions"] == {"Stack": "prod"} for a in custom)
     (latency,) = [a for a in custom if a["metricName"] == "OrderLatency"]

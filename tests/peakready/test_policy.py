@@ -261,7 +261,7 @@ def test_missing_alarms_are_a_stack_violation(prod_plan):
         for r in stripped["resources"]
         if not (
             r["type"] == "aws:cloudwatch/metricAlarm:MetricAlarm"
-            and r["inputs"]["metricName"] in ("ReplicationLag", "ClusterStatus.red")
+            and r["inputs"].get("metricName") in ("ReplicationLag", "ClusterStatus.red")
         )
     ]
     messages = sorted(v.message for v in _violations(stripped, "peak-alarms-present"))

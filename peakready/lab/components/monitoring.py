@@ -3,7 +3,8 @@
 Prometheus scrapes every storefront instance (file-based discovery from the supervisor's
 app group: a scaled-out instance is scraped without a restart), HAProxy's own exporter,
 Patroni's ``/metrics``, PostgreSQL (one ``postgres_exporter`` per member), Redis (one
-``redis_exporter``, multi-target), each ``searchd`` (a ``blackbox_exporter`` TCP probe),
+``redis_exporter``, multi-target), each ``searchd`` and broker node (``blackbox_exporter``
+TCP probes),
 the synthetic checkout probe (:mod:`peakready.monitoring.probe`) and the host
 (``node_exporter``, with the supervisor's group figures). Its rules are
 :func:`peakready.monitoring.alerts.prometheus_rules` of the stack, the same catalogue
@@ -263,7 +264,16 @@ class Monitoring(Component):
             "prometheus_blackbox_exporter": f"127.0.0.1:{port(plan, 'blackbox')}",
             "prometheus_checkout_probe": f"127.0.0.1:{port(plan, 'probe')}",
             "prometheus_audit_token": secrets["audit_token"],
-            "prometheus_search_targets": [f"127.0.0.1:{p.search_sql(i)}" for i in plan.az_range],
+            # The blackbox exporter's TCP probes: each searchd, and each broker node's
+            # AMQP port when there is a queue tier (a node lost, QueueNodeLost).
+            "prometheus_tcp_probes": {
+                "search": [f"127.0.0.1:{p.search_sql(i)}" for i in plan.az_range],
+                **(
+                    {"queue": [f"127.0.0.1:{p.amqp(i)}" for i in plan.az_range]}
+                    if plan.topology.queue is not None
+                    else {}
+                ),
+            },
             "prometheus_db_monitor_password": secrets["db_monitor_password"],
             "prometheus_backoffice_targets": [f"127.0.0.1:{p.backoffice(i)}" for i in plan.az_range]
             if plan.topology.queue is not None
@@ -286,8 +296,10 @@ class Monitoring(Component):
         super().step(ctx)
         auth = (MONITOR_USER, ctx.secrets["monitoring_password"])
         up, total = targets_up(ctx.state, auth)
-        # Patroni, PostgreSQL, Redis, searchd per AZ; HAProxy, node, Alertmanager, itself
-        fixed = len(ctx.plan.azs) * 4 + 4
+        # Patroni, PostgreSQL, Redis, searchd (and a broker node) per AZ; HAProxy, node,
+        # Alertmanager, itself
+        per_az = 5 if ctx.plan.topology.queue is not None else 4
+        fixed = len(ctx.plan.azs) * per_az + 4
         status, _ = observe.http_get(f"{ctx.state.endpoints['alertmanager']}/-/ready", auth=auth)
         return [
             Row(

@@ -137,8 +137,34 @@ def test_order_errors_fire_above_the_stacks_ratio_only(tmp_path: Path) -> None:
     assert _promtool_test(tmp_path, series(2), [silent]) == ""  # 2 % < 5 %
 
 
+@needs_promtool
+def test_queue_node_lost_fires_on_any_broker_node_gone_and_resolves_after(
+    tmp_path: Path,
+) -> None:
+    def series(*nodes: str) -> list[dict]:
+        return [
+            {"series": f'probe_success{{job="queue",instance="127.0.0.1:2907{i}"}}', "values": v}
+            for i, v in enumerate(nodes)
+        ]
+
+    at = {"eval_time": "40s", "alertname": "QueueNodeLost"}
+    fire, silent = {**at, "exp_alerts": [_exp("QueueNodeLost")]}, {**at, "exp_alerts": []}
+    assert _promtool_test(tmp_path, series("1x30", "1x30", "1x30"), [silent]) == ""
+    # The leader's node dies at 30 s: firing on the next evaluation.
+    assert _promtool_test(tmp_path, series("1x30", "1x14 0x15", "1x30"), [fire]) == ""
+    # Every node gone: firing too (a count of the lost, not of the living).
+    assert _promtool_test(tmp_path, series("1x14 0x15", "1x14 0x15", "1x14 0x15"), [fire]) == ""
+    # Restarted: resolved.
+    assert _promtool_test(tmp_path, series("1x30", "1x5 0x5 1x19", "1x30"), [silent]) == ""
+    # And the check can fail: expecting silence while a node is gone is reported.
+    assert "QueueNodeLost" in _promtool_test(
+        tmp_path, series("1x30", "1x14 0x15", "1x30"), [silent]
+    )
+
+
 def test_each_fault_scenario_expects_the_alerts_that_see_its_fault() -> None:
     dev = Topology.load("dev")
+    assert expected(dev, "broker-node-loss") == ["QueueNodeLost"]
     assert expected(dev, "db-primary-loss") == ["DatabaseNoWriter", "OrderErrors", "CheckoutProbe"]
     assert expected(dev, "cache-primary-loss") == ["CacheUnavailable"]
     assert "UnhealthyHosts" in expected(dev, "app-instance-loss")
