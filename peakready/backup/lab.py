@@ -8,8 +8,8 @@
    the stack's ``backup-restore`` RPO. A repository without any backup gets a first
    full backup (a lab that just started).
 2. **Orders** — places a first batch through the storefront (idempotency keys, ack
-   times in a ledger), marks the recovery target just after the last acknowledgement,
-   reads the source's order and stock checksums at that point, then places a second
+   times in a ledger), then reads the source's order and stock checksums just after the
+   last acknowledgement, in a snapshot whose time is the recovery target, then places a second
    batch that the restore must *not* contain. Then ``pg_switch_wal()`` and
    ``pgbackrest check`` make sure the WAL is archived.
 3. **Each repository in turn** — checks the backup's files against its manifest and
@@ -151,8 +151,8 @@ def _run(
             return result
         target_ts = max(e.acked for e in acked if e.acked is not None)
         time.sleep(0.02)  # the target lies strictly between the two batches
-        expected = lab.source_checksums()
-        target = _pg_time(target_ts + 0.01)
+        expected, at = lab.source_checksums()
+        target = at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
         result.target = target
         time.sleep(0.05)
         place_batch(client, ledger, "after", after_target, product_ids, writer=writer)
@@ -354,9 +354,7 @@ def _verify(
     out.reason = (
         verdict.missing
         or verdict.unexpected
-        or (
-            "checksums differ from the source at the target: " + "; ".join(diffs) if diffs else None
-        )
+        or (f"checksums differ from the source at the target: {diffs}" if diffs else None)
         or verdict.stock
         or (f"{out.oversold_units} units oversold" if out.oversold_units else None)
     )
@@ -419,10 +417,6 @@ def _scratch(prefix: str) -> Any:
         yield path
     finally:
         remove_tree(path)
-
-
-def _pg_time(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
 
 
 def _with_problems(reason: str, problems: list[str]) -> str:

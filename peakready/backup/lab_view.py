@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -62,10 +63,23 @@ class LabView:
             connect_timeout=5,
         )
 
-    def source_checksums(self) -> Checksums:
+    def source_checksums(self) -> tuple[Checksums, datetime]:
+        """The source's checksums and the moment they hold for, while others write (the
+        checkout probe, a drill's load).
+
+        A commit's WAL timestamp precedes the moment it becomes visible (by a WAL
+        flush, a sync standby's answer), so a snapshot alone can miss a commit that a
+        restore to its time replays. A SHARE lock on both tables waits until every
+        writer in flight finished and holds the next ones back for the few
+        milliseconds of the reads: every commit older than the time read here is in
+        the snapshot, and every later one is later than it."""
         with psycopg.connect(self.source_conninfo()) as conn:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            return Checksums.read(conn)
+            conn.execute("SET LOCAL lock_timeout = '10s'")
+            conn.execute("LOCK TABLE orders, products IN SHARE MODE")
+            row = conn.execute("SELECT clock_timestamp()").fetchone()
+            assert row is not None
+            return Checksums.read(conn), row[0]
 
     def switch_wal(self) -> str | None:
         """``pg_switch_wal()``; the name of the segment it closed."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,6 +56,39 @@ def test_healthy_drill_restores_every_acknowledged_order_from_each_repository(
     assert summary["search"]["sample_hits"] == 40  # every product is named "product N"
     # the scratch servers are gone
     assert not list(Path("/tmp").glob("peakready-restore-repo*"))
+
+
+def test_the_restore_matches_the_source_at_the_target_while_other_orders_flow(
+    minilab: MiniLab, orders: SqlOrderClient, topology: Topology, tmp_path: Path
+) -> None:
+    """Other writers (the checkout probe, a drill's load) keep committing around the
+    recovery target: the expected checksums must be those of the restored moment."""
+    minilab.start_redis()
+    stop = threading.Event()
+    placed = 0
+
+    def write() -> None:
+        nonlocal placed
+        writer = type(orders)(minilab.conninfo())  # its own connection
+        try:
+            while not stop.is_set() and placed < 20_000:  # bounded
+                writer.place(f"other-{placed}", placed % 40 + 1, 1)
+                placed += 1
+        finally:
+            writer.close()
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    try:
+        result = run_backup_drill(
+            topology, minilab, tmp_path, orders=orders, batch=10, after_target=5
+        )
+    finally:
+        stop.set()
+        thread.join(10)
+    summary = result.summary()
+    assert placed > 100, "the other writer hardly ran"
+    assert summary["passed"] is True, summary["reasons"]
 
 
 def test_missing_wal_segment_fails_the_drill_naming_the_segment(
