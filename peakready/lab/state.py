@@ -29,6 +29,12 @@ APP_METRICS_TARGETS = "monitoring/storefront-targets.json"
 #: The supervisor's own figures (desired, instances, instances lost), for
 #: node_exporter's textfile collector: the lab's twin of the ASG's metrics.
 APP_GROUP_METRICS = "monitoring/textfile/app_group.prom"
+#: The back-office worker group: its slots (ports ``Ports.backoffice``), what the
+#: supervisor publishes of it, and the file that sets its desired capacity.
+BACKOFFICE_SLOTS = 6
+BACKOFFICE_METRICS_TARGETS = "monitoring/backoffice-targets.json"
+BACKOFFICE_GROUP = "backoffice_group.json"
+BACKOFFICE_DESIRED = "backoffice/desired"
 
 
 def cpu_cgroup_of(freezer_group: Path) -> Path:
@@ -103,8 +109,8 @@ class Ports:
         """The distribution ports ``rabbitmqctl`` may take (one per concurrent call)."""
         return range(self.base + 14, self.base + 20)
 
-    def backoffice(self, i: int) -> int:
-        return self.base + 23 + i
+    def backoffice(self, slot: int) -> int:
+        return self.base + 83 + slot
 
     @property
     def backoffice_db(self) -> int:
@@ -281,10 +287,17 @@ class LabState:
 
     def app_group(self) -> dict[str, Any]:
         """``app_group.json`` as the supervisor last wrote it (empty group if none yet)."""
+        return self.group("app_group.json")
+
+    def backoffice_group(self) -> dict[str, Any]:
+        """The back-office workers, as the supervisor last wrote them."""
+        return self.group(BACKOFFICE_GROUP)
+
+    def group(self, name: str) -> dict[str, Any]:
         try:
-            return dict(json.loads((self.lab_dir / "app_group.json").read_text()))
+            return dict(json.loads((self.lab_dir / name).read_text()))
         except (FileNotFoundError, json.JSONDecodeError):
-            return {"desired": 0, "instances": []}
+            return {"desired": 0, "instances": [], "terminating": []}
 
     def save(self) -> None:
         write_json_atomic(self.path, self.data)

@@ -1,15 +1,20 @@
-"""The lab's app-group supervisor: an Auto Scaling group in miniature.
+"""The lab's supervisor: Auto Scaling groups in miniature.
 
-``python -m peakready.lab.supervisor <lab>/supervisor.json`` keeps ``desired`` storefront
-instances running, spread over the AZs, each under a CPU quota (its "instance type").
+``python -m peakready.lab.supervisor <lab>/supervisor.json`` keeps each group's
+``desired`` instances running, spread over the AZs: the storefront's app group, each
+instance under a CPU quota (its "instance type"), and the back office's workers when the
+stack has a queue tier.
 A lost instance (dead, or alive but not answering ``/healthz``, e.g. frozen with its
 AZ) is terminated and replaced in a healthy AZ — the one with the fewest instances, as
 an ASG rebalances — on the next free slot. HAProxy's server-template slots are kept in
 step through the admin socket. ``desired`` follows the scaling policy
 (``peakready.lab.autoscaler``): target tracking on requests per target, read from
 HAProxy's counters once per tick; scale-in removes an instance from the AZ with the
-most. The group is published in ``<lab>/app_group.json``, and every scaling decision
-and change of the instances in service is appended to ``<lab>/scaling.jsonl``
+most. The back-office group has no policy: its desired capacity is what
+``<lab>/backoffice/desired`` says (the lab's UpdateAutoScalingGroup; 0 until the
+queue and the back office's database exist). Each group is published in its own file
+(``<lab>/app_group.json``, ``<lab>/backoffice_group.json``), and every scaling decision
+and change of the app instances in service is appended to ``<lab>/scaling.jsonl``
 (docs/internals.md).
 
 The supervisor is regional: it lives in no AZ's cgroup, so freezing an AZ never
@@ -27,6 +32,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,7 +48,7 @@ from peakready.lab.autoscaler import (
     ScalingPolicy,
 )
 from peakready.lab.observe import haproxy_command, http_get
-from peakready.lab.state import APP_GROUP_METRICS, APP_METRICS_TARGETS, write_json_atomic
+from peakready.lab.state import write_json_atomic
 
 log = logging.getLogger("peakready.lab.supervisor")
 
@@ -51,7 +57,9 @@ TICK_S = 0.5
 LOST_AFTER_FAILURES = 3
 #: How long a new instance may take to answer ``/healthz`` before it counts as lost.
 START_GRACE_S = 45.0
-HAPROXY_BACKEND = "storefront"
+#: Each ``/healthz`` probe's timeout, and how many run at once.
+PROBE_TIMEOUT_S = 1.0
+PROBE_THREADS = 8
 
 
 @dataclass
@@ -79,43 +87,61 @@ class Instance:
         }
 
 
-class Supervisor:
-    def __init__(self, config: dict[str, Any]) -> None:
+class Group:
+    """One group the supervisor keeps: its instances, their placement and lifecycle,
+    and its HAProxy backend. ``config`` is one entry of ``supervisor.json``'s ``groups``;
+    ``shared`` holds the lab-wide keys (lab dir, cgroups, HAProxy's socket)."""
+
+    def __init__(self, shared: dict[str, Any], config: dict[str, Any]) -> None:
         self.config = config
-        self.lab_dir = Path(config["lab_dir"])
-        self.azs: list[str] = list(config["azs"])
+        self.name = str(config["name"])
+        self.lab_dir = Path(shared["lab_dir"])
+        self.azs: list[str] = list(shared["azs"])
         self.desired = int(config["desired"])
         self.slots = int(config["slots"])
-        self.port_base = int(config["port_base"])
-        self.cgroup = Path(config["cgroup"])
-        self.socket = str(config["haproxy_socket"])
-        self.group_file = self.lab_dir / "app_group.json"
+        self.slot_port = int(config["slot_port"])
+        self.cgroup = Path(shared["cgroup"])
+        self.cpu_cgroup = Path(shared["cpu_cgroup"])
+        self.socket = str(shared["haproxy_socket"])
+        self.backend = str(config["haproxy_backend"])
+        self.prefix = str(config["server_prefix"])
+        self.env_prefix = str(config["env_prefix"])
+        self.group_file = self.lab_dir / config["group_file"]
+        self.desired_file = (
+            self.lab_dir / config["desired_file"] if config.get("desired_file") else None
+        )
+        self.metrics_targets = (
+            self.lab_dir / config["metrics_targets"] if config.get("metrics_targets") else None
+        )
+        self.group_metrics = (
+            self.lab_dir / config["group_metrics"] if config.get("group_metrics") else None
+        )
         self.instances: list[Instance] = []
         self.terminating: list[Instance] = []
         self.cursor = 0
         self.stopping = False
         self.last_sync = 0.0
-        self.app_env = self._app_env()
-        self.cpu_cgroup = Path(config["cpu_cgroup"])
-        self.policy = ScalingPolicy.from_dict(config["scaling"])
-        self.scaler = Autoscaler(self.policy, self.desired)
+        self.env = self._env(config.get("env_file"))
+        self.policy = ScalingPolicy.from_dict(config["scaling"]) if config.get("scaling") else None
+        self.scaler = Autoscaler(self.policy, self.desired) if self.policy else None
         self.scaling_file = self.lab_dir / SCALING_FILE
         self.in_service = -1
         self.lost = 0  # instances found dead or failing /healthz, and replaced
 
     # ----------------------------------------------------------------- environment
 
-    def _app_env(self) -> dict[str, str]:
+    def _env(self, env_file: str | None) -> dict[str, str]:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": os.environ.get("HOME", "/root"),
             "LANG": "C.UTF-8",
             "PYTHONUNBUFFERED": "1",
         }
-        for line in Path(self.config["env_file"]).read_text().splitlines():
-            key, sep, value = line.partition("=")
-            if sep and not key.startswith("#") and value:
-                env[key.strip()] = value
+        if env_file:
+            for line in Path(env_file).read_text().splitlines():
+                key, sep, value = line.partition("=")
+                if sep and not key.startswith("#") and value:
+                    env[key.strip()] = value
         return env
 
     # ----------------------------------------------------------------- group file
@@ -136,11 +162,12 @@ class Supervisor:
                 self.cursor = max(self.cursor, rec["slot"] + 1) % self.slots
 
     def publish(self) -> None:
-        targets = self.lab_dir / APP_METRICS_TARGETS
-        if targets.parent.is_dir():  # the lab has a monitoring tier
-            self.publish_metrics()
+        if self.metrics_targets is not None and self.metrics_targets.parent.is_dir():
+            # The lab has a monitoring tier: Prometheus discovers the group from this.
+            if self.group_metrics is not None:
+                self.publish_metrics(self.group_metrics)
             write_json_atomic(
-                targets,
+                self.metrics_targets,
                 [
                     {
                         "targets": [f"127.0.0.1:{i.port}"],
@@ -160,10 +187,9 @@ class Supervisor:
             },
         )
 
-    def publish_metrics(self) -> None:
+    def publish_metrics(self, path: Path) -> None:
         """The group's figures in Prometheus's text format, renamed into place (the
         textfile collector reads only ``*.prom``)."""
-        path = self.lab_dir / APP_GROUP_METRICS
         path.parent.mkdir(mode=0o700, exist_ok=True)
         lines = [
             "# HELP peakready_app_group_desired Instances the group wants",
@@ -180,6 +206,20 @@ class Supervisor:
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text("\n".join(lines) + "\n")
         os.replace(tmp, path)
+
+    def read_desired(self) -> None:
+        """The desired capacity an operator set in ``desired_file`` (UpdateAutoScalingGroup);
+        0 until it exists."""
+        if self.desired_file is None:
+            return
+        try:
+            wanted = int(self.desired_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            wanted = 0
+        wanted = max(0, min(wanted, self.slots))
+        if wanted != self.desired:
+            log.info("%s: desired %d -> %d (set)", self.name, self.desired, wanted)
+            self.desired = wanted
 
     # ----------------------------------------------------------------- placement
 
@@ -212,19 +252,21 @@ class Supervisor:
         az, slot = self.pick_az(), self.next_slot()
         if az is None or slot is None:
             return None
-        port = self.port_base + 100 + slot
-        inst_id = f"app-{slot}"
+        port = self.slot_port + slot
+        inst_id = f"{self.name}-{slot}"
         env = {
-            **self.app_env,
-            "PEAKREADY_APP_HOST": "127.0.0.1",
-            "PEAKREADY_APP_PORT": str(port),
-            "PEAKREADY_APP_AZ": az,
-            "PEAKREADY_APP_INSTANCE_ID": inst_id,
+            **self.env,
+            f"{self.env_prefix}HOST": "127.0.0.1",
+            f"{self.env_prefix}PORT": str(port),
+            f"{self.env_prefix}AZ": az,
+            f"{self.env_prefix}INSTANCE_ID": inst_id,
         }
-        cpu_group = self.cpu_cgroup / inst_id
-        procmod.make_cpu_group(cpu_group, self.policy.cpu_quota)
+        cpu_group = None
+        if self.policy is not None:  # the instance type: a CPU quota
+            cpu_group = self.cpu_cgroup / inst_id
+            procmod.make_cpu_group(cpu_group, self.policy.cpu_quota)
         popen = procmod.spawn(
-            [self.config["python"], "-m", "peakready.app"],
+            list(self.config["command"]),
             env=env,
             log=self.lab_dir / "logs" / f"{inst_id}.log",
             cgroup=self.cgroup / az,
@@ -268,13 +310,14 @@ class Supervisor:
             os.kill(inst.pid, signal.SIGTERM)
         self.terminating.append(inst)
 
-    def check(self, inst: Instance) -> None:
+    def check(self, inst: Instance, status: int) -> None:
+        """Judge one instance by its process and by ``status``, its ``/healthz`` answer
+        of this tick (0: no answer)."""
         if inst.popen is not None:
             inst.popen.poll()
         if not procmod.alive(inst.pid):
             self.terminate(inst, "process exited")
             return
-        status, _ = http_get(f"http://127.0.0.1:{inst.port}/healthz", timeout=1.0)
         if status == 200:
             inst.live, inst.failures = True, 0
             return
@@ -303,7 +346,9 @@ class Supervisor:
     def autoscale(self) -> None:
         """One tick of the scaling policy: sample HAProxy and the instances' CPU, apply
         the decision, and record instances in service whenever their count changes."""
-        stats = self._haproxy(f"show stat {HAPROXY_BACKEND} 6 -1")
+        if self.policy is None or self.scaler is None:
+            return
+        stats = self._haproxy(f"show stat {self.backend} 6 -1")
         if not stats:
             return
         now = time.time()
@@ -317,7 +362,7 @@ class Supervisor:
         served = 0
         in_service: list[Instance] = []
         for inst in self.instances:
-            server = by_server.get(f"app{inst.slot}", {})
+            server = by_server.get(f"{self.prefix}{inst.slot}", {})
             served += int(server.get("req_tot") or 0)
             if server.get("status", "").startswith("UP"):
                 inst.up_since = inst.up_since or now
@@ -376,22 +421,25 @@ class Supervisor:
             return ""
 
     def haproxy_enable(self, inst: Instance) -> None:
-        server = f"{HAPROXY_BACKEND}/app{inst.slot}"
+        server = f"{self.backend}/{self.prefix}{inst.slot}"
         self._haproxy(f"set server {server} addr 127.0.0.1 port {inst.port}")
         self._haproxy(f"set server {server} state ready")
 
     def haproxy_disable(self, slot: int) -> None:
-        self._haproxy(f"set server {HAPROXY_BACKEND}/app{slot} state maint")
+        self._haproxy(f"set server {self.backend}/{self.prefix}{slot} state maint")
 
     def haproxy_sync(self) -> None:
         """Re-apply the group to HAProxy (it forgets run-time changes when restarted)."""
-        answer = self._haproxy(f"show servers state {HAPROXY_BACKEND}")
+        answer = self._haproxy(f"show servers state {self.backend}")
         wanted = {i.slot: i for i in self.instances}
         for line in answer.splitlines():
             fields = line.split()
-            if len(fields) < 19 or not fields[3].startswith("app") or fields[0].startswith("#"):
+            if len(fields) < 19 or fields[0].startswith("#"):
                 continue
-            slot = int(fields[3][3:])
+            suffix = fields[3].removeprefix(self.prefix)
+            if suffix == fields[3] or not suffix.isdigit():
+                continue
+            slot = int(suffix)
             # srv_admin_state: 0x01 is forced maintenance (`disabled` at start and
             # `state maint`); 0x04 only records that the config said `disabled`.
             in_maint = bool(int(fields[6]) & 0x01)
@@ -404,22 +452,47 @@ class Supervisor:
 
     # ----------------------------------------------------------------- loop
 
-    def stop(self, *_: Any) -> None:
-        self.stopping = True
+    def state(self) -> tuple[Any, ...]:
+        instances = [i.record() for i in self.instances]
+        return (instances, len(self.terminating), self.desired, self.lost)
 
-    def shutdown(self) -> None:
+    def tick(self, health: dict[int, int]) -> None:
+        """One turn: judge the instances by ``health`` (``/healthz`` status by PID, probed
+        for every group at once), follow the desired capacity, keep HAProxy in step."""
+        before = self.state()
+        for inst in list(self.instances):
+            self.check(inst, health.get(inst.pid, 0))
+        self.reap()
+        self.read_desired()
+        self.autoscale()
+        while len(self.instances) < self.desired and self.launch() is not None:
+            pass
+        while len(self.instances) > self.desired:
+            self.scale_in()
+        if time.monotonic() - self.last_sync > 2.0:
+            self.haproxy_sync()
+            self.last_sync = time.monotonic()
+        if self.state() != before:
+            self.publish()
+
+    def start(self) -> None:
+        self.adopt()
+        self.read_desired()
+        self.haproxy_sync()
+        self.publish()
+
+    def shutdown_signal(self) -> list[Instance]:
+        """Out of HAProxy and SIGTERM to every instance; the ones to wait for."""
+        self.stopping = True
         everyone = self.instances + self.terminating
         for inst in everyone:
             self.haproxy_disable(inst.slot)
             if procmod.alive(inst.pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(inst.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and any(procmod.alive(i.pid) for i in everyone):
-            for inst in everyone:
-                if inst.popen is not None:
-                    inst.popen.poll()
-            time.sleep(0.05)
+        return everyone
+
+    def shutdown_finish(self, everyone: list[Instance]) -> None:
         for inst in everyone:
             if procmod.alive(inst.pid):
                 os.kill(inst.pid, signal.SIGKILL)
@@ -427,40 +500,52 @@ class Supervisor:
         self.instances, self.terminating = [], []
         self.publish()
 
+
+class Supervisor:
+    """Every group of the lab (``supervisor.json``'s ``groups``), one tick each per turn."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.groups = [Group(config, group) for group in config["groups"]]
+        self.stopping = False
+
+    def stop(self, *_: Any) -> None:
+        self.stopping = True
+
+    def shutdown(self) -> None:
+        everyone = [(group, group.shutdown_signal()) for group in self.groups]
+        instances = [inst for _, insts in everyone for inst in insts]
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(procmod.alive(i.pid) for i in instances):
+            for inst in instances:
+                if inst.popen is not None:
+                    inst.popen.poll()
+            time.sleep(0.05)
+        for group, insts in everyone:
+            group.shutdown_finish(insts)
+
+    def probe(self, pool: ThreadPoolExecutor) -> dict[int, int]:
+        """``/healthz`` of every instance at once: a frozen AZ's instances each take the
+        probe's whole timeout, and one after another they would stall the turn."""
+        instances = [i for group in self.groups for i in group.instances]
+        return dict(zip((i.pid for i in instances), pool.map(healthz, instances), strict=True))
+
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
-        self.adopt()
-        self.haproxy_sync()
-        self.publish()
-        while not self.stopping:
-            before = (
-                [i.record() for i in self.instances],
-                len(self.terminating),
-                self.desired,
-                self.lost,
-            )
-            for inst in list(self.instances):
-                self.check(inst)
-            self.reap()
-            self.autoscale()
-            while len(self.instances) < self.desired and self.launch() is not None:
-                pass
-            while len(self.instances) > self.desired:
-                self.scale_in()
-            if time.monotonic() - self.last_sync > 2.0:
-                self.haproxy_sync()
-                self.last_sync = time.monotonic()
-            after = (
-                [i.record() for i in self.instances],
-                len(self.terminating),
-                self.desired,
-                self.lost,
-            )
-            if after != before:
-                self.publish()
-            time.sleep(TICK_S)
+        for group in self.groups:
+            group.start()
+        with ThreadPoolExecutor(max_workers=PROBE_THREADS) as pool:
+            while not self.stopping:
+                health = self.probe(pool)
+                for group in self.groups:
+                    group.tick(health)
+                time.sleep(TICK_S)
         self.shutdown()
+
+
+def healthz(inst: Instance) -> int:
+    status, _ = http_get(f"http://127.0.0.1:{inst.port}/healthz", timeout=PROBE_TIMEOUT_S)
+    return status
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -23,9 +24,7 @@ from peakready.lab import control, health, observe, start
 from peakready.lab import proc as procmod
 from peakready.lab.assembly import COMPONENTS
 from peakready.lab.autoscaler import SCALING_FILE, SCALING_RESET
-from peakready.lab.components.backoffice import PRIMARY as PRIMARY_DB
-from peakready.lab.components.backoffice import REPORT as REPORT_DB
-from peakready.lab.components.backoffice import ready_worker
+from peakready.lab.components.backoffice import ready_workers, set_desired
 from peakready.lab.components.monitoring import alertmanager_fetch, unsettled_alerts
 from peakready.lab.components.queue import Cluster
 from peakready.lab.health import LabStatus
@@ -246,29 +245,47 @@ class LabDriver:
         return {"stopped": [self._kill_quietly(p["name"]) for p in self.state.by_kind("searchd")]}
 
     # order pipeline -------------------------------------------------------------
-    def stop_consumers(self) -> dict[str, Any]:
-        workers = self._workers()
-        if not workers:
+    def stop_consumers(self, timeout_s: float = 15.0) -> dict[str, Any]:
+        """The back-office group's desired capacity to 0, as UpdateAutoScalingGroup does
+        on AWS: the supervisor SIGTERMs each worker, which finishes the delivery in hand."""
+        lab = self._fresh()
+        if "backoffice_desired" not in lab.endpoints:
             raise ActivityFailed("stop consumers: the lab has no back-office workers")
-        # SIGTERM: each worker finishes the delivery in hand, as a scale-in would.
-        left = control.stop_pids(self.state, [(int(w["pid"]), None) for w in workers], 10)
-        return {"stopped": [w["name"] for w in workers], "still_running": left}
+        workers = [w["id"] for w in lab.backoffice_group().get("instances", [])]
+        set_desired(lab.lab_dir, 0)
+        left = self._wait_group(
+            lambda group: not group.get("instances") and not group.get("terminating"), timeout_s
+        )
+        still = [w["id"] for w in left.get("instances", []) + left.get("terminating", [])]
+        return {"stopped": workers, "still_running": still}
 
     def start_consumers(self, timeout_s: float = 30.0) -> dict[str, Any]:
-        started = []
-        for worker in self._workers():
-            if not procmod.alive(worker["pid"]):
-                try:
-                    control.restart_process(self.state, worker["name"])
-                except PeakreadyError as exc:
-                    raise ActivityFailed(f"start consumers: {exc}") from None
-                started.append(worker["name"])
+        """The group back at the lab's size, then wait until that many consume."""
+        lab = self._fresh()
+        desired = int(lab.endpoints.get("backoffice_desired", 0))
+        if not desired:
+            raise ActivityFailed("start consumers: the lab has no back-office workers")
+        before = {w["id"] for w in lab.backoffice_group().get("instances", [])}
+        set_desired(lab.lab_dir, desired)
+        self._wait_group(lambda _: len(ready_workers(self.state)) == desired, timeout_s)
+        if len(ready_workers(self.state)) != desired:
+            raise ActivityFailed(
+                f"back-office workers: {len(ready_workers(self.state))}/{desired} consuming "
+                f"after {timeout_s:.0f}s"
+            )
+        now = self.state.backoffice_group().get("instances", [])
+        return {"started": [w["id"] for w in now if w["id"] not in before]}
+
+    def _wait_group(
+        self, done: Callable[[dict[str, Any]], bool], timeout_s: float
+    ) -> dict[str, Any]:
+        """The back-office group once ``done`` holds for it, or as it is at the deadline."""
         deadline = time.monotonic() + timeout_s
-        while not all(ready_worker(int(w["port"])) for w in self._workers()):
+        while not done(group := self._fresh().backoffice_group()):
             if time.monotonic() > deadline:
-                raise ActivityFailed(f"back-office workers not consuming after {timeout_s:.0f}s")
+                break
             time.sleep(0.2)
-        return {"started": started}
+        return group
 
     def queue_leader(self) -> dict[str, Any]:
         queue = Topology.load(self.stack).queue
@@ -289,17 +306,12 @@ class LabDriver:
         control.signal_tree(self.state, leader["id"], signal.SIGKILL)
         return {**leader, "pid": self.state.process(leader["id"])["pid"]}
 
-    def _workers(self) -> list[dict[str, Any]]:
-        return [
-            p
-            for p in self._fresh().by_kind("backoffice")
-            if p["name"] not in (PRIMARY_DB, REPORT_DB)
-        ]
-
     # rollback ----------------------------------------------------------------
     def restore(self, timeout_s: float = 120.0) -> dict[str, Any]:
         try:
             control.thaw_all(self.state)
+            if desired := self.state.endpoints.get("backoffice_desired"):
+                set_desired(self.state.lab_dir, int(desired))  # workers a fault stopped
             restarted = []
             for kind in RESTART_ORDER:
                 for proc in self._fresh().by_kind(kind):

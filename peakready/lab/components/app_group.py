@@ -15,10 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 from peakready.lab import observe
 from peakready.lab.autoscaler import SCALING_FILE, lab_policy
+from peakready.lab.components.backoffice import worker_groups
 from peakready.lab.components.base import Component, ProcessSpec, Row, Targets, UpContext, Wave
 from peakready.lab.components.queue import amqp_url
 from peakready.lab.components.search import DIST_INDEX
-from peakready.lab.state import APP_SLOTS, cpu_cgroup_of
+from peakready.lab.state import (
+    APP_GROUP_METRICS,
+    APP_METRICS_TARGETS,
+    APP_SLOTS,
+    cpu_cgroup_of,
+)
 from peakready.planner import requests_per_instance
 from peakready.topology import pinned_now
 
@@ -154,24 +160,35 @@ def env_file(plan: Plan) -> Path:
 
 
 def write_supervisor_config(plan: Plan) -> None:
-    """The supervisor's ``supervisor.json``; a previous group's ``app_group.json`` and
-    scaling timeline go."""
+    """The supervisor's ``supervisor.json``: the app group, and the back office's workers
+    when the stack has a queue tier. A previous group's ``app_group.json`` and scaling
+    timeline go."""
     per_instance, _ = requests_per_instance(plan.topology)
     policy = lab_policy(plan.topology, per_instance, pinned_now() or datetime.now(UTC))
+    app = {
+        "name": "app",
+        "group": plan.app_group,
+        "desired": plan.topology.lab.app_instances,
+        "scaling": policy.as_dict(),
+        "slots": APP_SLOTS,
+        "slot_port": plan.ports.app(0),
+        "haproxy_backend": "storefront",
+        "server_prefix": "app",
+        "command": [sys.executable, "-m", "peakready.app"],
+        "env_file": str(env_file(plan)),
+        "env_prefix": "PEAKREADY_APP_",
+        "group_file": "app_group.json",
+        "metrics_targets": APP_METRICS_TARGETS,
+        "group_metrics": APP_GROUP_METRICS,
+    }
     config = {
         "stack": plan.stack,
-        "group": plan.app_group,
         "lab_dir": str(plan.lab),
-        "desired": plan.topology.lab.app_instances,
         "azs": plan.azs,
         "cgroup": str(plan.cgroup),
         "cpu_cgroup": str(cpu_cgroup_of(plan.cgroup)),
-        "scaling": policy.as_dict(),
-        "port_base": plan.ports.base,
-        "slots": APP_SLOTS,
-        "env_file": str(env_file(plan)),
-        "python": sys.executable,
         "haproxy_socket": str(plan.lab / "haproxy.sock"),
+        "groups": [app, *worker_groups(plan)],
     }
     (plan.lab / "supervisor.json").write_text(json.dumps(config, indent=2))
     (plan.lab / "app_group.json").unlink(missing_ok=True)

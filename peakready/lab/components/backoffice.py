@@ -1,11 +1,14 @@
-"""The back office: its own PostgreSQL (a primary and a report replica) and one worker
-per AZ draining the order queue (``python -m peakready.backoffice``), only when the
+"""The back office: its own PostgreSQL (a primary and a report replica) and a group of
+workers draining the order queue (``python -m peakready.backoffice``), only when the
 stack has a ``queue`` tier.
 
 The back office never shares the shop's database. Its PostgreSQL is regional (it
 stands for a Multi-AZ RDS instance, which fails over by itself); the report replica
-streams from it and serves ``GET /orders/{id}``. The workers start once the broker's
-cluster formed and the database exists; HAProxy fronts them (``backoffice_endpoint``).
+streams from it and serves ``GET /orders/{id}``. The workers are the supervisor's
+second group (the worker ASG): one per AZ, replaced in a healthy AZ when lost, not in
+``state.json``. Their desired capacity stays 0 until the broker's cluster formed and
+the database exists; this module then sets it in ``<lab>/backoffice/desired``, as
+the drills do to stop and start them. HAProxy fronts them (``backoffice_endpoint``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from peakready.lab import proc as procmod
 from peakready.lab.components.base import Component, ProcessSpec, Row, Targets, UpContext, Wave
 from peakready.lab.components.database import create_owned_database, on_primary
 from peakready.lab.components.queue import amqp_url
+from peakready.lab.state import BACKOFFICE_DESIRED, BACKOFFICE_GROUP, BACKOFFICE_METRICS_TARGETS
+from peakready.lab.state import BACKOFFICE_SLOTS as SLOTS
 
 if TYPE_CHECKING:
     from peakready.lab.plan import Plan
@@ -43,42 +48,15 @@ class Backoffice(Component):
         if plan.topology.queue is None:
             return []
         p = plan.ports
-        specs = [
+        return [
             postgres_spec(plan, PRIMARY, db_dir(plan), p.backoffice_db),
             postgres_spec(plan, REPORT, report_dir(plan), p.backoffice_report_db),
         ]
-        for i, az in enumerate(plan.azs):
-            name = f"backoffice-{az}"
-            specs.append(
-                ProcessSpec(
-                    name,
-                    self.kind,
-                    az,
-                    [
-                        sys.executable,
-                        "-m",
-                        "peakready.backoffice",
-                        "--env-file",
-                        str(env_file(plan)),
-                    ],
-                    port=p.backoffice(i),
-                    file=env_file(plan),
-                    env={
-                        "PEAKREADY_BACKOFFICE_PORT": str(p.backoffice(i)),
-                        "PEAKREADY_BACKOFFICE_AZ": az,
-                        "PEAKREADY_BACKOFFICE_INSTANCE_ID": name,
-                        "PYTHONUNBUFFERED": "1",
-                    },
-                )
-            )
-        return specs
 
     def can_start(self, ctx: UpContext, spec: ProcessSpec) -> bool:
         if spec.name == PRIMARY:
             return ctx.job_done("backoffice-initdb")
-        if spec.name == REPORT:
-            return ctx.job_done("backoffice-basebackup")
-        return bool(ctx.facts.get("queue")) and ctx.job_done("backoffice-provision")
+        return ctx.job_done("backoffice-basebackup")
 
     def ports(self, plan: Plan) -> dict[int, str]:
         if plan.topology.queue is None:
@@ -89,7 +67,7 @@ class Backoffice(Component):
             p.backoffice_report_db: "the back office's report replica",
             p.backoffice_http: "HAProxy back-office front",
         }
-        found.update({p.backoffice(i): f"back-office worker, AZ {i}" for i in plan.az_range})
+        found.update({p.backoffice(s): f"back-office worker slot {s}" for s in range(SLOTS)})
         return found
 
     def directories(self, plan: Plan) -> list[tuple[Path, str, int]]:
@@ -108,10 +86,7 @@ class Backoffice(Component):
         return {
             "backoffice_db": {"host": "127.0.0.1", "port": p.backoffice_db},
             "backoffice_report_db": {"host": "127.0.0.1", "port": p.backoffice_report_db},
-            "backoffice_workers": [
-                {"name": f"backoffice-{az}", "port": p.backoffice(i), "az": az}
-                for i, az in enumerate(plan.azs)
-            ],
+            "backoffice_desired": len(plan.azs),
         }
 
     def outputs(self, plan: Plan, facts: dict[str, Any]) -> dict[str, Any]:
@@ -168,7 +143,14 @@ class Backoffice(Component):
             report_up,
             "primary + report replica" if report_up else "initialising",
         )
-        ready = [w for w in worker_ports(plan) if ready_worker(w)]
+        if "backoffice_desired" not in ctx.facts:  # no workers before their queue and DB
+            set_desired(plan.lab, 0)
+            ctx.facts["backoffice_desired"] = 0
+        prepared = ctx.facts.get("queue") and ctx.job_done("backoffice-provision") and report_up
+        if prepared and not ctx.facts["backoffice_desired"]:
+            set_desired(plan.lab, len(plan.azs))
+            ctx.facts["backoffice_desired"] = len(plan.azs)
+        ready = ready_workers(ctx.state)
         n = len(plan.azs)
         return [db_row, Row("back-office workers", len(ready) == n, f"{len(ready)}/{n} consuming")]
 
@@ -183,25 +165,27 @@ class Backoffice(Component):
             rows.append(
                 Row(f"back-office database {what} ({port})", up, "accepting" if up else "down")
             )
-        workers = endpoints.get("backoffice_workers", [])
-        ready = [w["name"] for w in workers if ready_worker(int(w["port"]))]
+        desired = int(state.backoffice_group().get("desired", 0))
+        ready = ready_workers(state)
         rows.append(
             Row(
-                "back-office workers",
-                len(ready) == len(workers),
-                f"{len(ready)}/{len(workers)} consuming: {', '.join(ready) or 'none'}",
+                "back-office workers (supervisor)",
+                desired > 0 and len(ready) == desired,
+                f"{len(ready)}/{desired} consuming: "
+                + (", ".join(f"{w['id']}@{w['az']}" for w in ready) or "none"),
             )
         )
         return rows
 
     def stop_targets(self, state: LabState, wave: Wave) -> Targets:
-        # The workers with the other servers; their database once they disconnected.
-        entries = state.by_kind(self.kind)
-        databases = (PRIMARY, REPORT)
+        # The workers with the other servers (the supervisor stops with them); their
+        # database once they disconnected.
         if wave == Wave.SERVERS:
-            return [(int(e["pid"]), None) for e in entries if e["name"] not in databases]
+            group = state.backoffice_group()
+            workers = group.get("instances", []) + group.get("terminating", [])
+            return [(int(w["pid"]), None) for w in workers]
         if wave == Wave.CHILDREN:
-            return [(int(e["pid"]), e.get("data_dir")) for e in entries if e["name"] in databases]
+            return [(int(e["pid"]), e.get("data_dir")) for e in state.by_kind(self.kind)]
         return []
 
 
@@ -225,8 +209,44 @@ def passfile(plan: Plan) -> Path:
     return folder(plan) / "pgpass"
 
 
-def worker_ports(plan: Plan) -> list[int]:
-    return [plan.ports.backoffice(i) for i in plan.az_range]
+def worker_groups(plan: Plan) -> list[dict[str, Any]]:
+    """The back office's group in ``supervisor.json`` (none without a queue tier)."""
+    if plan.topology.queue is None:
+        return []
+    return [
+        {
+            "name": "backoffice",
+            "group": f"backoffice-{plan.stack}",
+            "desired": 0,
+            "desired_file": BACKOFFICE_DESIRED,
+            "slots": SLOTS,
+            "slot_port": plan.ports.backoffice(0),
+            "haproxy_backend": "backoffice",
+            "server_prefix": "bo",
+            "command": [
+                *(sys.executable, "-m", "peakready.backoffice"),
+                *("--env-file", str(env_file(plan))),
+            ],
+            "env_prefix": "PEAKREADY_BACKOFFICE_",
+            "group_file": BACKOFFICE_GROUP,
+            "metrics_targets": BACKOFFICE_METRICS_TARGETS,
+        }
+    ]
+
+
+def set_desired(lab: Path, desired: int) -> None:
+    """The worker group's desired capacity, which the supervisor reads every tick."""
+    path = lab / BACKOFFICE_DESIRED
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(f"{desired}\n")
+    os.replace(tmp, path)
+
+
+def ready_workers(state: LabState) -> list[dict[str, Any]]:
+    """The group's workers whose ``/readyz`` answers 200 (they consume)."""
+    return [
+        w for w in state.backoffice_group().get("instances", []) if ready_worker(int(w["port"]))
+    ]
 
 
 def ready_worker(port: int) -> bool:

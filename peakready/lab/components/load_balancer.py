@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from peakready.lab import observe
 from peakready.lab.components.base import Component, ProcessSpec, Row, UpContext
-from peakready.lab.state import APP_SLOTS
+from peakready.lab.state import APP_SLOTS, BACKOFFICE_SLOTS
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -86,12 +86,9 @@ class LoadBalancer(Component):
                 for i in plan.az_range
             ],
             "haproxy_backoffice_port": p.backoffice_http,
-            "haproxy_backoffice_workers": [
-                {"name": f"backoffice-{az}", "port": p.backoffice(i)}
-                for i, az in enumerate(plan.azs)
-            ]
-            if plan.topology.queue is not None
-            else [],
+            # The supervisor's back-office group fills these slots (0 without a queue).
+            "haproxy_backoffice_slots": BACKOFFICE_SLOTS if plan.topology.queue else 0,
+            "haproxy_backoffice_placeholder_port": p.backoffice(0),
         }
 
     def progress_rows(self) -> list[str]:

@@ -25,7 +25,7 @@ import yaml
 from peakready.lab import observe
 from peakready.lab.components.base import Component, ProcessSpec, Row, UpContext
 from peakready.lab.components.database import on_primary
-from peakready.lab.state import APP_METRICS_TARGETS
+from peakready.lab.state import APP_METRICS_TARGETS, BACKOFFICE_METRICS_TARGETS
 from peakready.monitoring.alerts import prometheus_rules
 
 if TYPE_CHECKING:
@@ -42,6 +42,12 @@ DB_MONITOR_USER = "monitor"
 #: Scrape and rule evaluation interval: an alert ``for: 0s`` fires within about two of
 #: them after its signal changes (LAB-NOTES, "Monitoring").
 SCRAPE_INTERVAL_S = 2
+#: How far back a query looks for a series' last sample (Prometheus: 5 min). A target
+#: that vanishes gets staleness markers, but Prometheus writes none when it stops: after
+#: a restart, series of targets that were replaced meanwhile (the supervisor's groups
+#: name their instances) stay current for the whole lookback, and an alert on absence,
+#: such as QueueAge's "no worker consumes", stays silent. Five scrape intervals.
+LOOKBACK_S = 5 * SCRAPE_INTERVAL_S
 #: The Go runtime of Prometheus, Alertmanager and the exporters: one P each (the lab has 2
 #: cores: fewer per-P caches and GC workers) and a collection at 50 % heap growth instead
 #: of 100 %. Measured: the tier's PSS after ``up`` 171 MiB instead of 183.5.
@@ -89,6 +95,7 @@ class Monitoring(Component):
                     f"--web.config.file={d / 'web.yml'}",
                     f"--storage.tsdb.path={d / 'tsdb'}",
                     "--storage.tsdb.retention.time=2d",
+                    f"--query.lookback-delta={LOOKBACK_S}s",
                     listen("prometheus"),
                 ],
                 port=port(plan, "prometheus"),
@@ -275,9 +282,10 @@ class Monitoring(Component):
                 ),
             },
             "prometheus_db_monitor_password": secrets["db_monitor_password"],
-            "prometheus_backoffice_targets": [f"127.0.0.1:{p.backoffice(i)}" for i in plan.az_range]
+            # The back-office group, discovered from the supervisor's file like the app's.
+            "prometheus_backoffice_targets": str(plan.lab / BACKOFFICE_METRICS_TARGETS)
             if plan.topology.queue is not None
-            else [],
+            else "",
             # HAProxy serves its exporter on its own port, behind the same credentials.
             "haproxy_metrics_port": port(plan, "haproxy"),
             "haproxy_metrics_user": MONITOR_USER,

@@ -35,6 +35,8 @@ from peakready.backoffice.worker import Applier, Metrics, Worker, connect
 from peakready.backup.backoffice_restore import drill_backoffice
 from peakready.chaos.verify.shared import check_deliveries
 from peakready.lab import control, proc
+from peakready.lab.components.backoffice import ready_worker
+from peakready.lab.components.monitoring import alertmanager_fetch, credentials
 from peakready.lab.components.queue import Cluster
 from peakready.lab.state import LabState
 from peakready.load.ledger import DeliveryCheck, LedgerEntry, compare_deliveries
@@ -286,8 +288,72 @@ def test_an_order_reaches_the_back_office_once_and_an_unknown_one_is_404(lab: La
     assert found is not None, "the order never reached the back office"
     assert (found["applied_count"], found["deliveries"]) == (1, 1)
     assert backoffice_order(lab, 10**15).status_code == 404
-    text = httpx.get(f"http://127.0.0.1:{BASE + 23}/metrics", timeout=5).text
-    assert "backoffice_consumer_up 1.0" in text
+    workers = LabState.load("dev").backoffice_group()["instances"]
+    assert len(workers) == 3, "one back-office worker per AZ"
+    for worker in workers:
+        text = httpx.get(f"http://127.0.0.1:{worker['port']}/metrics", timeout=5).text
+        assert "backoffice_consumer_up 1.0" in text, worker["id"]
+
+
+def test_the_supervisor_replaces_a_lost_worker_and_keeps_none_while_desired_is_0(
+    lab: LabState, driver: LabDriver
+) -> None:
+    group = LabState.load("dev").backoffice_group()
+    lost = group["instances"][0]
+    assert control.signal_pid(LabState.load("dev"), int(lost["pid"]), signal.SIGKILL)
+
+    def replaced() -> list[dict[str, Any]] | None:
+        now = LabState.load("dev").backoffice_group()
+        ready = [w for w in now["instances"] if ready_worker(int(w["port"]))]
+        ids = {w["id"] for w in ready}
+        return ready if len(ready) == 3 and lost["id"] not in ids else None
+
+    ready = eventually(replaced)
+    assert ready, f"{lost['id']} was not replaced: {LabState.load('dev').backoffice_group()}"
+    assert sorted(w["az"] for w in ready) == sorted(lab.azs)  # one per AZ again
+    order = place(lab)
+    assert eventually(lambda: applied(lab, order["id"])), "the new worker does not consume"
+
+    stopped = driver.stop_consumers()
+    assert (len(stopped["stopped"]), stopped["still_running"]) == (3, [])
+    time.sleep(3)  # a few supervisor ticks: a group at 0 launches nothing
+    assert LabState.load("dev").backoffice_group()["instances"] == []
+    assert len(driver.start_consumers()["started"]) == 3
+
+
+def test_queue_age_fires_after_prometheus_restarted_while_the_workers_were_replaced(
+    lab: LabState, driver: LabDriver
+) -> None:
+    """Prometheus writes no staleness markers when it stops: with its default 5 min
+    lookback, the replaced workers' series would still count as consuming."""
+
+    def consuming() -> int:
+        state = LabState.load("dev")
+        answer = httpx.get(
+            f"{state.endpoints['prometheus']}/api/v1/query",
+            params={"query": "count(backoffice_consumer_up == 1)"},
+            auth=credentials(state),
+            timeout=5,
+        )
+        found = answer.json()["data"]["result"] if answer.status_code == 200 else []
+        return int(found[0]["value"][1]) if found else 0
+
+    assert eventually(lambda: consuming() == 3, timeout=30), "the workers were never scraped"
+    control.kill_process(LabState.load("dev"), "prometheus", signal.SIGTERM)
+    assert eventually(lambda: not proc.alive(LabState.load("dev").process("prometheus")["pid"]))
+    driver.stop_consumers()
+    driver.start_consumers()  # new instance ids, unseen by the stopped Prometheus
+    control.restart_process(LabState.load("dev"), "prometheus")
+    fetch = alertmanager_fetch(LabState.load("dev"))
+    # Scraping the new workers again, with the old series still within a 5 min lookback.
+    assert eventually(lambda: fetch() is not None, timeout=30)
+    time.sleep(8)
+    driver.stop_consumers()
+
+    def fired() -> bool:
+        return "QueueAge" in [a["labels"]["alertname"] for a in fetch() or []]
+
+    assert eventually(fired, timeout=20), "QueueAge stayed silent with every worker stopped"
 
 
 def test_a_redelivered_order_is_counted_not_applied_again(lab: LabState) -> None:

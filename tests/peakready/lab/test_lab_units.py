@@ -37,22 +37,19 @@ def test_ports_follow_the_internals_table() -> None:
     assert (ports.search_sql(1), ports.search_api(1)) == (20071, 20081)
     assert (ports.app(0), ports.app(49)) == (20100, 20149)
     assert (ports.amqp(0), ports.amqp_dist(2), ports.epmd) == (20004, 20009, 20013)
-    assert (ports.backoffice(0), ports.backoffice_db, ports.backoffice_http) == (
-        20023,
-        20026,
-        20028,
-    )
+    assert (ports.backoffice(0), ports.backoffice(5)) == (20083, 20088)
+    assert (ports.backoffice_db, ports.backoffice_http) == (20026, 20028)
     assert max(ports.block) == 20159 < 32768
 
 
 def test_every_server_port_is_distinct_and_named() -> None:
     named = assembly.server_ports(plan.make_plan(dev_topology()))
     # HAProxy 4; per AZ etcd 2, PostgreSQL + Patroni 2, Redis + Sentinel 2, searchd 2 and
-    # a postgres_exporter, RabbitMQ AMQP + distribution and a back-office worker;
-    # Prometheus, Alertmanager, 4 more exporters and the checkout probe; the broker's
-    # epmd and CLI ports; the back office's database, report replica and HAProxy front;
-    # the app slots
-    assert len(named) == 4 + 3 * 12 + 7 + 1 + 6 + 3 + state.APP_SLOTS
+    # a postgres_exporter, RabbitMQ AMQP + distribution; Prometheus, Alertmanager,
+    # 4 more exporters and the checkout probe; the broker's epmd and CLI ports; the back
+    # office's database, report replica and HAProxy front; the app and worker slots
+    slots = state.APP_SLOTS + state.BACKOFFICE_SLOTS
+    assert len(named) == 4 + 3 * 11 + 7 + 1 + 6 + 3 + slots
     assert all(20000 <= port < 20160 for port in named)
 
 
@@ -255,32 +252,40 @@ def test_playbooks_pass_ansible_lint() -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
-def make_supervisor(tmp_path: Path) -> Any:
+def make_supervisor(tmp_path: Path, **group: Any) -> Any:
+    """The app group of a supervisor over three AZs (``group`` overrides its settings)."""
     from peakready.lab.autoscaler import ScalingPolicy
-    from peakready.lab.supervisor import Supervisor
+    from peakready.lab.supervisor import Group
 
     env_file = tmp_path / "storefront.env"
     env_file.write_text("# rendered\nPEAKREADY_APP_DB_DSN=host=x\nPEAKREADY_APP_REDIS_URL=\n")
     azs = ["eu-central-1a", "eu-central-1b", "eu-central-1c"]
     for az in azs:
-        (tmp_path / "cg" / az).mkdir(parents=True)
+        (tmp_path / "cg" / az).mkdir(parents=True, exist_ok=True)
         (tmp_path / "cg" / az / "freezer.state").write_text("THAWED\n")
-    return Supervisor(
-        {
-            "lab_dir": str(tmp_path),
-            "azs": azs,
-            "desired": 3,
-            "slots": 5,
-            "port_base": 20000,
-            "cgroup": str(tmp_path / "cg"),
-            "cpu_cgroup": str(tmp_path / "cpu"),
-            "scaling": ScalingPolicy(3, 6, 0.4, 0.2, 2.0, 30.0).as_dict(),
-            "haproxy_socket": str(tmp_path / "none.sock"),
-            "env_file": str(env_file),
-            "group": "storefront-dev",
-            "python": "python3",
-        }
-    )
+    shared = {
+        "lab_dir": str(tmp_path),
+        "azs": azs,
+        "cgroup": str(tmp_path / "cg"),
+        "cpu_cgroup": str(tmp_path / "cpu"),
+        "haproxy_socket": str(tmp_path / "none.sock"),
+    }
+    config = {
+        "name": "app",
+        "group": "storefront-dev",
+        "desired": 3,
+        "slots": 5,
+        "slot_port": 20100,
+        "scaling": ScalingPolicy(3, 6, 0.4, 0.2, 2.0, 30.0).as_dict(),
+        "haproxy_backend": "storefront",
+        "server_prefix": "app",
+        "command": ["python3", "-m", "peakready.app"],
+        "env_file": str(env_file),
+        "env_prefix": "PEAKREADY_APP_",
+        "group_file": "app_group.json",
+        **group,
+    }
+    return Group(shared, config)
 
 
 def test_supervisor_scales_in_the_newest_instance_of_the_az_with_the_most(
@@ -333,8 +338,60 @@ def test_supervisor_takes_the_next_free_slot_not_the_vacated_one(tmp_path: Path)
 
 def test_supervisor_env_skips_comments_and_empty_values(tmp_path: Path) -> None:
     sup = make_supervisor(tmp_path)
-    assert sup.app_env["PEAKREADY_APP_DB_DSN"] == "host=x"
-    assert "PEAKREADY_APP_REDIS_URL" not in sup.app_env
+    assert sup.env["PEAKREADY_APP_DB_DSN"] == "host=x"
+    assert "PEAKREADY_APP_REDIS_URL" not in sup.env
+
+
+def test_the_supervisor_probes_every_group_and_a_silent_instance_counts_0(tmp_path: Path) -> None:
+    import http.server
+    import socket
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from peakready.lab.supervisor import Instance, Supervisor
+
+    class Healthy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/healthz" else 404)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Healthy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: refused
+        sup = Supervisor.__new__(Supervisor)
+        app, office = make_supervisor(tmp_path), make_supervisor(tmp_path, name="backoffice")
+        app.instances = [Instance("app-0", "eu-central-1a", 0, server.server_port, 11, "")]
+        office.instances = [
+            Instance("backoffice-0", "eu-central-1b", 0, closed.getsockname()[1], 12, "")
+        ]
+        sup.groups = [app, office]
+        with ThreadPoolExecutor(2) as pool:
+            assert sup.probe(pool) == {11: 200, 12: 0}
+    server.shutdown()
+
+
+def test_a_group_without_policy_takes_its_desired_capacity_from_its_file(tmp_path: Path) -> None:
+    (tmp_path / "backoffice").mkdir()
+    desired = tmp_path / "backoffice" / "desired"
+    group = make_supervisor(
+        tmp_path, name="backoffice", scaling=None, env_file=None, desired_file="backoffice/desired"
+    )
+    group.read_desired()
+    assert group.desired == 0  # no file yet: no worker before its queue and database
+    desired.write_text("3\n")
+    group.read_desired()
+    assert group.desired == 3
+    desired.write_text("99\n")
+    group.read_desired()
+    assert group.desired == 5  # at most its slots
+    desired.write_text("junk\n")
+    group.read_desired()
+    assert group.desired == 0
+    assert "PEAKREADY_APP_DB_DSN" not in group.env  # no env file: the command reads its own
 
 
 @pytest.mark.lab
