@@ -268,10 +268,10 @@ class LabDriver:
         before = {w["id"] for w in lab.backoffice_group().get("instances", [])}
         set_desired(lab.lab_dir, desired)
         self._wait_group(lambda _: len(ready_workers(self.state)) == desired, timeout_s)
-        if len(ready_workers(self.state)) != desired:
+        consuming = len(ready_workers(self.state))
+        if consuming != desired:
             raise ActivityFailed(
-                f"back-office workers: {len(ready_workers(self.state))}/{desired} consuming "
-                f"after {timeout_s:.0f}s"
+                f"back-office workers: {consuming}/{desired} consuming after {timeout_s:.0f}s"
             )
         now = self.state.backoffice_group().get("instances", [])
         return {"started": [w["id"] for w in now if w["id"] not in before]}

@@ -26,7 +26,12 @@ from peakready.lab import proc as procmod
 from peakready.lab.components.base import Component, ProcessSpec, Row, Targets, UpContext, Wave
 from peakready.lab.components.database import create_owned_database, on_primary
 from peakready.lab.components.queue import amqp_url
-from peakready.lab.state import BACKOFFICE_DESIRED, BACKOFFICE_GROUP, BACKOFFICE_METRICS_TARGETS
+from peakready.lab.state import (
+    BACKOFFICE_DESIRED,
+    BACKOFFICE_GROUP,
+    BACKOFFICE_METRICS_TARGETS,
+    write_json_atomic,
+)
 from peakready.lab.state import BACKOFFICE_SLOTS as SLOTS
 
 if TYPE_CHECKING:
@@ -236,10 +241,7 @@ def worker_groups(plan: Plan) -> list[dict[str, Any]]:
 
 def set_desired(lab: Path, desired: int) -> None:
     """The worker group's desired capacity, which the supervisor reads every tick."""
-    path = lab / BACKOFFICE_DESIRED
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(f"{desired}\n")
-    os.replace(tmp, path)
+    write_json_atomic(lab / BACKOFFICE_DESIRED, desired)
 
 
 def ready_workers(state: LabState) -> list[dict[str, Any]]:
