@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import threading
@@ -58,6 +59,7 @@ class AuditIn(BaseModel):
 
 #: Orders failing in a row with the database unavailable before the others fail fast.
 WRITE_FAILURES_TO_TRIP = 3
+SEARCH_SHED = "overloaded: search is shed, retry"
 
 
 class StockIn(BaseModel):
@@ -138,6 +140,30 @@ class Storefront:
                 settings.relay_batch,
             )
             self.relay.start()
+
+    async def warm(self) -> None:
+        """Before the instance takes traffic: open its database connections and walk each
+        read path once (cache, search, catalogue). A cold instance answered its first
+        requests 5-10x slower than a warm one (p50 70-110 ms against 12-20 ms at 0.2
+        CPU), at the moment a scale-out needs it most. Bounded by ``warm_timeout_s``;
+        what fails here is left to the first requests (a database that is down must not
+        keep an instance from starting)."""
+        count = self.settings.db_pool_warm
+        if not count:
+            return
+        try:
+            async with asyncio.timeout(self.settings.warm_timeout_s):
+                await self.write_pool.warm(count)
+                await run_in_threadpool(self._warm_reads, count)
+        except TimeoutError:
+            log.warning("warm-up: not done within %gs", self.settings.warm_timeout_s)
+
+    def _warm_reads(self, count: int) -> None:
+        self.read_pool.warm(count)
+        self.cache.get("warm-up")
+        with contextlib.suppress(DependencyDown, db.DatabaseUnavailable):
+            self.store.get_product(1)
+            self.store.products_by_ids([h["id"] for h in self.search.search("warm")] or [1])
 
     async def close(self) -> None:
         if self.relay is not None:
@@ -334,6 +360,7 @@ class StorefrontAPI(FastAPI):
     def __init__(self, sf: Storefront, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._orders = ObserveMiddleware(self._serve_orders, sf.metrics)
+        self._search_shed = ObserveMiddleware(self._answer_search_shed, sf.metrics)
         self._sf = sf
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -344,10 +371,22 @@ class StorefrontAPI(FastAPI):
         try:
             if scope["path"] == "/orders":
                 await self._orders(scope, receive, send)
+            elif scope["path"] == "/search" and self._sheds_search(scope):
+                # Shed on the event loop: the search route runs in the thread pool, and
+                # under load a shed answer waited there behind the requests it protects
+                # (search 503s p99 154 ms against product 503s 44 ms at 2x).
+                await self._search_shed(scope, receive, send)
             else:
                 await super().__call__(scope, receive, send)
         finally:
             self._sf.in_flight -= 1
+
+    def _sheds_search(self, scope: Scope) -> bool:
+        return scope["method"] == "GET" and self._sf.over_budget("search")
+
+    async def _answer_search_shed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["endpoint"] = self._answer_search_shed  # matched: labelled by its path
+        await unavailable(SEARCH_SHED)(scope, receive, send)
 
     async def _serve_orders(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope["endpoint"] = self._sf.create_order  # matched: labelled by its path
@@ -425,6 +464,7 @@ def create_app(settings: AppSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         sf.open()
+        await sf.warm()
         publishing = _publish_to_cloudwatch(sf, settings)
         try:
             yield
@@ -549,8 +589,6 @@ def create_app(settings: AppSettings) -> FastAPI:
 
     @app.get("/search")
     def search(q: str = "") -> Any:
-        if sf.over_budget("search"):
-            return unavailable("overloaded: search is shed, retry")
         try:
             hits = sf.search.search(q)
         except DependencyDown as exc:

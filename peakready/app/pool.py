@@ -143,6 +143,19 @@ class Pool(_Idle[psycopg.Connection[Any]]):
             self._count(-1)
             self._slots.release()
 
+    def warm(self, count: int) -> int:
+        """Open up to ``count`` idle connections now (an instance's warm-up); stops at the
+        first failure. Returns how many are idle."""
+        while self.idle < min(count, self.max_size):
+            try:
+                conn = psycopg.connect(self.conninfo, **self.kwargs)
+            except psycopg.Error:
+                break
+            if not self._keep(conn):
+                conn.close()
+                break
+        return self.idle
+
     def close(self) -> None:
         for conn in self._take_all():
             conn.close()
@@ -241,6 +254,19 @@ class AsyncPool(_Idle[psycopg.AsyncConnection[Any]]):
                 await self._checkin(conn)
             self._count(-1)
             self._slots.release()
+
+    async def warm(self, count: int) -> int:
+        """:meth:`Pool.warm`, the connections opened side by side."""
+        connect = psycopg.AsyncConnection.connect
+        missing = min(count, self.max_size) - self.idle
+        opened = await asyncio.gather(
+            *(connect(self.conninfo, **self.kwargs) for _ in range(missing)),
+            return_exceptions=True,
+        )
+        for conn in opened:
+            if isinstance(conn, psycopg.AsyncConnection) and not self._keep(conn):
+                await conn.close()
+        return self.idle
 
     async def close(self) -> None:
         for conn in self._take_all():

@@ -32,6 +32,10 @@ class AppSettings(BaseSettings):
     db_password: SecretStr | None = None
     db_pool_max: int = Field(10, ge=1)
     db_pool_timeout_s: float = Field(5.0, gt=0)
+    # Warm-up before the instance listens: this many connections per pool opened, each
+    # read path walked once, within warm_timeout_s (0: start cold).
+    db_pool_warm: int = Field(4, ge=0, le=100)
+    warm_timeout_s: float = Field(3.0, gt=0, le=60)
     db_check_timeout_s: float = Field(1.0, gt=0)
     # Each database check of /readyz (the primary, then the replicas) gets this long:
     # both together must stay below the load balancer's health-check timeout (HAProxy

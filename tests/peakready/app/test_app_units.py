@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -9,13 +10,15 @@ import threading
 import time
 from pathlib import Path
 
+import anyio.to_thread
 import httpx
 import pytest
 
 from peakready.app.db import seed_name, seed_price
 from peakready.app.guard import BoundedRunner, DependencyDown, DependencyGuard
+from peakready.app.main import create_app
 from peakready.app.search import OpenSearchSearch, query_words, sphinx_index_config
-from peakready.app.settings import load_settings, parse_hosts
+from peakready.app.settings import AppSettings, load_settings, parse_hosts
 from peakready.errors import PeakreadyError
 
 REPO = Path(__file__).resolve().parents[3]
@@ -218,3 +221,30 @@ def test_opensearch_errors_mean_search_unavailable() -> None:
         assert guard.degraded
     finally:
         runner.shutdown()
+
+
+def test_a_shed_search_is_answered_on_the_event_loop_not_behind_the_thread_pool() -> None:
+    """The search route runs in the thread pool; a search past its budget must not wait
+    there behind the requests the budget protects."""
+    app = create_app(AppSettings(shed_search_at=1))
+    sf = app.state.storefront
+
+    async def search_while_every_thread_is_busy() -> httpx.Response:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = 1
+        release = threading.Event()
+        busy = asyncio.ensure_future(anyio.to_thread.run_sync(release.wait))
+        await asyncio.sleep(0.05)
+        sf.in_flight += 1  # another request in progress: the search is past its budget
+        try:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://storefront") as c:
+                return await asyncio.wait_for(c.get("/search", params={"q": "lamp"}), 2.0)
+        finally:
+            sf.in_flight -= 1
+            release.set()
+            await busy
+
+    answer = asyncio.run(search_while_every_thread_is_busy())
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "1"
+    assert answer.json() == {"detail": "overloaded: search is shed, retry"}
+    assert sf.metrics.registry.get_sample_value("storefront_shed_total", {"feature": "search"}) == 1

@@ -7,8 +7,10 @@ import uuid
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 SHED_APP_PORT = 23107
+WARM_APP_PORT, COLD_APP_PORT = 23108, 23109
 
 
 def admin(url: str, token: str | None, product_id: int, units: int) -> httpx.Response:
@@ -81,3 +83,25 @@ def test_past_its_budget_the_storefront_sheds_search_fast_and_never_orders(
     # for a budget.
     orders = asyncio.run(burst("/orders", "POST", n=10))
     assert {r.status_code for r in orders} == {201}
+
+
+def idle_connections(url: str) -> dict[str, float]:
+    text = httpx.get(f"{url}/metrics").text
+    families = text_string_to_metric_families(text)
+    family = next(f for f in families if f.name == "storefront_db_pool_connections")
+    return {s.labels["pool"]: s.value for s in family.samples if s.labels["state"] == "idle"}
+
+
+def test_a_new_instance_opens_its_connections_before_it_takes_traffic(
+    workdir: Path, postgres, extra_apps, helpers
+) -> None:
+    """A scaled-out instance joins at the worst moment: cold, its first requests answered
+    5-10x slower (connections opened on demand under a CPU quota). Warmed, each pool holds
+    its connections before the instance listens; with the warm-up off, none but the one
+    /readyz opened."""
+    warm = helpers.start_app(workdir, postgres, WARM_APP_PORT, None, None, db_pool_warm="4")
+    extra_apps.append(warm)
+    cold = helpers.start_app(workdir, postgres, COLD_APP_PORT, None, None, db_pool_warm="0")
+    extra_apps.append(cold)
+    assert idle_connections(warm.url) == {"write": 4, "read": 4}
+    assert idle_connections(cold.url) == {"write": 1, "read": 0}

@@ -31,8 +31,8 @@ REPORTS = REPO_ROOT / ".lab" / f"pytest-peak-{BASE}-reports"
 VARIANTS = {
     # Latency against the stack's objective is a benchmark's figure (`make bench`, peak
     # phase); on a busy CI machine the dev stack's order p99 at 2x reached 445 ms. This
-    # test asserts what the rehearsal does (scales out, sheds browsing, keeps every
-    # order), so its stack's order objective is loose.
+    # test asserts what the rehearsal does (scales out, keeps every order), so its
+    # stack's order objective is loose.
     "base": "",
     "noscale": "    autoscaling: false\n",
     "bare": "    autoscaling: false\n    overload_protection: false\n",
@@ -88,7 +88,7 @@ def rehearse(stacks: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
         lab_cli(BASE, lab_dir, "down", "--stack", variant, "--purge", timeout=120)
 
 
-def test_a_surge_to_twice_the_lab_scales_out_sheds_browsing_and_keeps_orders(rehearse) -> None:
+def test_a_surge_to_twice_the_lab_scales_out_and_keeps_orders(rehearse) -> None:
     """The dev stack at 2x, from a Locust master with 2 local workers."""
     result = rehearse("base", "peak-surge", 2.0, workers=2)
     peak = result.peak or {}
@@ -97,7 +97,10 @@ def test_a_surge_to_twice_the_lab_scales_out_sheds_browsing_and_keeps_orders(reh
     assert peak["p99_ms"]["order"] <= 1500
     assert peak["max_instances"] > peak["min_instances"] == 3
     assert peak["scale_out_s"] is not None and peak["scale_out_s"] <= 15
-    assert peak["shed"]["browse"] + peak["shed"]["search"] > 0  # browsing gave way
+    # Whether browsing must give way here depends on how fast the tier outgrows the surge
+    # (one CI run shed none of it); that a short tier sheds browsing and never orders is
+    # the noscale variant's assertion. Here: whatever was shed, no order was.
+    assert peak["shed"]["order"] == 0
     assert (result.lost_orders, result.duplicate_orders, result.oversold_units) == (0, 0, 0)
     # every worker kept its shard, and the merged ledger is the one verified
     run = REPORTS / "base-peak-surge" / "runs" / "peak-surge"
