@@ -60,6 +60,9 @@ class AuditIn(BaseModel):
 #: Orders failing in a row with the database unavailable before the others fail fast.
 WRITE_FAILURES_TO_TRIP = 3
 SEARCH_SHED = "overloaded: search is shed, retry"
+#: Health checks and scrapes: not shop traffic, so not counted in the shedding budget (a
+#: load balancer's check and a scrape on an instance with 2 requests made it shed search).
+PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 class StockIn(BaseModel):
@@ -114,7 +117,7 @@ class Storefront:
         self.write_guard = DependencyGuard("database writes", settings.db_query_timeout_s, 0.0)
         self.write_failures = 0  # in a row
         self.draining = False  # set by the first SIGTERM when DRAIN_S > 0
-        self.in_flight = 0  # requests in progress (StorefrontAPI counts them)
+        self.in_flight = 0  # shop requests in progress (StorefrontAPI counts them)
         self.db_log = RateLimitedLog("database unavailable", every_s=5.0)
         self.relay: Relay | None = None
 
@@ -364,7 +367,7 @@ class StorefrontAPI(FastAPI):
         self._sf = sf
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] in PROBE_PATHS:
             await super().__call__(scope, receive, send)
             return
         self._sf.in_flight += 1

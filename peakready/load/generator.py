@@ -43,12 +43,13 @@ from typing import Any
 import gevent
 import gevent.pool
 import httpx
-from locust import FastHttpUser, LoadTestShape, User, constant_throughput, task
+from locust import FastHttpUser, LoadTestShape, User, task
 from locust.argument_parser import get_empty_argument_parser, setup_parser_arguments
 from locust.env import Environment
 from locust.runners import MasterRunner, Runner, WorkerRunner
 
 from peakready.load.ledger import LEDGER_FILE, LedgerEntry, LedgerWriter
+from peakready.load.pacing import Pacer
 from peakready.load.process import WORKERS_DIR
 from peakready.load.records import (
     GENERATOR_FILE,
@@ -177,11 +178,25 @@ def _order(user: FastHttpUser, kind: str, product: int, quantity: int) -> None:
 # --------------------------------------------------------------------------- steady
 
 
-class OrderUser(FastHttpUser):
+class SteadyUser(FastHttpUser):
+    """A user at a steady rate, one request per ``period_s``, on a phase of its own
+    (``peakready.load.pacing``)."""
+
+    abstract = True
+    period_s = 1.0  # set with the user's rate (_steady_users)
+
+    def on_start(self) -> None:
+        self.pacer = Pacer.started(self.period_s, time.monotonic())
+        gevent.sleep(self.pacer.next_at - time.monotonic())
+
+    def wait_time(self) -> float:
+        return self.pacer.wait(time.monotonic())
+
+
+class OrderUser(SteadyUser):
     """Places orders at a steady rate."""
 
     fixed_count = 1
-    wait_time = constant_throughput(1)
 
     @task
     def place_order(self) -> None:
@@ -192,22 +207,20 @@ class OrderUser(FastHttpUser):
         _order(self, "order", random.choice(shared.products), quantity)
 
 
-class ReadUser(FastHttpUser):
+class ReadUser(SteadyUser):
     """Reads products (through the cache)."""
 
     fixed_count = 1
-    wait_time = constant_throughput(1)
 
     @task
     def read_product(self) -> None:
         _attempt(self, "product", "GET", f"/products/{random.choice(_Shared.products)}")
 
 
-class SearchUser(FastHttpUser):
+class SearchUser(SteadyUser):
     """Searches the catalogue (through the search tier)."""
 
     fixed_count = 1
-    wait_time = constant_throughput(1)
 
     @task
     def search(self) -> None:
@@ -226,7 +239,7 @@ def _steady_users(settings: LoadSettings) -> list[type[FastHttpUser]]:
         if rate <= 0:
             continue
         cls.fixed_count = users
-        cls.wait_time = constant_throughput(rate / users)
+        cls.period_s = users / rate
         classes.append(cls)
     return classes
 

@@ -248,3 +248,20 @@ def test_a_shed_search_is_answered_on_the_event_loop_not_behind_the_thread_pool(
     assert answer.status_code == 503 and answer.headers["Retry-After"] == "1"
     assert answer.json() == {"detail": "overloaded: search is shed, retry"}
     assert sf.metrics.registry.get_sample_value("storefront_shed_total", {"feature": "search"}) == 1
+
+
+def test_health_checks_and_scrapes_do_not_count_in_the_shedding_budget() -> None:
+    """Only shop requests fill the budget: a load balancer's check and a scrape on an
+    instance serving 2 shop requests made it shed search at a budget of 3."""
+    app = create_app(AppSettings(shed_search_at=1))
+    sf = app.state.storefront
+    seen: list[int] = []
+    sf.update_gauges = lambda: seen.append(sf.in_flight)  # runs inside GET /metrics
+
+    async def scrape() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://storefront") as c:
+            return await c.get("/metrics")
+
+    assert asyncio.run(scrape()).status_code == 200
+    assert seen == [0]
