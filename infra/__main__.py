@@ -279,7 +279,7 @@ if qt is not None and queue is not None:
             instance_type=qt.consumer_instance_type,
             min_size=qt.consumer_min_size,
             max_size=qt.consumer_max_size,
-            backlog_per_worker=max(1, round(qt.consumer_orders_per_s * qt.max_backlog_age_s / 2)),
+            backlog_per_worker=qt.backlog_per_worker,
             db_instance_class=qt.backoffice_db_instance_class,
             db_storage_gb=qt.backoffice_db_storage_gb,
             db_engine_version=db.engine_version,

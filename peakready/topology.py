@@ -525,6 +525,12 @@ class Queue(_Model):
     def dead_letter_queue(self) -> str | None:
         return f"{self.queue_name}.dead" if self.dead_letter else None
 
+    @property
+    def backlog_per_worker(self) -> int:
+        """The worker group's scaling target: orders waiting per in-service worker, what
+        one drains in half the backlog-age objective."""
+        return max(1, round(self.consumer_orders_per_s * self.max_backlog_age_s / 2))
+
 
 class Alarms(_Model):
     """The alerts that matter at peak (``peakready.monitoring.alerts``): CloudWatch

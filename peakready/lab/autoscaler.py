@@ -222,3 +222,90 @@ class Autoscaler:
         )
         self.desired = desired
         return decision
+
+
+@dataclass(frozen=True)
+class BacklogPolicy:
+    """The back-office worker group's policy: target tracking on the queue's backlog per
+    worker, as the stack's worker ASG tracks Amazon MQ's ``MessageCount`` ÷ its
+    in-service instances (``infra/app_tier.py``)."""
+
+    max_size: int
+    per_instance: int  # orders waiting per worker the policy tracks
+    scale_in_after_s: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BacklogPolicy:
+        return cls(
+            int(data["max_size"]), int(data["per_instance"]), float(data["scale_in_after_s"])
+        )
+
+
+def lab_backlog_policy(topology: Topology, minimum: int, slots: int) -> BacklogPolicy | None:
+    """The lab's worker policy: the stack's, its maximum scaled by ``minimum`` (the lab's
+    one worker per AZ) ÷ ``queue.consumer_min_size``, its target and scale-in delay
+    ``lab.time_scale`` times smaller, as the app group's timers are."""
+    queue, lab = topology.queue, topology.lab
+    if queue is None:
+        return None
+    ratio = minimum / max(queue.consumer_min_size, 1)
+    return BacklogPolicy(
+        max_size=min(slots, max(minimum, round(queue.consumer_max_size * ratio))),
+        per_instance=max(1, round(queue.backlog_per_worker / lab.time_scale)),
+        scale_in_after_s=topology.app.scale_in_after_s / lab.time_scale,
+    )
+
+
+@dataclass
+class BacklogScaler:
+    """The worker group's size from the backlog, tick by tick (pure).
+
+    ``requested`` is the operator's desired capacity (UpdateAutoScalingGroup: the
+    drills, ``lab up``); it is the group's floor, applies at once, and 0 stops the
+    group whatever waits. Above it the group grows at once to one worker per
+    ``per_instance`` orders waiting, up to the maximum, and shrinks only once the
+    backlog has wanted fewer workers for ``scale_in_after_s``.
+    """
+
+    policy: BacklogPolicy
+    requested: int | None = None
+    fewer_since: float | None = None
+
+    def size(self, at: float, backlog: int | None, requested: int, current: int) -> Decision | None:
+        """The decision for this tick (None: stay at ``current``); ``backlog`` None when
+        the broker gave no recent answer (the group then holds its size)."""
+        p = self.policy
+        target = float(p.per_instance)
+        metric = backlog / max(current, 1) if backlog is not None else 0.0
+        if requested != self.requested:
+            self.requested, self.fewer_since = requested, None
+            wanted = self._wanted(backlog, requested) if requested else 0
+            if wanted == current:
+                return None
+            return Decision(at, wanted, current, "desired capacity set", metric, target)
+        if not requested or backlog is None:
+            return None
+        wanted = self._wanted(backlog, requested)
+        if wanted > current:
+            self.fewer_since = None
+            return Decision(
+                at, wanted, current, "backlog per worker above the target", metric, target
+            )
+        if wanted == current:
+            self.fewer_since = None
+            return None
+        if self.fewer_since is None:
+            self.fewer_since = at
+        if at - self.fewer_since < p.scale_in_after_s:
+            return None
+        self.fewer_since = None
+        return Decision(at, wanted, current, "backlog per worker below the target", metric, target)
+
+    def _wanted(self, backlog: int | None, requested: int) -> int:
+        if backlog is None:
+            return requested
+        need = math.ceil(backlog / self.policy.per_instance)
+        return max(requested, min(self.policy.max_size, need))

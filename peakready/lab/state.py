@@ -35,6 +35,8 @@ BACKOFFICE_SLOTS = 6
 BACKOFFICE_METRICS_TARGETS = "monitoring/backoffice-targets.json"
 BACKOFFICE_GROUP = "backoffice_group.json"
 BACKOFFICE_DESIRED = "backoffice/desired"
+#: The worker group's scaling decisions (JSON lines, as the app group's SCALING_FILE).
+BACKOFFICE_SCALING = "backoffice/scaling.jsonl"
 
 
 def cpu_cgroup_of(freezer_group: Path) -> Path:

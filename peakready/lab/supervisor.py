@@ -7,14 +7,16 @@ stack has a queue tier.
 A lost instance (dead, or alive but not answering ``/healthz``, e.g. frozen with its
 AZ) is terminated and replaced in a healthy AZ — the one with the fewest instances, as
 an ASG rebalances — on the next free slot. HAProxy's server-template slots are kept in
-step through the admin socket. ``desired`` follows the scaling policy
+step through the admin socket. The app group's ``desired`` follows its scaling policy
 (``peakready.lab.autoscaler``): target tracking on requests per target, read from
 HAProxy's counters once per tick; scale-in removes an instance from the AZ with the
-most. The back-office group has no policy: its desired capacity is what
-``<lab>/backoffice/desired`` says (the lab's UpdateAutoScalingGroup; 0 until the
-queue and the back office's database exist). Each group is published in its own file
-(``<lab>/app_group.json``, ``<lab>/backoffice_group.json``), and every scaling decision
-and change of the app instances in service is appended to ``<lab>/scaling.jsonl``
+most. The back-office group's desired capacity is what ``<lab>/backoffice/desired``
+says (the lab's UpdateAutoScalingGroup; 0 until the queue and the back office's
+database exist), raised by its policy while orders wait: target tracking on the
+queue's backlog per worker, read from the broker in the background. Each group is
+published in its own file (``<lab>/app_group.json``, ``<lab>/backoffice_group.json``);
+every scaling decision and change of the app instances in service is appended to
+``<lab>/scaling.jsonl``, the workers' decisions to ``<lab>/backoffice/scaling.jsonl``
 (docs/internals.md).
 
 The supervisor is regional: it lives in no AZ's cgroup, so freezing an AZ never
@@ -30,6 +32,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -38,12 +41,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from peakready import pipeline
+from peakready.errors import PeakreadyError
 from peakready.lab import proc as procmod
 from peakready.lab.autoscaler import (
     SCALING_FILE,
     SCALING_RESET,
     SCALING_SUSPENDED,
     Autoscaler,
+    BacklogPolicy,
+    BacklogScaler,
     Sample,
     ScalingPolicy,
 )
@@ -60,6 +67,9 @@ START_GRACE_S = 45.0
 #: Each ``/healthz`` probe's timeout, and how many run at once.
 PROBE_TIMEOUT_S = 1.0
 PROBE_THREADS = 8
+#: How often the backlog is read from the broker, and how old a reading may be to count.
+BACKLOG_EVERY_S = 1.0
+BACKLOG_STALE_S = 5.0
 
 
 @dataclass
@@ -125,6 +135,14 @@ class Group:
         self.policy = ScalingPolicy.from_dict(config["scaling"]) if config.get("scaling") else None
         self.scaler = Autoscaler(self.policy, self.desired) if self.policy else None
         self.scaling_file = self.lab_dir / SCALING_FILE
+        backlog = config.get("backlog_scaling")
+        self.backlog_scaler = BacklogScaler(BacklogPolicy.from_dict(backlog)) if backlog else None
+        self.backlog = (
+            BacklogReader(Path(backlog["queue_env_file"]), self.env_prefix) if backlog else None
+        )
+        if backlog:
+            self.scaling_file = self.lab_dir / backlog["scaling_file"]
+        self.requested = self.desired  # the operator's desired capacity (desired_file)
         self.in_service = -1
         self.lost = 0  # instances found dead or failing /healthz, and replaced
 
@@ -137,12 +155,7 @@ class Group:
             "LANG": "C.UTF-8",
             "PYTHONUNBUFFERED": "1",
         }
-        if env_file:
-            for line in Path(env_file).read_text().splitlines():
-                key, sep, value = line.partition("=")
-                if sep and not key.startswith("#") and value:
-                    env[key.strip()] = value
-        return env
+        return env | (read_env_file(Path(env_file)) if env_file else {})
 
     # ----------------------------------------------------------------- group file
 
@@ -217,8 +230,10 @@ class Group:
         except (FileNotFoundError, ValueError):
             wanted = 0
         wanted = max(0, min(wanted, self.slots))
-        if wanted != self.desired:
-            log.info("%s: desired %d -> %d (set)", self.name, self.desired, wanted)
+        if wanted != self.requested:
+            log.info("%s: desired capacity %d -> %d (set)", self.name, self.requested, wanted)
+            self.requested = wanted
+        if self.backlog_scaler is None:
             self.desired = wanted
 
     # ----------------------------------------------------------------- placement
@@ -411,6 +426,28 @@ class Group:
                 }
             )
 
+    def backlog_autoscale(self) -> None:
+        """One tick of the worker policy: the operator's desired capacity, raised while
+        the backlog per worker is above the target."""
+        if self.backlog_scaler is None or self.backlog is None:
+            return
+        decision = self.backlog_scaler.size(
+            time.time(), self.backlog.latest(), self.requested, self.desired
+        )
+        if decision is None:
+            return
+        log.info(
+            "%s scaling: desired %d -> %d (%s: %.0f waiting per worker, target %.0f)",
+            self.name,
+            decision.previous,
+            decision.desired,
+            decision.reason,
+            decision.metric,
+            decision.target,
+        )
+        self.desired = decision.desired
+        self.record(decision.as_dict())
+
     # ----------------------------------------------------------------- HAProxy
 
     def _haproxy(self, command: str) -> str:
@@ -465,6 +502,7 @@ class Group:
         self.reap()
         self.read_desired()
         self.autoscale()
+        self.backlog_autoscale()
         while len(self.instances) < self.desired and self.launch() is not None:
             pass
         while len(self.instances) > self.desired:
@@ -476,6 +514,8 @@ class Group:
             self.publish()
 
     def start(self) -> None:
+        if self.backlog is not None:
+            self.backlog.start()
         self.adopt()
         self.read_desired()
         self.haproxy_sync()
@@ -541,6 +581,64 @@ class Supervisor:
                     group.tick(health)
                 time.sleep(TICK_S)
         self.shutdown()
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=value`` lines of an environment file (comments and empty values left out)."""
+    env = {}
+    for line in path.read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not key.startswith("#") and value:
+            env[key.strip()] = value
+    return env
+
+
+class BacklogReader(threading.Thread):
+    """The queue's depth, read from the broker every ``BACKLOG_EVERY_S`` in the
+    background (a passive declare): a frozen broker node must not stall the supervisor's
+    turn, which replaces the instances of that AZ meanwhile. The broker's URLs, password
+    and queue come from the workers' environment file (``<prefix>QUEUE_URL``, …)."""
+
+    def __init__(self, env_file: Path, prefix: str) -> None:
+        super().__init__(name="backlog", daemon=True)
+        self.env_file = env_file
+        self.prefix = prefix
+        self.depth: int | None = None
+        self.read_at = 0.0
+
+    def latest(self) -> int | None:
+        """The last depth read, or None when the broker has not answered lately."""
+        fresh = time.monotonic() - self.read_at < BACKLOG_STALE_S
+        return self.depth if fresh else None
+
+    def run(self) -> None:
+        import pika
+        import pika.exceptions
+
+        connection: pika.BlockingConnection | None = None
+        while True:
+            try:
+                if connection is None or connection.is_closed:
+                    connection, channel, queue = self._connect()
+                frame = channel.queue_declare(queue, passive=True)
+                self.depth, self.read_at = int(frame.method.message_count), time.monotonic()
+            except (pika.exceptions.AMQPError, OSError, KeyError, PeakreadyError) as exc:
+                log.debug("backlog: %s", exc)  # not there yet, or a node lost: next second
+                if connection is not None and connection.is_open:
+                    with contextlib.suppress(pika.exceptions.AMQPError, OSError):
+                        connection.close()
+                connection = None
+            time.sleep(BACKLOG_EVERY_S)
+
+    def _connect(self) -> tuple[Any, Any, str]:
+        import pika
+
+        env, name = read_env_file(self.env_file), f"{self.prefix}QUEUE_URL"
+        params = pipeline.connection_parameters(
+            pipeline.parse_urls(env[name], name), env.get(f"{self.prefix}QUEUE_PASSWORD", "")
+        )
+        connection = pika.BlockingConnection(params)
+        return connection, connection.channel(), env.get(f"{self.prefix}QUEUE_NAME", "orders")
 
 
 def healthz(inst: Instance) -> int:

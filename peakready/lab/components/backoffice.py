@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from peakready.errors import PeakreadyError
 from peakready.lab import observe
 from peakready.lab import proc as procmod
+from peakready.lab.autoscaler import lab_backlog_policy
 from peakready.lab.components.base import Component, ProcessSpec, Row, Targets, UpContext, Wave
 from peakready.lab.components.database import create_owned_database, on_primary
 from peakready.lab.components.queue import amqp_url
@@ -30,6 +31,7 @@ from peakready.lab.state import (
     BACKOFFICE_DESIRED,
     BACKOFFICE_GROUP,
     BACKOFFICE_METRICS_TARGETS,
+    BACKOFFICE_SCALING,
     write_json_atomic,
 )
 from peakready.lab.state import BACKOFFICE_SLOTS as SLOTS
@@ -157,7 +159,8 @@ class Backoffice(Component):
             ctx.facts["backoffice_desired"] = len(plan.azs)
         ready = ready_workers(ctx.state)
         n = len(plan.azs)
-        return [db_row, Row("back-office workers", len(ready) == n, f"{len(ready)}/{n} consuming")]
+        # At least one per AZ: more when a backlog waits (the group's policy).
+        return [db_row, Row("back-office workers", len(ready) >= n, f"{len(ready)}/{n} consuming")]
 
     def health(self, state: LabState, outputs: dict[str, Any]) -> list[Row]:
         endpoints = state.endpoints
@@ -215,8 +218,10 @@ def passfile(plan: Plan) -> Path:
 
 
 def worker_groups(plan: Plan) -> list[dict[str, Any]]:
-    """The back office's group in ``supervisor.json`` (none without a queue tier)."""
-    if plan.topology.queue is None:
+    """The back office's group in ``supervisor.json`` (none without a queue tier), with
+    its backlog policy (``peakready.lab.autoscaler.lab_backlog_policy``)."""
+    policy = lab_backlog_policy(plan.topology, len(plan.azs), SLOTS)
+    if policy is None:
         return []
     return [
         {
@@ -235,6 +240,11 @@ def worker_groups(plan: Plan) -> list[dict[str, Any]]:
             "env_prefix": "PEAKREADY_BACKOFFICE_",
             "group_file": BACKOFFICE_GROUP,
             "metrics_targets": BACKOFFICE_METRICS_TARGETS,
+            "backlog_scaling": {
+                **policy.as_dict(),
+                "queue_env_file": str(env_file(plan)),
+                "scaling_file": BACKOFFICE_SCALING,
+            },
         }
     ]
 

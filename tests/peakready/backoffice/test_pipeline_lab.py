@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ from peakready.lab import control, proc
 from peakready.lab.components.backoffice import ready_worker
 from peakready.lab.components.monitoring import alertmanager_fetch, credentials
 from peakready.lab.components.queue import Cluster
-from peakready.lab.state import LabState
+from peakready.lab.state import BACKOFFICE_SCALING, LabState
 from peakready.load.ledger import DeliveryCheck, LedgerEntry, compare_deliveries
 from peakready.targets.lab import LabDriver
 
@@ -319,6 +320,52 @@ def test_the_supervisor_replaces_a_lost_worker_and_keeps_none_while_desired_is_0
     time.sleep(3)  # a few supervisor ticks: a group at 0 launches nothing
     assert LabState.load("dev").backoffice_group()["instances"] == []
     assert len(driver.start_consumers()["started"]) == 3
+
+
+def queue_depth(lab: LabState) -> int:
+    connection, ch = channel(lab)
+    try:
+        return int(ch.queue_declare("orders", passive=True).method.message_count)
+    finally:
+        connection.close()
+
+
+def worker_decisions(lab: LabState) -> list[dict[str, Any]]:
+    path = lab.lab_dir / BACKOFFICE_SCALING
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_a_backlog_brings_the_workers_back_sized_for_it_and_they_scale_in_after_it(
+    lab: LabState, driver: LabDriver
+) -> None:
+    """The worker group tracks the backlog per worker, as the worker ASG tracks Amazon
+    MQ's MessageCount: the dev stack's 6,000 per worker, 30x faster in the lab (200)."""
+    driver.stop_consumers()
+    with ThreadPoolExecutor(8) as pool:
+        orders = list(pool.map(lambda _: place(lab), range(900)))
+    assert eventually(lambda: queue_depth(lab) >= 900, timeout=30), queue_depth(lab)
+    time.sleep(2)  # a stopped group stays stopped, whatever waits
+    assert LabState.load("dev").backoffice_group()["instances"] == []
+    before = len(worker_decisions(lab))
+
+    def grown() -> dict[str, Any] | None:
+        group = LabState.load("dev").backoffice_group()
+        return group if len(group["instances"]) >= 5 else None  # ceil(900 / 200), not 3
+
+    driver.start_consumers()
+    group = eventually(grown)
+    assert group, LabState.load("dev").backoffice_group()
+    assert {w["az"] for w in group["instances"]} == set(lab.azs)
+    sized = worker_decisions(lab)[before]
+    assert sized["desired"] >= 5 and sized["target"] == 200, sized
+    check = deliveries(lab, orders, wait_s=30)
+    assert (check.missing_deliveries, check.applied_twice) == (0, 0)
+
+    def scaled_in() -> bool:
+        return len(LabState.load("dev").backoffice_group()["instances"]) == 3
+
+    assert eventually(scaled_in, timeout=60), worker_decisions(lab)[before:]
+    assert worker_decisions(lab)[-1]["reason"] == "backlog per worker below the target"
 
 
 def test_queue_age_fires_after_prometheus_restarted_while_the_workers_were_replaced(

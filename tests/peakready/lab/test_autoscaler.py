@@ -9,9 +9,12 @@ import pytest
 from peakready.lab.autoscaler import (
     DEFAULT_CPU_PER_REQUEST_S,
     Autoscaler,
+    BacklogPolicy,
+    BacklogScaler,
     Sample,
     ScalingPolicy,
     ScheduledMinimum,
+    lab_backlog_policy,
     lab_policy,
 )
 from peakready.topology import Topology
@@ -186,3 +189,82 @@ def test_a_reset_returns_to_the_minimum_and_measures_capacity_afresh() -> None:
     assert decision.reason == "reset to the resting size before a rehearsal"
     assert scaler.capacity_per_instance == pytest.approx(0.2 / DEFAULT_CPU_PER_REQUEST_S)
     assert scaler.reset(11.0) is None  # already at rest
+
+
+def with_queue(**queue: object) -> Topology:
+    config = dev().model_dump(mode="json")
+    topology = Topology.from_config(
+        "dev",
+        {
+            "peakready:region": "eu-central-1",
+            "peakready:forecast": config["forecast"],
+            "peakready:app": config["app"],
+            "peakready:lab": {"app_instances": 3},
+            "peakready:queue": {
+                "consumer_min_size": 2,
+                "consumer_max_size": 4,
+                "consumer_orders_per_s": 200,
+                "max_backlog_age_s": 60,
+                **queue,
+            },
+        },
+        "test",
+    )
+    return topology
+
+
+def test_the_lab_worker_policy_is_the_stacks_scaled_to_the_lab() -> None:
+    topology = with_queue()
+    assert topology.queue is not None
+    # AWS tracks 200 orders/s x 60 s / 2 = 6,000 waiting per worker; the lab, 30x faster.
+    assert topology.queue.backlog_per_worker == 6000
+    lab = lab_backlog_policy(topology, minimum=3, slots=6)
+    assert lab == BacklogPolicy(max_size=6, per_instance=200, scale_in_after_s=30.0)
+    assert lab_backlog_policy(with_queue(consumer_max_size=20), 3, slots=6).max_size == 6
+    assert lab_backlog_policy(dev(), 3, 6) is None  # no queue tier, no workers
+
+
+BACKLOG = BacklogPolicy(max_size=6, per_instance=200, scale_in_after_s=30.0)
+
+
+def test_the_operators_desired_capacity_applies_at_once_and_0_stops_whatever_waits() -> None:
+    scaler = BacklogScaler(BACKLOG)
+    first = scaler.size(0.0, backlog=0, requested=3, current=0)
+    assert first is not None and (first.desired, first.reason) == (3, "desired capacity set")
+    stop = scaler.size(1.0, backlog=5000, requested=0, current=3)
+    assert stop is not None and stop.desired == 0
+    assert scaler.size(2.0, backlog=5000, requested=0, current=0) is None  # stays stopped
+    again = scaler.size(3.0, backlog=900, requested=3, current=0)
+    assert again is not None and again.desired == 5  # back, and sized for what waits
+
+
+def test_a_backlog_above_the_target_scales_out_at_once_up_to_the_maximum() -> None:
+    scaler = BacklogScaler(BACKLOG)
+    scaler.size(0.0, 0, 3, 0)
+    assert scaler.size(1.0, backlog=600, requested=3, current=3) is None  # 200 each: on target
+    out = scaler.size(2.0, backlog=601, requested=3, current=3)
+    assert out is not None and (out.desired, out.metric, out.target) == (4, 601 / 3, 200.0)
+    assert out.reason == "backlog per worker above the target"
+    top = scaler.size(3.0, backlog=100_000, requested=3, current=4)
+    assert top is not None and top.desired == 6
+    assert scaler.size(4.0, backlog=100_000, requested=3, current=6) is None
+
+
+def test_scale_in_waits_for_the_delay_and_never_goes_below_the_desired_capacity() -> None:
+    scaler = BacklogScaler(BACKLOG)
+    scaler.size(0.0, 0, 3, 0)
+    assert scaler.size(1.0, backlog=0, requested=3, current=6) is None
+    assert scaler.size(30.0, backlog=0, requested=3, current=6) is None  # 29 s: not yet
+    assert scaler.size(30.5, backlog=900, requested=3, current=6) is None  # wants 5 now
+    down = scaler.size(31.0, backlog=0, requested=3, current=6)
+    assert down is not None and (down.desired, down.reason) == (
+        3,
+        "backlog per worker below the target",
+    )
+
+
+def test_without_a_recent_reading_the_group_holds_its_size() -> None:
+    scaler = BacklogScaler(BACKLOG)
+    scaler.size(0.0, 0, 3, 0)
+    assert scaler.size(1.0, backlog=None, requested=3, current=5) is None
+    assert scaler.size(100.0, backlog=None, requested=3, current=5) is None
