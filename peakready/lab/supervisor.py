@@ -51,6 +51,7 @@ from peakready.lab.autoscaler import (
     Autoscaler,
     BacklogPolicy,
     BacklogScaler,
+    Decision,
     Sample,
     ScalingPolicy,
 )
@@ -402,16 +403,7 @@ class Group:
             self.scaler.desired = decision.previous  # suspended: measured, not acted on
             decision = None
         if decision is not None:
-            log.info(
-                "scaling: desired %d -> %d (%s: %.1f/s per target, target %.1f/s)",
-                decision.previous,
-                decision.desired,
-                decision.reason,
-                decision.metric,
-                decision.target,
-            )
-            self.desired = decision.desired
-            self.record(decision.as_dict())
+            self.follow(decision, "%.1f/s per target, target %.1f/s")
         serving = sum(1 for i in self.instances if i.up_since is not None)
         if serving != self.in_service or decision is not None:
             self.in_service = serving
@@ -434,10 +426,14 @@ class Group:
         decision = self.backlog_scaler.size(
             time.time(), self.backlog.latest(), self.requested, self.desired
         )
-        if decision is None:
-            return
+        if decision is not None:
+            self.follow(decision, "%.0f waiting per worker, target %.0f")
+
+    def follow(self, decision: Decision, figures: str) -> None:
+        """Log ``decision`` (``figures`` formats its metric and target), follow it and
+        record it in the group's timeline."""
         log.info(
-            "%s scaling: desired %d -> %d (%s: %.0f waiting per worker, target %.0f)",
+            "%s scaling: desired %d -> %d (%s: " + figures + ")",
             self.name,
             decision.previous,
             decision.desired,

@@ -426,3 +426,23 @@ def test_down_without_a_state_file_still_stops_what_is_left_in_the_cgroups(
         if child.poll() is None:
             child.kill()
         proc.remove_cgroups(lab_plan.cgroup)
+
+
+def test_a_scaling_decision_is_followed_and_recorded_in_the_groups_timeline(
+    tmp_path: Path,
+) -> None:
+    from peakready.lab.autoscaler import SCALING_FILE, Decision
+
+    group = make_supervisor(tmp_path)
+    group.follow(Decision(1.0, 5, 3, "requests per target above the target", 80.0, 60.0), "%g/%g")
+    assert group.desired == 5
+    recorded = json.loads((tmp_path / SCALING_FILE).read_text())
+    assert recorded == {
+        "event": "scale",
+        "at": 1.0,
+        "desired": 5,
+        "previous": 3,
+        "reason": "requests per target above the target",
+        "metric": 80.0,
+        "target": 60.0,
+    }
