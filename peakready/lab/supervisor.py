@@ -138,9 +138,7 @@ class Group:
         self.scaling_file = self.lab_dir / SCALING_FILE
         backlog = config.get("backlog_scaling")
         self.backlog_scaler = BacklogScaler(BacklogPolicy.from_dict(backlog)) if backlog else None
-        self.backlog = (
-            BacklogReader(Path(backlog["queue_env_file"]), self.env_prefix) if backlog else None
-        )
+        self.backlog = BacklogReader(Path(backlog["queue_env_file"])) if backlog else None
         if backlog:
             self.scaling_file = self.lab_dir / backlog["scaling_file"]
         self.requested = self.desired  # the operator's desired capacity (desired_file)
@@ -156,7 +154,12 @@ class Group:
             "LANG": "C.UTF-8",
             "PYTHONUNBUFFERED": "1",
         }
-        return env | (read_env_file(Path(env_file)) if env_file else {})
+        if env_file:
+            for line in Path(env_file).read_text().splitlines():
+                key, sep, value = line.partition("=")
+                if sep and not key.startswith("#") and value:
+                    env[key.strip()] = value
+        return env
 
     # ----------------------------------------------------------------- group file
 
@@ -579,26 +582,15 @@ class Supervisor:
         self.shutdown()
 
 
-def read_env_file(path: Path) -> dict[str, str]:
-    """``KEY=value`` lines of an environment file (comments and empty values left out)."""
-    env = {}
-    for line in path.read_text().splitlines():
-        key, sep, value = line.partition("=")
-        if sep and not key.startswith("#") and value:
-            env[key.strip()] = value
-    return env
-
-
 class BacklogReader(threading.Thread):
     """The queue's depth, read from the broker every ``BACKLOG_EVERY_S`` in the
     background (a passive declare): a frozen broker node must not stall the supervisor's
-    turn, which replaces the instances of that AZ meanwhile. The broker's URLs, password
-    and queue come from the workers' environment file (``<prefix>QUEUE_URL``, …)."""
+    turn, which replaces the instances of that AZ meanwhile. The broker and the queue
+    are the workers' own (their settings, from their environment file)."""
 
-    def __init__(self, env_file: Path, prefix: str) -> None:
+    def __init__(self, env_file: Path) -> None:
         super().__init__(name="backlog", daemon=True)
         self.env_file = env_file
-        self.prefix = prefix
         self.depth: int | None = None
         self.read_at = 0.0
 
@@ -618,7 +610,7 @@ class BacklogReader(threading.Thread):
                     connection, channel, queue = self._connect()
                 frame = channel.queue_declare(queue, passive=True)
                 self.depth, self.read_at = int(frame.method.message_count), time.monotonic()
-            except (pika.exceptions.AMQPError, OSError, KeyError, PeakreadyError) as exc:
+            except (pika.exceptions.AMQPError, OSError, PeakreadyError) as exc:
                 log.debug("backlog: %s", exc)  # not there yet, or a node lost: next second
                 if connection is not None and connection.is_open:
                     with contextlib.suppress(pika.exceptions.AMQPError, OSError):
@@ -629,12 +621,13 @@ class BacklogReader(threading.Thread):
     def _connect(self) -> tuple[Any, Any, str]:
         import pika
 
-        env, name = read_env_file(self.env_file), f"{self.prefix}QUEUE_URL"
-        params = pipeline.connection_parameters(
-            pipeline.parse_urls(env[name], name), env.get(f"{self.prefix}QUEUE_PASSWORD", "")
-        )
-        connection = pika.BlockingConnection(params)
-        return connection, connection.channel(), env.get(f"{self.prefix}QUEUE_NAME", "orders")
+        from peakready.backoffice.settings import load_settings
+
+        settings = load_settings(self.env_file)
+        password = settings.queue_password.get_secret_value() if settings.queue_password else ""
+        urls = pipeline.parse_urls(settings.queue_url, "QUEUE_URL")
+        connection = pika.BlockingConnection(pipeline.connection_parameters(urls, password))
+        return connection, connection.channel(), settings.queue_name
 
 
 def healthz(inst: Instance) -> int:
