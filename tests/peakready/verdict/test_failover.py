@@ -112,6 +112,25 @@ def test_failures_before_the_fault_are_baseline_not_the_scenarios() -> None:
     assert (result.baseline_requests, result.baseline_failed_requests) == (2, 1)
 
 
+def test_order_latency_counts_while_the_fault_lasts_not_during_the_labs_restore() -> None:
+    """A broker node rebooting in the restore takes one of the lab's cores: the orders
+    slowed then are the lab's repair, not the fault's; slow orders before it still count."""
+    records = [
+        RequestRecord(99.0, 99.9, "order", 201, True),  # before the fault
+        RequestRecord(101.0, 101.01, "order", 201, True),
+        RequestRecord(104.0, 104.6, "order", 201, True),  # the restore has begun
+    ]
+    fault = {"type": "fault", "event": "fail_queue_leader", "at": 100.0}
+    restore = {"type": "recovery", "event": "restore", "at": 110.0, "started": 103.0}
+    assert measure("broker-node-loss", records, [fault, restore], None).order_p99_ms == 10.0
+    assert measure("broker-node-loss", records, [fault], None).order_p99_ms == 600.0
+    slow_before_restore = [*records[:2], RequestRecord(102.0, 102.6, "order", 201, True)]
+    assert (
+        measure("broker-node-loss", slow_before_restore, [fault, restore], None).order_p99_ms
+        == 600.0
+    )
+
+
 # the order pipeline's scenarios ------------------------------------------------------
 
 PIPELINE = Objective(rto_s=5, rpo_s=0, max_failed_requests=0)
