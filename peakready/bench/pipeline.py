@@ -44,8 +44,10 @@ def measure(topology: Topology, say: Any) -> dict[str, Any]:
         raise PeakreadyError(f"stack {topology.stack} has no queue tier", exit_code=1)
     driver = LabDriver(topology.stack)
     state = driver.state
+    say("pipeline: waiting for the app group and the workers at their lab sizes")
+    at_rest = tiers.wait_at_rest(topology)
     say("pipeline: idle cost of the queue tier")
-    cost = idle_cost(state)
+    cost = {**idle_cost(state), "at_rest": at_rest}
     capacity = lab_capacity_per_s(topology)
     peak_orders = capacity[0] * forecast_mix(topology)["order"] if capacity else None
     runs = []

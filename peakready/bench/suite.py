@@ -38,8 +38,8 @@ PHASES = (
     "throughput",
     "drill",
     "failover",
+    "pipeline",  # before peak: its cost is measured with both groups at their lab sizes
     "peak",
-    "pipeline",
     "monitoring",
 )
 BENCH_DIR = REPO_ROOT / "bench"
@@ -252,6 +252,9 @@ class _Bench:
         import peakready.bench.tiers as tiers
         from peakready.lab.state import LabState
 
+        say("monitoring: waiting for the app group and the workers at their lab sizes")
+        if not tiers.wait_at_rest(self.topology):
+            self.note("monitoring: the groups did not scale back in; measured as they were")
         say(f"monitoring: the tier's PSS and its CPU over {MONITORING_IDLE_S:g} s")
         state = LabState.load(self.o.stack)
         self.results["monitoring"] = tiers.cost(state, ("monitoring",), MONITORING_IDLE_S)

@@ -3,6 +3,9 @@
 The tier's processes are picked by their kind (``peakready.bench.cpu.kind_of``): their
 PSS beside the whole lab's, and the CPU they spend over a quiet interval, as a share of
 one core. The lab has 2 cores, so a tier's idle share is what it takes from every drill.
+Both are measured with the app group and the back-office workers at their lab sizes
+(:func:`wait_at_rest`): a group scaled out for a peak or a backlog is that load's cost,
+not the tier's, and each figure says how many instances and workers it counted.
 """
 
 from __future__ import annotations
@@ -15,6 +18,11 @@ import peakready.bench.cpu as cpu
 from peakready.lab import proc
 from peakready.lab.observe import memory_pss_kib, pss_kib
 from peakready.lab.state import LabState
+from peakready.topology import Topology
+
+#: Longest wait for both groups back at their lab sizes (the app group scales in one
+#: instance per cooldown after a surge; the workers 30 s after a backlog drained).
+AT_REST_TIMEOUT_S = 240.0
 
 
 def cost(
@@ -43,4 +51,34 @@ def cost(
             round(tier_kib * 100 / (lab_kib - tier_kib), 1) if lab_kib > tier_kib else None
         ),
         "tier_idle_cpu_percent": round(idle * 100 / idle_s, 2),
+        **group_sizes(state),
     }
+
+
+def group_sizes(state: LabState) -> dict[str, int]:
+    """The instances of the app group and the back-office workers, as the supervisor
+    last wrote them."""
+    return {
+        "app_instances": len(state.app_group().get("instances", [])),
+        "backoffice_workers": len(state.backoffice_group().get("instances", [])),
+    }
+
+
+def wait_at_rest(topology: Topology, timeout_s: float = AT_REST_TIMEOUT_S) -> bool:
+    """Until the app group is at its lab size and the back-office workers at theirs, with
+    nothing terminating; False after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = LabState.load(topology.stack)
+        app, workers = state.app_group(), state.backoffice_group()
+        rest = state.endpoints.get("backoffice_desired")
+        if (
+            len(app.get("instances", [])) == topology.lab.app_instances
+            and not app.get("terminating")
+            and (rest is None or len(workers.get("instances", [])) == int(rest))
+            and not workers.get("terminating")
+        ):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(2.0)

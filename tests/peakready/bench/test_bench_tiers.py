@@ -27,6 +27,9 @@ class _State:
         self.azs: list[str] = []
 
     def app_group(self) -> dict[str, Any]:
+        return {"instances": [{"id": "app-0"}, {"id": "app-1"}]}
+
+    def backoffice_group(self) -> dict[str, Any]:
         return {}
 
 
@@ -59,6 +62,7 @@ def test_a_tier_counts_its_own_processes_only(
     share = figures["tier_pss_mib"] / (100.0 - figures["tier_pss_mib"]) * 100
     assert figures["tier_adds_pss_percent"] == pytest.approx(share, abs=0.2)
     assert figures["tier_idle_cpu_percent"] > 20.0  # the busy loop (a core when it runs alone)
+    assert (figures["app_instances"], figures["backoffice_workers"]) == (2, 0)
 
 
 def test_processes_outside_the_tier_cost_it_nothing(
@@ -68,3 +72,37 @@ def test_processes_outside_the_tier_cost_it_nothing(
     figures = tiers.cost(_State([idle.pid]), ("monitoring",), idle_s=0.5)  # type: ignore[arg-type]
     assert figures["tier_pss_mib"] == 0.0
     assert figures["tier_idle_cpu_percent"] < 5.0
+
+
+class _Groups:
+    """A lab whose groups hold ``app`` instances and ``workers`` workers."""
+
+    def __init__(self, app: int, workers: int, terminating: bool = False) -> None:
+        self.app, self.workers, self.terminating = app, workers, terminating
+        self.endpoints = {"backoffice_desired": 3}
+
+    def app_group(self) -> dict[str, Any]:
+        return {"instances": [{}] * self.app, "terminating": [{}] if self.terminating else []}
+
+    def backoffice_group(self) -> dict[str, Any]:
+        return {"instances": [{}] * self.workers}
+
+
+@pytest.mark.parametrize(
+    ("lab", "at_rest"),
+    [
+        (_Groups(3, 3), True),
+        (_Groups(5, 3), False),  # scaled out for a surge
+        (_Groups(3, 6), False),  # workers scaled out for a backlog
+        (_Groups(3, 3, terminating=True), False),  # still scaling in
+    ],
+)
+def test_a_tier_is_measured_only_with_both_groups_at_their_lab_sizes(
+    lab: _Groups, at_rest: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from peakready.topology import Topology
+
+    monkeypatch.setattr(tiers.LabState, "load", staticmethod(lambda _stack: lab))
+    topology = Topology.load("dev")
+    assert topology.lab.app_instances == 3
+    assert tiers.wait_at_rest(topology, timeout_s=0) is at_rest
