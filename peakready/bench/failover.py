@@ -56,6 +56,8 @@ class RunFigures:
     reasons: list[str] = field(default_factory=list)
     cache_failover_s: float | None = None  # cache-primary-loss: new agreed Redis primary
     settle_s: float | None = None  # wait before the run until the lab was settled
+    order_p99_ms: float | None = None  # successful orders while the fault lasted
+    baseline_order_p99_ms: float | None = None  # successful orders before the fault
 
     def as_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)

@@ -40,6 +40,15 @@ def scenario_entry(runs: Sequence[RunFigures], objective_s: float) -> dict[str, 
     spread = summarise(rtos)
     cache = summarise([r.cache_failover_s for r in runs if r.cache_failover_s is not None])
     extra = {"cache_failover_s": cache.as_dict()} if cache else {}
+    slowed = summarise(
+        [
+            r.order_p99_ms / r.baseline_order_p99_ms
+            for r in runs
+            if r.order_p99_ms and r.baseline_order_p99_ms
+        ]
+    )
+    if slowed:  # order p99 while the fault lasted ÷ before it
+        extra["order_p99_ratio"] = slowed.as_dict()
     return {
         "runs": [r.as_dict() for r in runs],
         "rto_s": spread.as_dict() if spread else None,
@@ -95,6 +104,13 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {_s(e.get('rto_objective_s'))} | {e['lost_orders']} | {e['duplicate_orders']} "
                 f"| {e['oversold_units']} | {e['failed_requests']} | {AWS_FIGURES.get(name, '—')} |"
             )
+            ratio = e.get("order_p99_ratio")
+            if name == "backoffice-outage" and ratio:  # the order path never waits for it
+                out.append(
+                    f"| {name}: order p99 during the outage ÷ before it | {ratio['n']} | "
+                    f"| {_x(ratio['min'])} | **{_x(ratio['median'])}** | {_x(ratio['p95'])} "
+                    f"| {_x(ratio['spread'])} | ≤ 1.10 | | | | | — |"
+                )
             c = e.get("cache_failover_s")
             if c:  # the Sentinel failover itself (the order path never waits for it)
                 out.append(

@@ -7,7 +7,7 @@ One engine for every target: the drill, the bench and the chaos probes judge the
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -77,6 +77,7 @@ class Figures:
     stale_primary_ok: bool | None = None
     cache_failover_s: float | None = None
     order_p99_ms: float = 0.0  # successful orders while the fault lasts
+    baseline_order_p99_ms: float = 0.0  # successful orders before the fault
     broker_election_s: float | None = None
     # The order pipeline (None: the stack has none): DESIGN §7.
     delivered_orders: int | None = None
@@ -133,16 +134,9 @@ def measure(
             (float(e["election_s"]) for e in events if e.get("event") == "queue_leader_elected"),
             None,
         ),
-        order_p99_ms=round(
-            percentile(
-                [
-                    r.latency * 1000
-                    for r in window
-                    if r.kind in WRITE_KINDS and r.ok and r.t0 < restore_at
-                ],
-                0.99,
-            ),
-            1,
+        order_p99_ms=_order_p99(r for r in window if r.t0 < restore_at),
+        baseline_order_p99_ms=_order_p99(
+            r for r in records if fault_at is not None and r.t0 < fault_at
         ),
     )
     if check is not None:
@@ -160,6 +154,14 @@ def measure(
             figures.unexplained_dead_letters = delivery.unexplained_dead_letters
             figures.drain_s = delivery.drain_s
     return figures
+
+
+def _order_p99(records: Iterable[RequestRecord]) -> float:
+    """p99 (ms) of the successful orders among ``records``; 0.0 when there are none."""
+    return round(
+        percentile([r.latency * 1000 for r in records if r.kind in WRITE_KINDS and r.ok], 0.99),
+        1,
+    )
 
 
 def ledger_reasons(figures: Figures) -> list[str]:

@@ -160,6 +160,28 @@ def test_the_sentinel_failover_gets_its_own_row() -> None:
     assert "| cache-primary-loss: Sentinel failover | 3 | | 2.2 | 2.4 | 3.0 | 1.25 | 5.0 |" in table
 
 
+def test_the_back_office_outage_reports_order_p99_during_it_against_before_it() -> None:
+    """Issue 14's target: order p99 during the outage within 10 % of steady state."""
+    outage = [
+        RunFigures(
+            "backoffice-outage",
+            "bench",
+            "passed",
+            0.1,
+            order_p99_ms=during,
+            baseline_order_p99_ms=before,
+        )
+        for during, before in ((22.0, 20.0), (30.0, 20.0), (20.0, 25.0), (40.0, None))
+    ]
+    data = results()
+    data["failover"] = {"backoffice-outage": report.scenario_entry(outage, 5.0)}
+    ratio = data["failover"]["backoffice-outage"]["order_p99_ratio"]
+    assert (ratio["n"], ratio["min"], ratio["median"], ratio["max"]) == (3, 0.8, 1.1, 1.5)
+    table = report.markdown(data)
+    assert "| backoffice-outage: order p99 during the outage ÷ before it | 3 | | 0.80 " in table
+    assert "**1.10** | 1.50 | 1.36 | ≤ 1.10 |" in table
+
+
 def test_the_peak_table_checks_each_target_and_reports_the_generators_cost() -> None:
     from peakready.bench.peak import markdown, summary
 
