@@ -42,10 +42,10 @@ def measure(topology: Topology, say: Any) -> dict[str, Any]:
 
     if topology.queue is None:
         raise PeakreadyError(f"stack {topology.stack} has no queue tier", exit_code=1)
-    driver = LabDriver(topology.stack)
-    state = driver.state
     say("pipeline: waiting for the app group and the workers at their lab sizes")
     at_rest = tiers.wait_at_rest(topology)
+    driver = LabDriver(topology.stack)  # the lab as it is now
+    state = driver.state
     say("pipeline: idle cost of the queue tier")
     cost = {**idle_cost(state), "at_rest": at_rest}
     capacity = lab_capacity_per_s(topology)
