@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -378,8 +379,16 @@ def _in(az: str | None) -> str:
     return f" in {az}" if az else ""
 
 
-def _try_write(host: str, port: int, password: str) -> str:
-    """One direct write on a member: accepted, read_only, unreachable or unacknowledged."""
+def _try_write(host: str, port: int, password: str, wait_s: float = 2.0) -> str:
+    """One direct write on a member: accepted, read_only, unreachable or unacknowledged.
+
+    A primary without a standby holds the commit until one confirms it, and
+    ``statement_timeout`` never covers that wait (PostgreSQL disables it before the
+    commit): the probe cancels it from here after ``wait_s``, which commits locally with
+    a warning. The table is dropped at that commit: a temporary table left for the
+    backend's exit would be dropped by one more commit that waits for a standby for
+    ever, and would hold up the postmaster's shutdown, which is how Patroni demotes a
+    stale primary (measured: a demotion blocked for 14 min)."""
     notices: list[str] = []
     try:
         with psycopg.connect(
@@ -389,15 +398,19 @@ def _try_write(host: str, port: int, password: str) -> str:
             password=password,
             dbname="postgres",
             connect_timeout=2,
-            options="-c statement_timeout=2000",
             autocommit=True,
         ) as conn:
             conn.add_notice_handler(lambda diag: notices.append(diag.message_primary or ""))
-            conn.execute("CREATE TEMP TABLE peakready_stale_probe (x int)")
+            cancel = threading.Timer(wait_s, conn.cancel)
+            cancel.start()
+            try:
+                conn.execute("CREATE TEMP TABLE peakready_stale_probe (x int) ON COMMIT DROP")
+            finally:
+                cancel.cancel()
     except psycopg.errors.ReadOnlySqlTransaction:
         return "read_only"
     except psycopg.errors.QueryCanceled:
-        return "unacknowledged"  # the commit waited for a standby that never answered
+        return "unacknowledged"  # cancelled before its commit: nothing was written
     except psycopg.OperationalError:
         return "unreachable"
     if any("synchronous replication" in n for n in notices):
