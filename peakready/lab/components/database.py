@@ -132,6 +132,10 @@ class Database(Component):
 
     def host_vars(self, plan: Plan, i: int) -> dict[str, Any]:
         lab, az = plan.lab, plan.azs[i]
+        pgbackrest = (
+            f"{plan.binaries['pgbackrest']} --config={plan.pgbackrest_config} "
+            f"--stanza={STANZA} --pg1-path={plan.pg_data(i)}"
+        )
         return {
             "patroni_member": {
                 "name": plan.member(i),
@@ -144,10 +148,10 @@ class Database(Component):
                 "socket_dir": str(plan.socket_dir),
                 "log_dir": str(lab / "logs" / f"postgres-{az}"),
                 # archive-push insists that pg1-path is the archiving server's own.
-                "archive_command": (
-                    f"{plan.binaries['pgbackrest']} --config={plan.pgbackrest_config} "
-                    f"--stanza={STANZA} --pg1-path={plan.pg_data(i)} archive-push %p"
-                ),
+                "archive_command": f"{pgbackrest} archive-push %p",
+                # A replica that streaming cannot serve (a rewind cut short, WAL the
+                # primary recycled) replays from the archive, as pgBackRest intends.
+                "restore_command": f'{pgbackrest} archive-get %f "%p"',
             }
         }
 

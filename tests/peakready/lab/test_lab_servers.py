@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -134,6 +135,38 @@ def test_order_through_haproxy_is_on_primary_and_replica_cached_and_searchable(
         hits = client.get("/search", params={"q": product["name"]})
         assert hits.status_code == 200
         assert 3 in [hit["id"] for hit in hits.json()]
+
+
+def test_every_replica_can_replay_wal_from_the_archive(lab: LabState) -> None:
+    """A replica that streaming cannot serve (its rewind cut short by a stop, WAL its
+    primary recycled) must fetch the WAL from pgBackRest's archive; without a
+    ``restore_command`` it waits at "starting" for ever and ``lab up`` never gets ready."""
+    password = lab.secrets()["db_superuser_password"]
+    cluster = observe.patroni_cluster(lab)
+    leader_port = member_port(lab, cluster["leader"])
+    segment = psql(leader_port, "SELECT pg_walfile_name(pg_switch_wal())", password)
+    archived = eventually(
+        lambda: (
+            psql(leader_port, "SELECT last_archived_wal FROM pg_stat_archiver", password) >= segment
+        ),
+        timeout=30,
+    )
+    assert archived, f"segment {segment} never reached the archive"
+    fetched_dir = LAB_DIR / "archive-get-test"
+    fetched_dir.mkdir(exist_ok=True)
+    shutil.chown(fetched_dir, "postgres", "postgres")
+    for member in cluster["members"]:
+        if member["name"] == cluster["leader"]:
+            continue
+        command = psql(member_port(lab, member["name"]), "SHOW restore_command", password)
+        assert "archive-get" in command, f"{member['name']}: restore_command {command!r}"
+        target = fetched_dir / f"{member['name']}-{segment}"
+        fetched = proc.run_as_postgres(
+            ["sh", "-c", command.replace("%f", segment).replace("%p", str(target))]
+        )
+        assert fetched.returncode == 0, fetched.stderr
+        assert target.stat().st_size == 16 * 1024 * 1024
+        target.unlink()
 
 
 def test_status_json_reports_every_component_healthy(lab: LabState) -> None:
