@@ -16,6 +16,7 @@ from peakready.errors import PeakreadyError
 
 POSTGRES_USER = "postgres"
 CPU_PERIOD_US = 20_000  # short periods: a throttled instance stalls for at most 16 ms
+PROCESS_SHARES = 1024  # the cgroup v1 cpu weight of one process at nice 0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -145,10 +146,19 @@ def remove_cgroups(cgroup: Path) -> None:
         pass
 
 
-def make_cpu_group(group: Path, cores: float) -> None:
-    """A cgroup v1 ``cpu`` group limited to ``cores`` CPU cores (an instance "size")."""
+def make_cpu_group(group: Path, cores: float, instances: int = 1) -> None:
+    """A cgroup v1 ``cpu`` group limited to ``cores`` CPU cores (an instance "size"),
+    one of at most ``instances`` under the same parent.
+
+    The parent (the lab's group) and its own (``peakready``) weigh as ``instances``
+    processes. At the default weight every instance of the group together would count
+    as one process against each of the lab's other servers once the cores are all
+    busy, a starvation no instance on its own host suffers (measured on the surge: order
+    p99 264-270 ms against 158-188 ms at the same load)."""
     try:
         group.mkdir(parents=True, exist_ok=True)
+        for ancestor in (group.parent, group.parent.parent):
+            (ancestor / "cpu.shares").write_text(str(PROCESS_SHARES * instances))
         (group / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
         (group / "cpu.cfs_quota_us").write_text(str(max(1000, round(cores * CPU_PERIOD_US))))
     except OSError as exc:

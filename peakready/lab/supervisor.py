@@ -283,7 +283,7 @@ class Group:
         cpu_group = None
         if self.policy is not None:  # the instance type: a CPU quota
             cpu_group = self.cpu_cgroup / inst_id
-            procmod.make_cpu_group(cpu_group, self.policy.cpu_quota)
+            procmod.make_cpu_group(cpu_group, self.policy.cpu_quota, self.policy.max_size)
         popen = procmod.spawn(
             list(self.config["command"]),
             env=env,

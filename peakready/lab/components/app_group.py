@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 
 #: The storefront's shedding budget in the lab (requests in progress; HAProxy's maxconn
-#: per instance is 8).
+#: per instance is 4, ``targets.lab.LAB_MAXCONN``).
 LAB_SHED_SEARCH_AT = 3
 LAB_SHED_READS_AT = 4
 
@@ -96,8 +96,9 @@ class AppGroup(Component):
             "storefront_migrate": True,
             "storefront_seed_products": plan.topology.lab.products,
             "storefront_initial_stock": plan.topology.lab.initial_stock,
-            # HAProxy lets 8 requests in at once (maxconn): past 6 search is shed,
-            # past 7 uncached reads, so that orders keep the instance's CPU.
+            # HAProxy lets 4 requests in at once (maxconn): past 3 search is shed so
+            # that orders keep the instance's CPU; uncached reads only past 4, so here
+            # HAProxy's queue sheds them before the storefront does.
             "storefront_shed_search_at": LAB_SHED_SEARCH_AT if protect else 0,
             "storefront_shed_reads_at": LAB_SHED_READS_AT if protect else 0,
             **queue_vars(plan, secrets),
