@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,21 +16,6 @@ SHED_P99_MS = 50.0
 SCALE_OUT_S = 10.0
 FLASH_P99_MS = 500.0
 SURGE = 2.0
-#: Seconds to wait for the group to scale back in to its minimum between runs.
-SETTLE_S = 240.0
-
-
-def wait_for_minimum(topology: Topology, timeout_s: float = SETTLE_S) -> bool:
-    """Until the app group is back at its minimum (scaled in after the last surge)."""
-    from peakready.lab.state import LabState  # lazy: the report reads this module too
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        group = LabState.load(topology.stack).app_group()
-        if group.get("desired") == topology.lab.app_instances and not group.get("terminating"):
-            return True
-        time.sleep(2)
-    return False
 
 
 def surge_once(topology: Topology, report_dir: Path) -> dict[str, Any]:

@@ -227,11 +227,12 @@ class _Bench:
 
     def _peak(self, say: Callable[[str], None]) -> None:
         import peakready.bench.peak as peak  # lazy: chaoslib
+        import peakready.bench.tiers as tiers
 
         runs = []
         for i in range(1, PEAK_RUNS + 1):
-            say(f"peak-surge at {peak.SURGE:g}x: waiting for the group at its minimum")
-            if not peak.wait_for_minimum(self.topology):
+            say(f"peak-surge at {peak.SURGE:g}x: waiting for the groups at their lab sizes")
+            if not tiers.wait_at_rest(self.topology):
                 self.note("peak: the app group did not scale back in; scale-out not measured")
             say(f"peak-surge at {peak.SURGE:g}x: run {i}/{PEAK_RUNS}")
             runs.append(peak.surge_once(self.topology, self.work / "peak" / f"run-{i}"))
