@@ -19,13 +19,8 @@ pytestmark = pytest.mark.lab
 HOG = [sys.executable, "-c", "while True: pass"]
 
 
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _total_cpu_s(processes: list[subprocess.Popen[bytes]]) -> float:
-    return sum(_cpu_s(p.pid) for p in processes)
+    return sum(proc.cpu_seconds(p.pid) for p in processes)
 
 
 @pytest.fixture
