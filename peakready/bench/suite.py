@@ -233,7 +233,7 @@ class _Bench:
         for i in range(1, PEAK_RUNS + 1):
             say(f"peak-surge at {peak.SURGE:g}x: waiting for the groups at their lab sizes")
             if not tiers.wait_at_rest(self.topology):
-                self.note("peak: the app group did not scale back in; scale-out not measured")
+                self.note("peak: the groups did not scale back in; scale-out not measured")
             say(f"peak-surge at {peak.SURGE:g}x: run {i}/{PEAK_RUNS}")
             runs.append(peak.surge_once(self.topology, self.work / "peak" / f"run-{i}"))
             self.results["peak"] = peak.summary(runs, self.topology.slo.order_p99_ms)
