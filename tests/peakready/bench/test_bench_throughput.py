@@ -37,8 +37,12 @@ def lab() -> Iterator[LabState]:
 def bench_orders(db: throughput._Database) -> int:
     with db.connect() as conn:
         row = conn.execute(
-            "SELECT count(*) FROM orders WHERE product_id > %s",
-            (throughput.BENCH_PRODUCT_BASE,),
+            # Only the bench's own products: the synthetic checkout orders one of its own.
+            "SELECT count(*) FROM orders WHERE product_id BETWEEN %s AND %s",
+            (
+                throughput.BENCH_PRODUCT_BASE + 1,
+                throughput.BENCH_PRODUCT_BASE + throughput.BENCH_PRODUCTS,
+            ),
         ).fetchone()
     assert row is not None
     return int(row[0])
