@@ -15,7 +15,12 @@ from chaoslib.run import RunEventHandler, Runner
 from chaoslib.types import Activity, Experiment, Journal, Run, Strategy
 
 from peakready.chaos import shared
-from peakready.chaos.verify.shared import figures_of, peak_figures_of, peak_reasons
+from peakready.chaos.verify.shared import (
+    figures_of,
+    peak_figures_of,
+    peak_reasons,
+    scenario_reasons,
+)
 from peakready.errors import PeakreadyError
 from peakready.load.records import first_fault_at, read_events, run_records
 from peakready.load.shape import read_started_profile
@@ -26,7 +31,7 @@ from peakready.report import peak_timeline as peak_png
 from peakready.report import timeline as timeline_png
 from peakready.report.summary import ScenarioResult, write_json
 from peakready.topology import REPO_ROOT, Topology
-from peakready.verdict.failover import Figures, judge
+from peakready.verdict.failover import Figures
 from peakready.verdict.peak import PEAK_SCENARIOS, PeakFigures
 
 EXPERIMENTS_DIR = REPO_ROOT / "chaos"
@@ -277,6 +282,20 @@ def judge_alerts(
         result.status = "failed"
 
 
+def hypothesis_missed(after: dict[str, Any]) -> str:
+    """The reason a steady state after the method was not met, naming the probes out of
+    tolerance (a verdict probe records its own reasons; the others only say no)."""
+    missed = []
+    for probe in after.get("probes", []):
+        if not probe.get("tolerance_met"):
+            name = str(probe.get("activity", {}).get("name"))
+            if probe.get("status") == "failed":
+                name += f" ({(probe.get('exception') or ['raised'])[-1].strip()})"
+            missed.append(name)
+    names = f": {', '.join(missed)}" if missed else ""
+    return f"steady state not met after the method{names}"
+
+
 def judge_run(
     result: ScenarioResult,
     journal: Journal,
@@ -322,13 +341,13 @@ def judge_run(
         if not dry_run:
             result.reasons += peak_reasons(scenario, figures, measured, configuration)
     elif not dry_run:
-        result.reasons += judge(scenario, figures, objective, result.rto_objective_s)
+        result.reasons += scenario_reasons(scenario, figures, configuration)
     elif figures.lost_orders or figures.duplicate_orders or figures.oversold_units:
         result.reasons.append("ledger and database disagree")
     if status != "completed":
         result.reasons.append(f"experiment {status}")
     if hypothesis and (journal.get("deviated") or not result.steady_state_after):
-        result.reasons.append("steady state not met after the method")
+        result.reasons.append(hypothesis_missed(after))
     # A rollback that failed left the stack broken: that fails the scenario too.
     for activity in journal.get("run", []) + journal.get("rollbacks", []):
         if activity.get("status") == "failed":

@@ -14,9 +14,10 @@ from peakready.chaos.verify.shared import (
     figures_of,
     peak_figures_of,
     peak_reasons,
+    scenario_reasons,
 )
 from peakready.load.records import read_events, recovery_time, run_records
-from peakready.verdict.failover import AFFECTED_PATH, judge
+from peakready.verdict.failover import AFFECTED_PATH
 
 __all__ = [
     "ledger_consistent",
@@ -115,15 +116,7 @@ def scenario_verdict(configuration: Configuration = None, secrets: Secrets = Non
     figures = figures_of(run, scenario, configuration, secrets)
     if figures.fault_at is None:
         return figures.lost_orders == figures.duplicate_orders == figures.oversold_units == 0
-    model = shared.topology(configuration)
-    reasons = judge(
-        scenario,
-        figures,
-        model.objective(scenario),
-        shared.rto_limit(configuration, scenario),
-        order_p99_limit_ms=model.slo.order_p99_ms,
-        drain_limit_s=model.queue.max_backlog_age_s if model.queue else None,
-    )
+    reasons = scenario_reasons(scenario, figures, configuration)
     if reasons:
         shared.record(configuration, "check", "verdict", reasons=reasons)
     return not reasons

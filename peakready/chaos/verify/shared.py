@@ -29,7 +29,7 @@ from peakready.load.shape import read_started_profile
 from peakready.planner import assess, requests_per_instance
 from peakready.topology import Topology
 from peakready.verdict import peak
-from peakready.verdict.failover import Figures, ledger_reasons, measure
+from peakready.verdict.failover import Figures, judge, ledger_reasons, measure
 from peakready.verdict.peak import PeakFigures
 
 # --------------------------------------------------------------------------- I/O
@@ -221,6 +221,21 @@ def peak_reasons(
         shared.rto_limit(configuration, scenario, model),
         scaled=model.lab.autoscaling if lab else True,
         plan_claim=plan_claim(model) if scenario == "az-loss-at-peak" else None,
+    )
+
+
+def scenario_reasons(scenario: str, figures: Figures, configuration: Configuration) -> list[str]:
+    """Every rule a fault scenario breaks (DESIGN §6/§8, the stack policy): the ledger,
+    the RTO, failed requests and, for the pipeline's scenarios, the order p99 and the
+    backlog's drain."""
+    model = shared.topology(configuration)
+    return judge(
+        scenario,
+        figures,
+        model.objective(scenario),
+        shared.rto_limit(configuration, scenario, model),
+        order_p99_limit_ms=model.slo.order_p99_ms,
+        drain_limit_s=model.queue.max_backlog_age_s if model.queue else None,
     )
 
 
