@@ -29,6 +29,5 @@ def test_a_probe_that_raised_is_named_with_its_error() -> None:
         "exception": ["Traceback …\n", "ActivityFailed: 2 orders lost\n"],
     }
     assert hypothesis_missed({"probes": [raised]}) == (
-        "steady state not met after the method:"
-        " ledger-consistent (ActivityFailed: 2 orders lost)"
+        "steady state not met after the method: ledger-consistent (ActivityFailed: 2 orders lost)"
     )

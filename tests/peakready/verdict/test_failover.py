@@ -124,6 +124,7 @@ def test_order_latency_counts_while_the_fault_lasts_not_during_the_labs_restore(
     restore = {"type": "recovery", "event": "restore", "at": 110.0, "started": 103.0}
     figures = measure("broker-node-loss", records, [fault, restore], None)
     assert (figures.order_p99_ms, figures.baseline_order_p99_ms) == (10.0, 900.0)
+    assert figures.fault_orders == 1  # the orders that p99 was taken over
     assert measure("broker-node-loss", records, [fault], None).order_p99_ms == 600.0
     slow_before_restore = [*records[:2], RequestRecord(102.0, 102.6, "order", 201, True)]
     assert (
@@ -159,10 +160,12 @@ def test_a_backlog_that_drains_too_slowly_fails_the_outage() -> None:
 
 
 def test_orders_slowed_by_the_pipeline_fail_its_scenarios() -> None:
-    slow = pipeline_figures(drain_s=3.0, order_p99_ms=900.0, broker_election_s=1.2)
+    slow = pipeline_figures(
+        drain_s=3.0, order_p99_ms=900.0, fault_orders=240, broker_election_s=1.2
+    )
     for scenario in ("backoffice-outage", "broker-node-loss"):
         assert judge(scenario, slow, PIPELINE, order_p99_limit_ms=250) == [
-            "order p99 900 ms > 250 ms: the order path waited for the pipeline"
+            "order p99 900 ms > 250 ms over 240 orders: the order path waited for the pipeline"
         ]
 
 
