@@ -341,7 +341,7 @@ def judge_run(
         if not dry_run:
             result.reasons += peak_reasons(scenario, figures, measured, configuration)
     elif not dry_run:
-        result.reasons += scenario_reasons(scenario, figures, configuration)
+        result.reasons += scenario_reasons(scenario, figures, configuration, topology)
     elif figures.lost_orders or figures.duplicate_orders or figures.oversold_units:
         result.reasons.append("ledger and database disagree")
     if status != "completed":

@@ -224,11 +224,13 @@ def peak_reasons(
     )
 
 
-def scenario_reasons(scenario: str, figures: Figures, configuration: Configuration) -> list[str]:
-    """Every rule a fault scenario breaks (DESIGN §6/§8, the stack policy): the ledger,
-    the RTO, failed requests and, for the pipeline's scenarios, the order p99 and the
-    backlog's drain."""
-    model = shared.topology(configuration)
+def scenario_reasons(
+    scenario: str, figures: Figures, configuration: Configuration, model: Topology | None = None
+) -> list[str]:
+    """Every rule a fault scenario breaks (DESIGN §6/§8, the policy of ``model``, default:
+    the configured stack's): the ledger, the RTO, failed requests and, for the
+    pipeline's scenarios, the order p99 and the backlog's drain."""
+    model = model or shared.topology(configuration)
     return judge(
         scenario,
         figures,
